@@ -456,17 +456,17 @@ class Encoder {
  * Encode `msg` (message `name`) as a list of chunks whose concatenation is the serialized message.
  * Large byte fields are the caller's own buffers (not copied); write the chunks with writev.
  */
-export function encodeChunks(name: string, msg: Message): Uint8Array[] {
+export function encodeChunks(name: string, msg: object): Uint8Array[] {
   const info = schema(name);
   const enc = new Encoder();
   const w = new ChunkWriter();
-  enc.write(w, msg, info);
+  enc.write(w, msg as Message, info);
   return w.finish();
 }
 
 /** The serialized size of `msg` in bytes, without serializing it. */
-export function encodedSize(name: string, msg: Message): number {
-  return new Encoder().size(msg, schema(name));
+export function encodedSize(name: string, msg: object): number {
+  return new Encoder().size(msg as Message, schema(name));
 }
 
 export function concatChunks(chunks: Uint8Array[]): Uint8Array {
@@ -480,6 +480,6 @@ export function concatChunks(chunks: Uint8Array[]): Uint8Array {
 }
 
 /** Encode `msg` (message `name`) into one buffer. */
-export function encode(name: string, msg: Message): Uint8Array {
+export function encode(name: string, msg: object): Uint8Array {
   return concatChunks(encodeChunks(name, msg));
 }

@@ -1,0 +1,150 @@
+/** `retarget inspect`: what a model is, in numbers. */
+import type { Int64 } from '../onnx/codec.js';
+import type { ExternalFileUse } from '../onnx/external.js';
+import { dataTypeName } from '../ir/dtype.js';
+import type { Graph } from '../ir/graph.js';
+import type { Model } from '../ir/model.js';
+import { formatType, type ValueType } from '../ir/types.js';
+
+export interface ValueSummary { name: string; type: string; elemType?: string; shape?: (number | string | null)[] | null }
+
+export interface ModelSummary {
+  file: string;
+  fileSize: number;
+  irVersion: number | string;
+  producer: { name: string | null; version: string | null };
+  domain: string | null;
+  modelVersion: number | string | null;
+  docString: string | null;
+  opsets: { domain: string; version: number }[];
+  inputs: ValueSummary[];
+  outputs: ValueSummary[];
+  /** nodes of the main graph */
+  nodeCount: number;
+  /** nodes in all graphs, subgraphs included (functions not included) */
+  nodeCountTotal: number;
+  opHistogram: Record<string, number>;
+  parameters: {
+    /** elements of all initializers */
+    count: number;
+    initializers: number;
+    bytes: number;
+    bytesByDtype: Record<string, number>;
+    /** tensors held by Constant nodes (not counted above) */
+    constantNodes: { count: number; elements: number; bytes: number };
+  };
+  subgraphs: { node: string; op: string; attribute: string; nodes: number }[];
+  functions: { name: string; domain: string; nodes: number }[];
+  externalData: ExternalFileUse[];
+  metadata: Record<string, string>;
+}
+
+function jsonInt(v: Int64): number | string {
+  return typeof v === 'bigint' ? v.toString() : v;
+}
+
+function summarizeValue(name: string, t: ValueType | undefined): ValueSummary {
+  const s: ValueSummary = { name, type: formatType(t) };
+  if (t && (t.kind === 'tensor' || t.kind === 'sparse_tensor')) {
+    s.elemType = dataTypeName(t.elemType);
+    s.shape = t.shape ?? null;
+  }
+  return s;
+}
+
+export function summarize(model: Model, file: string, fileSize: number, externalData: ExternalFileUse[]): ModelSummary {
+  const hist = new Map<string, number>();
+  const byDtype = new Map<string, number>();
+  let params = 0, initCount = 0, paramBytes = 0;
+  const constants = { count: 0, elements: 0, bytes: 0 };
+  const subgraphs: ModelSummary['subgraphs'] = [];
+  let total = 0;
+  const visit = (g: Graph): void => {
+    for (const v of g.initializers) {
+      const t = v.initializer;
+      if (!t) continue;
+      initCount++;
+      params += t.elementCount;
+      const bytes = t.byteLength ?? 0;
+      paramBytes += bytes;
+      const k = dataTypeName(t.dataType);
+      byDtype.set(k, (byDtype.get(k) ?? 0) + bytes);
+    }
+    for (const n of g.nodes) {
+      total++;
+      hist.set(n.qualifiedOp, (hist.get(n.qualifiedOp) ?? 0) + 1);
+      const value = n.attr('value');
+      if (n.opType === 'Constant' && n.domain === '' && value?.type === 'tensor') {
+        constants.count++;
+        constants.elements += value.value.elementCount;
+        constants.bytes += value.value.byteLength ?? 0;
+      }
+      for (const a of n.attributes.values()) {
+        const gs = a.type === 'graph' ? [a.value] : a.type === 'graphs' ? a.value : [];
+        for (const s of gs) {
+          subgraphs.push({ node: n.name, op: n.opType, attribute: a.name, nodes: s.nodeCount });
+          visit(s);
+        }
+      }
+    }
+  };
+  visit(model.graph);
+  const sorted = [...hist.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  return {
+    file,
+    fileSize,
+    irVersion: jsonInt(model.irVersion),
+    producer: { name: model.producerName ?? null, version: model.producerVersion ?? null },
+    domain: model.domain ?? null,
+    modelVersion: model.modelVersion === undefined ? null : jsonInt(model.modelVersion),
+    docString: model.docString ?? null,
+    opsets: model.opsetImports.map((o) => ({ domain: o.domain || 'ai.onnx', version: o.version })),
+    inputs: model.graph.inputs.filter((v) => !v.isConstant).map((v) => summarizeValue(v.name, v.type)),
+    outputs: model.graph.outputs.map((v) => summarizeValue(v.name, v.type)),
+    nodeCount: model.graph.nodeCount,
+    nodeCountTotal: total,
+    opHistogram: Object.fromEntries(sorted),
+    parameters: { count: params, initializers: initCount, bytes: paramBytes, bytesByDtype: Object.fromEntries(byDtype), constantNodes: constants },
+    subgraphs,
+    functions: model.functions.map((f) => ({ name: f.name, domain: f.domain, nodes: f.body.nodeCount })),
+    externalData,
+    metadata: Object.fromEntries(model.metadataProps.map((m) => [m.key, m.value])),
+  };
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+export function formatSummary(s: ModelSummary): string {
+  const out: string[] = [];
+  const row = (k: string, v: string): void => { out.push(`  ${k.padEnd(14)}${v}`); };
+  out.push(`${s.file} (${formatBytes(s.fileSize)})`);
+  row('ir_version', String(s.irVersion));
+  if (s.producer.name !== null) row('producer', `${s.producer.name} ${s.producer.version ?? ''}`.trimEnd());
+  row('opsets', s.opsets.map((o) => `${o.domain} ${o.version}`).join(', ') || '(none)');
+  const io = (v: ValueSummary): string => `${v.name}: ${v.type}`;
+  s.inputs.forEach((v, i) => row(i === 0 ? 'inputs' : '', io(v)));
+  if (s.inputs.length === 0) row('inputs', '(none)');
+  s.outputs.forEach((v, i) => row(i === 0 ? 'outputs' : '', io(v)));
+  row('nodes', `${s.nodeCount}${s.nodeCountTotal !== s.nodeCount ? ` (${s.nodeCountTotal} with subgraphs)` : ''}`);
+  row('parameters', `${s.parameters.count.toLocaleString('en-US')} in ${s.parameters.initializers} initializers, ${formatBytes(s.parameters.bytes)}`);
+  const dt = Object.entries(s.parameters.bytesByDtype).map(([k, v]) => `${k} ${formatBytes(v)}`).join(', ');
+  if (dt) row('by dtype', dt);
+  if (s.parameters.constantNodes.count) {
+    const c = s.parameters.constantNodes;
+    row('constants', `${c.count} Constant nodes, ${c.elements.toLocaleString('en-US')} elements, ${formatBytes(c.bytes)}`);
+  }
+  if (s.subgraphs.length) row('subgraphs', s.subgraphs.map((g) => `${g.op} '${g.node}'.${g.attribute} (${g.nodes} nodes)`).join(', '));
+  if (s.functions.length) row('functions', s.functions.map((f) => `${f.domain}::${f.name} (${f.nodes} nodes)`).join(', '));
+  if (s.externalData.length) row('external data', s.externalData.map((f) => `${f.location} (${f.tensors} tensors, ${formatBytes(f.bytes)})`).join(', '));
+  for (const [k, v] of Object.entries(s.metadata)) row(`meta ${k}`, v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  out.push('  op histogram');
+  for (const [op, n] of Object.entries(s.opHistogram)) out.push(`    ${String(n).padStart(6)}  ${op}`);
+  return out.join('\n');
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+/**
+ * The `retarget` command. Exit codes: 0 ok, 1 failure (bad model, unreadable file, ...), 2 usage.
+ * Errors are one line naming the file and the problem; `--verbose` adds the stack trace.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { readModel, writeModel } from '../node/files.js';
+import { formatBytes, formatSummary, summarize } from './inspect.js';
+
+class UsageError extends Error {}
+
+function packageVersion(): string {
+  try {
+    const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../package.json');
+    return (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function toJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('retarget')
+    .description('Compile ONNX models for the hardware they will run on, with proof.')
+    .version(packageVersion())
+    .option('--verbose', 'print stack traces with errors')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('inspect')
+    .description('print what a model holds: IR version, opsets, inputs/outputs, op histogram, parameters')
+    .argument('<model>', 'ONNX model file')
+    .option('--json', 'print JSON instead of text')
+    .action((file: string, opts: { json?: boolean }) => {
+      const loaded = readModel(file);
+      const summary = summarize(loaded.model, file, loaded.fileSize, loaded.externalFiles);
+      process.stdout.write(`${opts.json ? toJson(summary) : formatSummary(summary)}\n`);
+    });
+
+  program
+    .command('convert')
+    .description('read a model into the IR and write it back (a lossless round trip)')
+    .argument('<input>', 'ONNX model file')
+    .requiredOption('-o, --output <file>', 'output model file')
+    .option('--external-data [file]', 'write tensor data to a separate file (default: OUTPUT.data next to the output)')
+    .option('--external-threshold <bytes>', 'tensors smaller than this stay inline with --external-data', '1024')
+    .action((input: string, opts: { output: string; externalData?: boolean | string; externalThreshold: string }) => {
+      const threshold = Number(opts.externalThreshold);
+      if (!Number.isInteger(threshold) || threshold < 0) throw new UsageError(`--external-threshold: '${opts.externalThreshold}' is not a byte count`);
+      if (typeof opts.externalData === 'string' && (path.isAbsolute(opts.externalData) || opts.externalData.includes('..') || opts.externalData.includes('/'))) {
+        throw new UsageError(`--external-data: '${opts.externalData}' must be a file name (it is written next to the output)`);
+      }
+      const loaded = readModel(input);
+      const written = writeModel(loaded.model, opts.output, {
+        ...(opts.externalData !== undefined ? { externalData: opts.externalData } : {}),
+        externalThreshold: threshold,
+      });
+      const data = written.dataPath ? ` + ${written.dataPath} (${formatBytes(written.dataSize ?? 0)})` : '';
+      process.stderr.write(`wrote ${written.path} (${formatBytes(written.size)})${data}\n`);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  const verbose = argv.includes('--verbose');
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and version exit with 0; commander has already printed usage errors
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (e instanceof UsageError) {
+      process.stderr.write(`retarget: ${e.message}\n`);
+      return 2;
+    }
+    const err = e as Error;
+    process.stderr.write(`retarget: ${err.message.split('\n')[0]}\n`);
+    if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}
+
+const invoked = process.argv[1] ? fs.realpathSync(process.argv[1]) : '';
+if (invoked === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+}

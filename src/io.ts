@@ -1,0 +1,79 @@
+/**
+ * Bytes <-> Model, browser-safe: decode, load external data through a reader, build the IR; and the
+ * reverse, with external data written to a separate data file when asked or when the model would
+ * exceed protobuf's 2 GiB limit.
+ */
+import { decode, encodeChunks, encodedSize } from './onnx/codec.js';
+import { externalizeData, PROTOBUF_LIMIT, resolveExternalData, type ExternalDataReader, type ExternalFileUse } from './onnx/external.js';
+import { allTensorProtos, isExternal } from './onnx/external.js';
+import type { ModelProto } from './onnx/proto.js';
+import { modelFromProto, ModelError } from './ir/from-proto.js';
+import type { Model } from './ir/model.js';
+import { modelToProto } from './ir/to-proto.js';
+
+export interface ParseOptions {
+  /** reads external data files; without one, a model with external data is refused */
+  externalData?: ExternalDataReader;
+}
+
+export interface ParsedModel {
+  model: Model;
+  /** external data files the model's tensors were read from */
+  externalFiles: ExternalFileUse[];
+}
+
+export function parseModelProto(bytes: Uint8Array): ModelProto {
+  if (bytes.length === 0) throw new ModelError('empty file');
+  return decode<ModelProto>('ModelProto', bytes);
+}
+
+export function parseModel(bytes: Uint8Array, opts: ParseOptions = {}): ParsedModel {
+  const proto = parseModelProto(bytes);
+  if (!proto.graph) throw new ModelError('not an ONNX model: it has no graph');
+  let externalFiles: ExternalFileUse[] = [];
+  if (opts.externalData) externalFiles = resolveExternalData(proto, opts.externalData);
+  else {
+    for (const t of allTensorProtos(proto)) {
+      if (isExternal(t)) throw new ModelError(`tensor '${t.name ?? ''}' has external data, and no reader was given for it`);
+    }
+  }
+  return { model: modelFromProto(proto), externalFiles };
+}
+
+export interface SerializeOptions {
+  /**
+   * Write tensor data to a separate file with this name (relative to the model's folder).
+   * Without it, data goes to the model itself unless that would exceed 2 GiB, in which case
+   * `autoExternalLocation` is used.
+   */
+  externalData?: string;
+  autoExternalLocation?: string;
+  /** tensors smaller than this stay inline when writing external data (default 1024 bytes) */
+  externalThreshold?: number;
+}
+
+export interface SerializedModel {
+  /** the model file's bytes, as chunks to be written in order */
+  chunks: Uint8Array[];
+  size: number;
+  /** the external data file, when one is written */
+  data?: { location: string; chunks: Uint8Array[]; size: number; tensors: number };
+}
+
+export function serializeModel(model: Model, opts: SerializeOptions = {}): SerializedModel {
+  const proto = modelToProto(model);
+  let location = opts.externalData;
+  if (location === undefined && encodedSize('ModelProto', proto) > PROTOBUF_LIMIT) {
+    location = opts.autoExternalLocation;
+    if (location === undefined) throw new ModelError('the model exceeds protobuf\'s 2 GiB limit: it needs external data');
+  }
+  let data: SerializedModel['data'];
+  if (location !== undefined) {
+    const ext = externalizeData(proto, { location, ...(opts.externalThreshold !== undefined ? { threshold: opts.externalThreshold } : {}) });
+    data = { location, ...ext };
+  }
+  const chunks = encodeChunks('ModelProto', proto);
+  const size = chunks.reduce((n, c) => n + c.length, 0);
+  if (size > PROTOBUF_LIMIT) throw new ModelError(`the model is ${size} bytes without its tensor data, beyond protobuf's 2 GiB limit`);
+  return { chunks, size, ...(data ? { data } : {}) };
+}
