@@ -50,6 +50,8 @@ export interface SerializeOptions {
   autoExternalLocation?: string;
   /** tensors smaller than this stay inline when writing external data (default 1024 bytes) */
   externalThreshold?: number;
+  /** size above which data goes to an external file automatically (default: protobuf's 2 GiB limit; lower it in tests) */
+  sizeLimit?: number;
 }
 
 export interface SerializedModel {
@@ -63,9 +65,10 @@ export interface SerializedModel {
 export function serializeModel(model: Model, opts: SerializeOptions = {}): SerializedModel {
   const proto = modelToProto(model);
   let location = opts.externalData;
-  if (location === undefined && encodedSize('ModelProto', proto) > PROTOBUF_LIMIT) {
+  const limit = opts.sizeLimit ?? PROTOBUF_LIMIT;
+  if (location === undefined && encodedSize('ModelProto', proto) > limit) {
     location = opts.autoExternalLocation;
-    if (location === undefined) throw new ModelError('the model exceeds protobuf\'s 2 GiB limit: it needs external data');
+    if (location === undefined) throw new ModelError(`the model exceeds ${limit === PROTOBUF_LIMIT ? "protobuf's 2 GiB limit" : `${limit} bytes`}: it needs external data`);
   }
   let data: SerializedModel['data'];
   if (location !== undefined) {
@@ -74,6 +77,6 @@ export function serializeModel(model: Model, opts: SerializeOptions = {}): Seria
   }
   const chunks = encodeChunks('ModelProto', proto);
   const size = chunks.reduce((n, c) => n + c.length, 0);
-  if (size > PROTOBUF_LIMIT) throw new ModelError(`the model is ${size} bytes without its tensor data, beyond protobuf's 2 GiB limit`);
+  if (size > limit) throw new ModelError(`the model is ${size} bytes without its tensor data, beyond the ${limit}-byte limit`);
   return { chunks, size, ...(data ? { data } : {}) };
 }

@@ -59,6 +59,12 @@ export function buildProgram(): Command {
       if (typeof opts.externalData === 'string' && (path.isAbsolute(opts.externalData) || opts.externalData.includes('..') || opts.externalData.includes('/'))) {
         throw new UsageError(`--external-data: '${opts.externalData}' must be a file name (it is written next to the output)`);
       }
+      const dataName = typeof opts.externalData === 'string' ? opts.externalData : opts.externalData ? `${path.basename(opts.output)}.data` : undefined;
+      if (dataName !== undefined) {
+        const dataPath = path.resolve(path.dirname(opts.output), dataName);
+        if (dataPath === path.resolve(input)) throw new UsageError(`--external-data: '${dataName}' would overwrite the input model`);
+        if (dataPath === path.resolve(opts.output)) throw new UsageError(`--external-data: '${dataName}' is the output model itself`);
+      }
       const loaded = readModel(input);
       const written = writeModel(loaded.model, opts.output, {
         ...(opts.externalData !== undefined ? { externalData: opts.externalData } : {}),

@@ -63,8 +63,12 @@ const ATTR_CODE: Record<Attribute['type'], number> = {
 
 export function attributeToProto(a: Attribute): AttributeProto {
   const p: AttributeProto = { ...a.extra, name: a.name };
-  if (a.refAttrName !== undefined) p.refAttrName = a.refAttrName;
   p.type = ATTR_CODE[a.type];
+  if (a.refAttrName !== undefined) {
+    // a reference to the calling node's attribute carries no value of its own
+    p.refAttrName = a.refAttrName;
+    return p;
+  }
   switch (a.type) {
     case 'float': p.f = a.value; break;
     case 'int': p.i = a.value; break;

@@ -103,6 +103,8 @@ export interface WriteOptions {
   /** write tensor data to a separate file; `true` names it after the model (`model.onnx.data`) */
   externalData?: boolean | string;
   externalThreshold?: number;
+  /** see SerializeOptions.sizeLimit */
+  sizeLimit?: number;
 }
 
 export interface WrittenModel { path: string; size: number; dataPath?: string; dataSize?: number }
@@ -117,6 +119,7 @@ export function writeModel(model: Model, file: string, opts: WriteOptions = {}):
   const serializeOpts: SerializeOptions = { autoExternalLocation: defaultData };
   if (opts.externalData) serializeOpts.externalData = opts.externalData === true ? defaultData : opts.externalData;
   if (opts.externalThreshold !== undefined) serializeOpts.externalThreshold = opts.externalThreshold;
+  if (opts.sizeLimit !== undefined) serializeOpts.sizeLimit = opts.sizeLimit;
   let out;
   try {
     out = serializeModel(model, serializeOpts);

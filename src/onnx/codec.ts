@@ -225,8 +225,8 @@ export function decode<T = Message>(name: string, bytes: Uint8Array): T {
   try {
     return decodeMessage(r, bytes.length, schema(name), 0) as T;
   } catch (e) {
-    if (e instanceof ProtoDecodeError) throw e;
     const msg = (e as Error).message;
+    if (e instanceof ProtoDecodeError) throw new ProtoDecodeError(`corrupt protobuf (${msg})`);
     if (e instanceof RangeError || /index out of range/.test(msg)) {
       throw new ProtoDecodeError(`truncated or corrupt protobuf (${msg})`);
     }
