@@ -1,0 +1,384 @@
+/**
+ * Shape and type inference with symbolic dims.
+ *
+ * Walks each graph in order and asks the op's rule (src/analysis/ops/) for its outputs' types, and,
+ * for small integer tensors, their symbolic contents (so Shape -> Gather -> Concat -> Reshape keeps
+ * `batch` symbolic). Constant inputs are folded with the TypeScript evaluator where it has the op,
+ * so static shapes come out exact. Dims that must be equal (broadcasting, MatMul) are unified;
+ * users can pin symbols (`batch=1`). Types already in the model (value_info, graph outputs) are
+ * merged with what is inferred; a contradiction is an InferenceError naming the node and both types.
+ * Ops without a rule (custom domains) give outputs of unknown type, and inference goes on.
+ */
+import { attrFloat, attrInt, attrInts, attrString, type Attribute } from '../ir/attribute.js';
+import { DataType, dataTypeName } from '../ir/dtype.js';
+import type { Graph, Node, Value } from '../ir/graph.js';
+import type { Model } from '../ir/model.js';
+import { Tensor } from '../ir/tensor.js';
+import type { Dim, ValueType } from '../ir/types.js';
+import { Sym } from './symbolic.js';
+import type { OutputInfo, SymType, SymValue, TensorInfo } from './types.js';
+
+export class InferenceError extends Error {}
+
+/** A shape rule: what an op's outputs are, given its inputs. One entry per output (missing = unknown). */
+export type Rule = (ctx: InferContext) => (OutputInfo | undefined)[];
+
+/** Rules by `domain:op` ('' is the default domain). */
+export type RuleTable = Record<string, Rule>;
+
+/** Evaluates a node on constant inputs; undefined when it cannot (op not implemented, too big). */
+export type ConstantEvaluator = (node: Node, inputs: (Tensor | undefined)[], opset: number) => Tensor[] | undefined;
+
+export interface InferOptions {
+  /** pinned symbols: { batch: 1, seq: 64 } */
+  dims?: Record<string, number>;
+  /** write the inferred types into the IR values (default true) */
+  apply?: boolean;
+  /** fold constant inputs with this evaluator */
+  evaluate?: ConstantEvaluator;
+  /** largest constant (elements) the evaluator is asked to produce */
+  maxFoldElements?: number;
+}
+
+export interface InferResult {
+  /** every value's type, symbols resolved */
+  types: Map<Value, SymType>;
+  /** values whose contents are known symbolically (shape tensors) */
+  symValues: Map<Value, SymValue>;
+  /** ops that have no rule, with a count */
+  unknownOps: Map<string, number>;
+  /** the substitution that unification produced, symbol -> expression */
+  unified: Map<string, Sym>;
+}
+
+const INT_TYPES = new Set<number>([DataType.INT64, DataType.INT32]);
+
+/** Internal state shared by every graph of one inference run. */
+class State {
+  readonly types = new Map<Value, SymType>();
+  readonly syms = new Map<Value, SymValue>();
+  readonly consts = new Map<Value, Tensor>();
+  readonly subst = new Map<string, Sym>();
+  readonly unknownOps = new Map<string, number>();
+  private freshCount = 0;
+
+  constructor(readonly model: Model, readonly rules: RuleTable, readonly opts: InferOptions) {
+    for (const [k, v] of Object.entries(opts.dims ?? {})) this.subst.set(k, Sym.const(v));
+  }
+
+  fresh(): Sym {
+    return Sym.symbol(`unk__${this.freshCount++}`);
+  }
+
+  resolve(s: Sym): Sym {
+    // apply the substitution to a fixed point (aliases may chain)
+    let cur = s;
+    for (let i = 0; i < 8; i++) {
+      const next = cur.subst(this.subst);
+      if (next.equals(cur)) return cur;
+      cur = next;
+    }
+    return cur;
+  }
+
+  resolveType(t: SymType): SymType {
+    switch (t.kind) {
+      case 'tensor': return t.shape ? { kind: 'tensor', elemType: t.elemType, shape: t.shape.map((d) => this.resolve(d)) } : t;
+      case 'sequence': case 'optional': return t.elem ? { kind: t.kind, elem: this.resolveType(t.elem) } : t;
+      default: return t;
+    }
+  }
+
+  /** Declare a == b. Returns the representative. Throws on two different constants. */
+  unify(a: Sym, b: Sym, where: () => string): Sym {
+    const x = this.resolve(a);
+    const y = this.resolve(b);
+    if (x.equals(y)) return x;
+    const xv = x.value, yv = y.value;
+    if (xv !== undefined && yv !== undefined) throw new InferenceError(`${where()}: dims ${xv} and ${yv} must be equal`);
+    const bare = (s: Sym): string | undefined => {
+      const syms = [...s.symbols()];
+      return syms.length === 1 && s.equals(Sym.symbol(syms[0]!)) ? syms[0] : undefined;
+    };
+    const bx = bare(x), by = bare(y);
+    if (bx === undefined && by === undefined) return x; // two different compound expressions: nothing to record
+    // alias a bare symbol to the other side: a fresh one first, else the later name
+    const isFresh = (n: string | undefined): boolean => !!n && n.startsWith('unk__');
+    const aliasY = by !== undefined && (bx === undefined || isFresh(by) || (!isFresh(bx) && by > bx));
+    const [alias, target] = aliasY ? [by!, x] : [bx!, y];
+    if (target.symbols().has(alias)) return x; // seq = seq+1 cannot hold; leave both
+    this.subst.set(alias, target);
+    return target;
+  }
+}
+
+function typeFromIr(t: ValueType | undefined, st: State): SymType | undefined {
+  if (!t) return undefined;
+  switch (t.kind) {
+    case 'tensor': return { kind: 'tensor', elemType: t.elemType, ...(t.shape ? { shape: t.shape.map((d) => (d === null ? st.fresh() : st.resolve(Sym.from(d)))) } : {}) };
+    case 'sequence': return { kind: 'sequence', ...(t.elem ? { elem: typeFromIr(t.elem, st) } : {}) } as SymType;
+    case 'optional': return { kind: 'optional', ...(t.elem ? { elem: typeFromIr(t.elem, st) } : {}) } as SymType;
+    default: return { kind: 'other', type: t };
+  }
+}
+
+export function typeToIr(t: SymType): ValueType {
+  switch (t.kind) {
+    case 'tensor': return t.shape ? { kind: 'tensor', elemType: t.elemType, shape: t.shape.map((d): Dim => d.toDim()) } : { kind: 'tensor', elemType: t.elemType };
+    case 'sequence': return t.elem ? { kind: 'sequence', elem: typeToIr(t.elem) } : { kind: 'sequence' };
+    case 'optional': return t.elem ? { kind: 'optional', elem: typeToIr(t.elem) } : { kind: 'optional' };
+    case 'other': return t.type;
+  }
+}
+
+export function formatSymType(t: SymType | undefined): string {
+  if (!t) return '?';
+  switch (t.kind) {
+    case 'tensor': return `${dataTypeName(t.elemType)}${t.shape ? `[${t.shape.map(String).join(',')}]` : '[?rank]'}`;
+    case 'sequence': return `seq(${formatSymType(t.elem)})`;
+    case 'optional': return `optional(${formatSymType(t.elem)})`;
+    case 'other': return t.type.kind;
+  }
+}
+
+function symValueOf(t: Tensor): SymValue | undefined {
+  if (!INT_TYPES.has(t.dataType) || t.dims.length > 1 || t.elementCount > 64) return undefined;
+  const a = t.toTypedArray();
+  const values: Sym[] = [];
+  for (let i = 0; i < a.length; i++) {
+    const v = Number(a[i]!);
+    if (!Number.isSafeInteger(v)) return undefined;
+    values.push(Sym.const(v));
+  }
+  return { dims: [...t.dims], values };
+}
+
+/** What a rule sees of one node. */
+export class InferContext {
+  constructor(readonly node: Node, readonly opset: number, private readonly st: State) {}
+
+  get inputCount(): number { return this.node.inputs.length; }
+  get outputCount(): number { return this.node.outputs.length; }
+  has(i: number): boolean { return this.node.inputs[i] !== undefined; }
+
+  type(i: number): SymType | undefined {
+    const v = this.node.inputs[i];
+    const t = v ? this.st.types.get(v) : undefined;
+    return t ? this.st.resolveType(t) : undefined;
+  }
+
+  tensor(i: number): TensorInfo | undefined {
+    const t = this.type(i);
+    return t?.kind === 'tensor' ? t : undefined;
+  }
+
+  shape(i: number): Sym[] | undefined { return this.tensor(i)?.shape; }
+  rank(i: number): number | undefined { return this.tensor(i)?.shape?.length; }
+  elemType(i: number): number | undefined { return this.tensor(i)?.elemType; }
+
+  /** Exact contents of input i when it is a constant (initializer, Constant node, or folded). */
+  constant(i: number): Tensor | undefined {
+    const v = this.node.inputs[i];
+    return v ? this.st.consts.get(v) : undefined;
+  }
+
+  /** Symbolic contents of a small integer input (rank 0 or 1). */
+  sym(i: number): SymValue | undefined {
+    const v = this.node.inputs[i];
+    if (!v) return undefined;
+    const s = this.st.syms.get(v);
+    return s ? { dims: s.dims, values: s.values.map((x) => this.st.resolve(x)) } : undefined;
+  }
+
+  /** Integer contents of input i when fully known (constant, or symbolic with constant values). */
+  ints(i: number): number[] | undefined {
+    const s = this.sym(i);
+    if (s && s.values.every((x) => x.value !== undefined)) return s.values.map((x) => x.value!);
+    const c = this.constant(i);
+    if (c && (INT_TYPES.has(c.dataType) || c.dataType === DataType.UINT8 || c.dataType === DataType.INT8 || c.dataType === DataType.INT16)) {
+      return Array.from(c.toTypedArray() as ArrayLike<number | bigint>, (x) => Number(x));
+    }
+    return undefined;
+  }
+
+  attr(name: string): Attribute | undefined { return this.node.attr(name); }
+  attrInt(name: string, fallback: number): number;
+  attrInt(name: string): number | undefined;
+  attrInt(name: string, fallback?: number): number | undefined { return attrInt(this.node.attr(name)) ?? fallback; }
+  attrInts(name: string): number[] | undefined { return attrInts(this.node.attr(name)); }
+  attrFloat(name: string, fallback?: number): number | undefined { return attrFloat(this.node.attr(name), fallback); }
+  attrString(name: string, fallback?: string): string | undefined { return attrString(this.node.attr(name), fallback); }
+
+  /** A new symbol for a dim known only at run time (NonZero's count, a data-dependent Reshape). */
+  fresh(): Sym { return this.st.fresh(); }
+
+  /** Declare two dims equal (they must be, for the op to be valid); returns the one to use. */
+  unify(a: Sym, b: Sym): Sym { return this.st.unify(a, b, () => `${this.node}`); }
+
+  /** Multidirectional (numpy) broadcasting of shapes; undefined if any rank is unknown. */
+  broadcast(...shapes: (Sym[] | undefined)[]): Sym[] | undefined {
+    if (shapes.some((s) => s === undefined)) return undefined;
+    const rank = Math.max(0, ...shapes.map((s) => s!.length));
+    const out: Sym[] = [];
+    for (let k = 0; k < rank; k++) {
+      let d: Sym | undefined;
+      for (const s of shapes as Sym[][]) {
+        const e = s[s.length - rank + k];
+        if (e === undefined) continue;
+        const r = this.st.resolve(e);
+        if (d === undefined || d.value === 1) { d = r; continue; }
+        if (r.value === 1 || r.equals(d)) continue;
+        d = this.unify(d, r);
+      }
+      out.push(d ?? Sym.ONE);
+    }
+    return out;
+  }
+
+  error(msg: string): never {
+    throw new InferenceError(`${this.node}: ${msg}`);
+  }
+
+  /**
+   * Infer a subgraph (If branch, Loop/Scan body) given its inputs' types; returns its outputs' types.
+   * Outer-scope values keep the types already inferred for them.
+   */
+  inferSubgraph(g: Graph, inputTypes: (SymType | undefined)[]): (SymType | undefined)[] {
+    g.inputs.forEach((v, i) => {
+      const given = inputTypes[i];
+      const declared = typeFromIr(v.type, this.st);
+      const t = given ?? declared;
+      if (t) this.st.types.set(v, t);
+    });
+    inferGraph(g, this.st);
+    return g.outputs.map((v) => {
+      const t = this.st.types.get(v);
+      return t ? this.st.resolveType(t) : undefined;
+    });
+  }
+}
+
+function opsetFor(model: Model, domain: string): number {
+  return model.opsetVersion(domain) ?? (domain === '' ? 1 : 1);
+}
+
+function ruleKey(domain: string, op: string): string {
+  return `${domain === 'ai.onnx' ? '' : domain}:${op}`;
+}
+
+/** Merge an inferred type with what the model declared for the value. */
+function merge(declared: SymType | undefined, inferred: SymType | undefined, st: State, where: () => string): SymType | undefined {
+  if (!declared) return inferred;
+  if (!inferred) return declared;
+  if (declared.kind !== 'tensor' || inferred.kind !== 'tensor') return inferred.kind === 'other' ? declared : inferred;
+  const bad = (): never => {
+    throw new InferenceError(`${where()}: inferred ${formatSymType(st.resolveType(inferred))} but the model declares ${formatSymType(st.resolveType(declared))}`);
+  };
+  if (declared.elemType !== 0 && inferred.elemType !== 0 && declared.elemType !== inferred.elemType) bad();
+  const elemType = inferred.elemType || declared.elemType;
+  if (!declared.shape) return { kind: 'tensor', elemType, ...(inferred.shape ? { shape: inferred.shape } : {}) };
+  if (!inferred.shape) return { kind: 'tensor', elemType, shape: declared.shape };
+  if (declared.shape.length !== inferred.shape.length) bad();
+  const shape = inferred.shape.map((d, i) => {
+    try {
+      return st.unify(d, declared.shape![i]!, where);
+    } catch {
+      return bad();
+    }
+  });
+  return { kind: 'tensor', elemType, shape };
+}
+
+function inferNode(node: Node, st: State): void {
+  const opset = opsetFor(st.model, node.domain);
+  const ctx = new InferContext(node, opset, st);
+  const where = (): string => `${node}`;
+
+  // constant folding: all inputs known, evaluator has the op
+  let outs: (OutputInfo | undefined)[] | undefined;
+  const evaluate = st.opts.evaluate;
+  if (evaluate && node.subgraphs().length === 0 && node.inputs.every((v) => !v || st.consts.has(v))) {
+    const values = evaluate(node, node.inputs.map((v) => (v ? st.consts.get(v) : undefined)), opset);
+    const cap = st.opts.maxFoldElements ?? 1 << 16;
+    if (values && values.every((t) => t.elementCount <= cap)) {
+      outs = values.map((t) => ({ value: t, type: { kind: 'tensor', elemType: t.dataType, shape: t.dims.map((d) => Sym.const(d)) } }));
+    }
+  }
+  if (!outs) {
+    const rule = st.rules[ruleKey(node.domain, node.opType)];
+    if (rule) {
+      outs = rule(ctx);
+    } else {
+      const key = node.qualifiedOp;
+      st.unknownOps.set(key, (st.unknownOps.get(key) ?? 0) + 1);
+      outs = [];
+    }
+  }
+
+  node.outputs.forEach((v, i) => {
+    if (!v) return;
+    const info = outs![i];
+    const declared = st.types.get(v);
+    const t = merge(declared, info?.type, st, where);
+    if (t) st.types.set(v, t);
+    if (info?.value) {
+      st.consts.set(v, info.value);
+      const s = symValueOf(info.value);
+      if (s) st.syms.set(v, s);
+    } else if (info?.sym) {
+      st.syms.set(v, info.sym);
+    }
+  });
+}
+
+function inferGraph(g: Graph, st: State): void {
+  for (const v of g.initializers) {
+    if (v.initializer) {
+      st.consts.set(v, v.initializer);
+      const s = symValueOf(v.initializer);
+      if (s) st.syms.set(v, s);
+      // an initializer that is also a graph input can be overridden at run time: type only
+      if (v.isGraphInput) st.consts.delete(v);
+    }
+    const t = typeFromIr(v.type, st);
+    if (t) st.types.set(v, t);
+  }
+  for (const v of g.inputs) {
+    if (!st.types.has(v)) {
+      const t = typeFromIr(v.type, st);
+      if (t) st.types.set(v, t);
+    }
+  }
+  // declared types of computed values (value_info, outputs) are merged when their node is inferred
+  for (const v of g.definedValues()) {
+    if (v.producer && v.type && !st.types.has(v)) {
+      const t = typeFromIr(v.type, st);
+      if (t) st.types.set(v, t);
+    }
+  }
+  for (const n of g.nodes) inferNode(n, st);
+}
+
+/**
+ * Infer types and shapes for every value of the model's main graph and subgraphs.
+ * With `apply` (default), writes them into the IR (value.type), so they are saved as value_info.
+ */
+export function inferShapes(model: Model, rules: RuleTable, opts: InferOptions = {}): InferResult {
+  const st = new State(model, rules, opts);
+  inferGraph(model.graph, st);
+  const types = new Map<Value, SymType>();
+  for (const [v, t] of st.types) types.set(v, st.resolveType(t));
+  const symValues = new Map<Value, SymValue>();
+  for (const [v, s] of st.syms) symValues.set(v, { dims: s.dims, values: s.values.map((x) => st.resolve(x)) });
+  if (opts.apply ?? true) {
+    for (const [v, t] of types) {
+      if (v.isGraphInput || v.initializer) continue;
+      v.type = typeToIr(t);
+    }
+  }
+  const unified = new Map<string, Sym>();
+  for (const [k, v] of st.subst) unified.set(k, st.resolve(v));
+  return { types, symValues, unknownOps: st.unknownOps, unified };
+}
+
+export { Sym };

@@ -1,0 +1,3 @@
+import type { RuleTable } from '../infer.js';
+
+export const contribOps: RuleTable = {};
