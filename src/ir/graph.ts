@@ -385,6 +385,8 @@ export class Graph {
       }
     }
     for (let i = 0; i < node.inputs.length; i++) this.detachInput(node, i);
+    // nodes inside its subgraphs die with it: their uses of outer values must go too
+    for (const g of node.subgraphs()) g.detachAll();
     for (const v of node.outputs) {
       if (!v) continue;
       v.producer = undefined;
@@ -392,6 +394,14 @@ export class Graph {
     }
     node.removed = true;
     this.liveCount--;
+  }
+
+  /** Detach every node of this graph (and nested subgraphs) from the values it uses: the graph is being dropped. */
+  private detachAll(): void {
+    for (const n of this.nodes) {
+      for (let i = 0; i < n.inputs.length; i++) this.detachInput(n, i);
+      for (const g of n.subgraphs()) g.detachAll();
+    }
   }
 
   /** Drop tombstones from the node list. */

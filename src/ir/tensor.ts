@@ -124,7 +124,8 @@ export class Tensor {
    */
   toTypedArray(): TypedArray {
     const raw = this.rawBytes();
-    const copy = raw.slice();
+    // new Uint8Array(typedArray) always copies (Buffer#slice would return a view) and starts at offset 0
+    const copy = new Uint8Array(raw);
     const ctor = typedArrayConstructor(this.dataType);
     if (!ctor) throw new TensorError(`no typed array for ${dataTypeName(this.dataType)}`);
     return new ctor(copy.buffer, 0, copy.byteLength / ctor.BYTES_PER_ELEMENT);

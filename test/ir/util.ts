@@ -83,3 +83,21 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) throw new Error(`element ${i}: ${a}, expected ${e}`);
   }
 }
+
+/**
+ * Identity checks for IR objects. vitest's toBe/toEqual deep-compare two different objects when
+ * they are not identical (to suggest toStrictEqual), which on a real model's cyclic graph (values,
+ * uses, nodes, subgraphs) can run practically forever; these fail fast with a one-line message.
+ */
+export function expectSame(actual: unknown, expected: unknown, what: string): void {
+  if (actual !== expected) throw new Error(`${what}: not the same object`);
+}
+
+export function expectNotSame(actual: unknown, other: unknown, what: string): void {
+  if (actual === other) throw new Error(`${what}: unexpectedly the same object`);
+}
+
+export function expectSameList(actual: readonly unknown[], expected: readonly unknown[], what: string): void {
+  if (actual.length !== expected.length) throw new Error(`${what}: ${actual.length} items, expected ${expected.length}`);
+  actual.forEach((a, i) => expectSame(a, expected[i], `${what}[${i}]`));
+}
