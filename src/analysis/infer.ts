@@ -38,6 +38,8 @@ export interface InferOptions {
   evaluate?: ConstantEvaluator;
   /** largest constant (elements) the evaluator is asked to produce */
   maxFoldElements?: number;
+  /** graph inputs whose contents are known (treated as constants): shapes that depend on input values */
+  inputValues?: Map<Value, Tensor>;
 }
 
 export interface InferResult {
@@ -60,6 +62,8 @@ class State {
   readonly consts = new Map<Value, Tensor>();
   readonly subst = new Map<string, Sym>();
   readonly unknownOps = new Map<string, number>();
+  /** symbols the user sees (dim_params of the main graph's inputs): kept when unifying */
+  readonly preferred = new Set<string>();
   private freshCount = 0;
 
   constructor(readonly model: Model, readonly rules: RuleTable, readonly opts: InferOptions) {
@@ -102,9 +106,9 @@ class State {
     };
     const bx = bare(x), by = bare(y);
     if (bx === undefined && by === undefined) return x; // two different compound expressions: nothing to record
-    // alias a bare symbol to the other side: a fresh one first, else the later name
-    const isFresh = (n: string | undefined): boolean => !!n && n.startsWith('unk__');
-    const aliasY = by !== undefined && (bx === undefined || isFresh(by) || (!isFresh(bx) && by > bx));
+    // alias a bare symbol to the other side: a fresh one first, then one the user does not see, else the later name
+    const rank = (n: string): number => (n.startsWith('unk__') ? 0 : this.preferred.has(n) ? 2 : 1);
+    const aliasY = by !== undefined && (bx === undefined || rank(by) < rank(bx) || (rank(by) === rank(bx) && by > bx));
     const [alias, target] = aliasY ? [by!, x] : [bx!, y];
     if (target.symbols().has(alias)) return x; // seq = seq+1 cannot hold; leave both
     this.subst.set(alias, target);
@@ -207,6 +211,12 @@ export class InferContext {
   attrInt(name: string, fallback?: number): number | undefined { return attrInt(this.node.attr(name)) ?? fallback; }
   attrInts(name: string): number[] | undefined { return attrInts(this.node.attr(name)); }
   attrFloat(name: string, fallback?: number): number | undefined { return attrFloat(this.node.attr(name), fallback); }
+  /** A FLOATS attribute (an INTS one is accepted too: builders store integral float lists as ints). */
+  attrFloats(name: string): number[] | undefined {
+    const a = this.node.attr(name);
+    if (a?.type === 'floats') return Array.from(a.value);
+    return attrInts(a);
+  }
   attrString(name: string, fallback?: string): string | undefined { return attrString(this.node.attr(name), fallback); }
 
   /** A new symbol for a dim known only at run time (NonZero's count, a data-dependent Reshape). */
@@ -245,9 +255,8 @@ export class InferContext {
    */
   inferSubgraph(g: Graph, inputTypes: (SymType | undefined)[]): (SymType | undefined)[] {
     g.inputs.forEach((v, i) => {
-      const given = inputTypes[i];
       const declared = typeFromIr(v.type, this.st);
-      const t = given ?? declared;
+      const t = merge(declared, inputTypes[i], this.st, () => `${this.node} subgraph '${g.name}' input '${v.name}'`);
       if (t) this.st.types.set(v, t);
     });
     inferGraph(g, this.st);
@@ -338,7 +347,7 @@ function inferGraph(g: Graph, st: State): void {
       const s = symValueOf(v.initializer);
       if (s) st.syms.set(v, s);
       // an initializer that is also a graph input can be overridden at run time: type only
-      if (v.isGraphInput) st.consts.delete(v);
+      if (v.isGraphInput) { st.consts.delete(v); st.syms.delete(v); }
     }
     const t = typeFromIr(v.type, st);
     if (t) st.types.set(v, t);
@@ -347,6 +356,12 @@ function inferGraph(g: Graph, st: State): void {
     if (!st.types.has(v)) {
       const t = typeFromIr(v.type, st);
       if (t) st.types.set(v, t);
+    }
+    const known = st.opts.inputValues?.get(v);
+    if (known) {
+      st.consts.set(v, known);
+      const s = symValueOf(known);
+      if (s) st.syms.set(v, s);
     }
   }
   // declared types of computed values (value_info, outputs) are merged when their node is inferred
@@ -365,6 +380,9 @@ function inferGraph(g: Graph, st: State): void {
  */
 export function inferShapes(model: Model, rules: RuleTable, opts: InferOptions = {}): InferResult {
   const st = new State(model, rules, opts);
+  for (const v of model.graph.inputs) {
+    if (v.type?.kind === 'tensor') for (const d of v.type.shape ?? []) if (typeof d === 'string') for (const s of Sym.from(d).symbols()) st.preferred.add(s);
+  }
   inferGraph(model.graph, st);
   const types = new Map<Value, SymType>();
   for (const [v, t] of st.types) types.set(v, st.resolveType(t));

@@ -142,13 +142,14 @@ export class Sym {
     if (v !== undefined) return Sym.const(kind === 'floor' ? Math.floor(v / d) : Math.ceil(v / d));
     // exact when every coefficient is a multiple of d
     if ([...this.terms.values()].every((c) => c % d === 0)) return new Sym(new Map([...this.terms].map(([k, c]) => [k, c / d])));
-    // pull out the part that divides exactly: floor((d*a + r)/d) = a + floor(r/d)
+    // pull out the part that divides exactly, so equal values print alike:
+    // floor((d*a + r)/d) = a + floor(r/d), with every coefficient of r in [0, d)
     const exact = new Map<string, number>();
     const rest = new Map<string, number>();
     for (const [k, c] of this.terms) {
-      const q = Math.trunc(c / d) * d;
-      if (k !== '' && q !== 0 && c - q >= 0) { exact.set(k, q / d); if (c - q) rest.set(k, c - q); }
-      else rest.set(k, c);
+      const q = Math.floor(c / d);
+      if (q !== 0) exact.set(k, q);
+      if (c - q * d !== 0) rest.set(k, c - q * d);
     }
     const restSym = new Sym(rest);
     const r = restSym.value;
@@ -167,7 +168,11 @@ export class Sym {
   }
 
   floorDiv(d: number): Sym { return this.divide(d, 'floor'); }
-  ceilDiv(d: number): Sym { return this.divide(d, 'ceil'); }
+  /** ceil(x/d) is written floor((x+d-1)/d): one canonical form, so equal dims compare equal. */
+  ceilDiv(d: number): Sym {
+    if (!Number.isInteger(d) || d <= 0) throw new RangeError(`division of a dim by ${d}`);
+    return this.add(d - 1).divide(d, 'floor');
+  }
 
   /** Symbols this expression mentions (inside floor/ceil too). */
   symbols(): Set<string> {

@@ -1,4 +1,7 @@
 /** `retarget inspect`: what a model is, in numbers. */
+import { evaluateNode } from '../analysis/evaluator.js';
+import { formatSymType, inferShapes } from '../analysis/infer.js';
+import { RULES } from '../analysis/ops/index.js';
 import type { Int64 } from '../onnx/codec.js';
 import type { ExternalFileUse } from '../onnx/external.js';
 import { dataTypeName } from '../ir/dtype.js';
@@ -146,5 +149,59 @@ export function formatSummary(s: ModelSummary): string {
   for (const [k, v] of Object.entries(s.metadata)) row(`meta ${k}`, v.length > 60 ? `${v.slice(0, 57)}...` : v);
   out.push('  op histogram');
   for (const [op, n] of Object.entries(s.opHistogram)) out.push(`    ${String(n).padStart(6)}  ${op}`);
+  return out.join('\n');
+}
+
+export interface ShapeListing {
+  dims: Record<string, number>;
+  /** symbols that inference found equal to something else: name -> expression */
+  unified: Record<string, string>;
+  /** ops without a shape rule (their outputs have unknown types), with counts */
+  unknownOps: Record<string, number>;
+  /** inference time in milliseconds */
+  inferMs: number;
+  values: { name: string; op: string | null; node: string | null; graph: string; type: string }[];
+}
+
+/** Infer shapes (with pinned dims) and list every value's type, in graph order. */
+export function inferForInspect(model: Model, dims: Record<string, number>): ShapeListing {
+  const t0 = performance.now();
+  const result = inferShapes(model, RULES, { dims, evaluate: evaluateNode });
+  const inferMs = performance.now() - t0;
+  const values: ShapeListing['values'] = [];
+  const visit = (g: Graph, label: string): void => {
+    for (const v of g.inputs) values.push({ name: v.name, op: null, node: null, graph: label, type: formatSymType(result.types.get(v)) });
+    for (const n of g.nodes) {
+      for (const v of n.outputs) if (v) values.push({ name: v.name, op: n.opType, node: n.name, graph: label, type: formatSymType(result.types.get(v)) });
+      for (const a of n.attributes.values()) {
+        const gs = a.type === 'graph' ? [a.value] : a.type === 'graphs' ? a.value : [];
+        gs.forEach((s, i) => visit(s, `${label}/${n.name || n.opType}.${a.name}${gs.length > 1 ? `[${i}]` : ''}`));
+      }
+    }
+  };
+  visit(model.graph, 'main');
+  return {
+    dims,
+    unified: Object.fromEntries([...result.unified].filter(([k]) => !(k in dims)).map(([k, v]) => [k, v.toString()])),
+    unknownOps: Object.fromEntries(result.unknownOps),
+    inferMs: Math.round(inferMs * 10) / 10,
+    values,
+  };
+}
+
+export function formatShapes(s: ShapeListing): string {
+  const out: string[] = [];
+  const pinned = Object.entries(s.dims).map(([k, v]) => `${k}=${v}`).join(', ');
+  out.push(`  shapes (inferred in ${s.inferMs} ms${pinned ? `, ${pinned}` : ''})`);
+  const width = Math.min(60, Math.max(...s.values.map((v) => v.name.length)));
+  let graph = 'main';
+  for (const v of s.values) {
+    if (v.graph !== graph) { graph = v.graph; out.push(`    -- ${graph}`); }
+    out.push(`    ${v.name.padEnd(width)}  ${v.type.padEnd(28)}  ${v.op ?? 'input'}`);
+  }
+  const unified = Object.entries(s.unified).map(([k, v]) => `${k} = ${v}`);
+  if (unified.length) out.push(`  unified dims: ${unified.join(', ')}`);
+  const unknown = Object.entries(s.unknownOps).map(([k, n]) => `${k} (${n})`);
+  if (unknown.length) out.push(`  no shape rule (outputs unknown): ${unknown.join(', ')}`);
   return out.join('\n');
 }

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { readModel, writeModel } from '../node/files.js';
-import { formatBytes, formatSummary, summarize } from './inspect.js';
+import { DimSpecError, parseDims } from './dims.js';
+import { formatBytes, formatShapes, formatSummary, inferForInspect, summarize } from './inspect.js';
 
 class UsageError extends Error {}
 
@@ -40,10 +41,26 @@ export function buildProgram(): Command {
     .description('print what a model holds: IR version, opsets, inputs/outputs, op histogram, parameters')
     .argument('<model>', 'ONNX model file')
     .option('--json', 'print JSON instead of text')
-    .action((file: string, opts: { json?: boolean }) => {
+    .option('--shapes', "infer and print every value's type and shape")
+    .option('--dim <name=size,...>', 'pin symbolic dims for --shapes, e.g. batch=1,seq=64 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .action((file: string, opts: { json?: boolean; shapes?: boolean; dim: string[] }) => {
+      let dims: Record<string, number>;
+      try {
+        dims = parseDims(opts.dim);
+      } catch (e) {
+        if (e instanceof DimSpecError) throw new UsageError(e.message);
+        throw e;
+      }
+      if (opts.dim.length && !opts.shapes) throw new UsageError('--dim needs --shapes');
       const loaded = readModel(file);
       const summary = summarize(loaded.model, file, loaded.fileSize, loaded.externalFiles);
-      process.stdout.write(`${opts.json ? toJson(summary) : formatSummary(summary)}\n`);
+      if (!opts.shapes) {
+        process.stdout.write(`${opts.json ? toJson(summary) : formatSummary(summary)}\n`);
+        return;
+      }
+      const shapes = inferForInspect(loaded.model, dims);
+      if (opts.json) process.stdout.write(`${toJson({ ...summary, ...shapes })}\n`);
+      else process.stdout.write(`${formatSummary(summary)}\n${formatShapes(shapes)}\n`);
     });
 
   program

@@ -10,6 +10,7 @@ import { nnOps } from './nn.js';
 import { sequenceOps } from './sequence.js';
 import { shapeOps } from './shape-ops.js';
 import { tensorOps } from './tensor.js';
+import { trainingOps } from './training.js';
 
 export const RULES: RuleTable = {
   ...elementwiseOps,
@@ -18,5 +19,6 @@ export const RULES: RuleTable = {
   ...controlFlowOps,
   ...sequenceOps,
   ...contribOps,
+  ...trainingOps,
   ...shapeOps,
 };
