@@ -151,3 +151,30 @@ describe('usage errors exit with 2', () => {
     expect(run('--version').stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });
+
+describe('retarget inspect --shapes', () => {
+  test('symbolic: dims stay symbolic, cost is an expression', () => {
+    const r = run('inspect', GPT2, '--shapes');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/logits\s+float32\[batch,sequence,64\]\s+MatMul/);
+    expect(r.stdout).toMatch(/cost per inference: \(.*batch\*sequence.*\)\/1e9 GFLOPs/);
+  });
+
+  test('--dim pins symbols: every value concrete, cost in numbers (JSON)', () => {
+    const r = run('inspect', GPT2, '--shapes', '--dim', 'batch=2,sequence=7', '--json');
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.dims).toEqual({ batch: 2, sequence: 7 });
+    const logits = s.values.find((v: { name: string }) => v.name === 'logits');
+    expect(logits.type).toBe('float32[2,7,64]');
+    expect(s.values.filter((v: { type: string }) => /batch|sequence|unk__|\?/.test(v.type))).toEqual([]);
+    expect(typeof s.cost.gflops).toBe('number');
+    expect(s.cost.gflops).toBeGreaterThan(0);
+    expect(s.unknownOps).toEqual({});
+  });
+
+  test('a bad --dim is a usage error', () => {
+    expect(run('inspect', GPT2, '--shapes', '--dim', 'batch').code).toBe(2);
+    expect(run('inspect', GPT2, '--dim', 'batch=1').code).toBe(2);
+  });
+});

@@ -1,4 +1,5 @@
 /** `retarget inspect`: what a model is, in numbers. */
+import { modelCost } from '../analysis/cost.js';
 import { evaluateNode } from '../analysis/evaluator.js';
 import { formatSymType, inferShapes } from '../analysis/infer.js';
 import { RULES } from '../analysis/ops/index.js';
@@ -160,6 +161,18 @@ export interface ShapeListing {
   unknownOps: Record<string, number>;
   /** inference time in milliseconds */
   inferMs: number;
+  /** per inference, for the pinned dims: numbers when every dim is known, else symbolic expressions */
+  cost: {
+    gflops: number | string;
+    gmacs: number | string;
+    bytesRead: number | string;
+    bytesWritten: number | string;
+    parameters: number;
+    parameterBytes: number;
+    /** ops without a cost rule (counted as 0 FLOPs) */
+    uncounted: Record<string, number>;
+    notes: string[];
+  };
   values: { name: string; op: string | null; node: string | null; graph: string; type: string }[];
 }
 
@@ -180,9 +193,22 @@ export function inferForInspect(model: Model, dims: Record<string, number>): Sha
     }
   };
   visit(model.graph, 'main');
+  const c = modelCost(model, result, { dims });
+  const giga = (n: number | undefined, sym: { toString(): string }): number | string => (n === undefined ? `(${sym.toString()})/1e9` : Math.round(n / 1e6) / 1e3);
+  const cost: ShapeListing['cost'] = {
+    gflops: giga(c.numbers?.flops, c.total.flops),
+    gmacs: giga(c.numbers?.macs, c.total.macs),
+    bytesRead: c.numbers?.bytesRead ?? c.total.bytesRead.toString(),
+    bytesWritten: c.numbers?.bytesWritten ?? c.total.bytesWritten.toString(),
+    parameters: c.params,
+    parameterBytes: c.paramBytes,
+    uncounted: c.uncounted,
+    notes: c.notes,
+  };
   return {
     dims,
-    unified: Object.fromEntries([...result.unified].filter(([k]) => !(k in dims)).map(([k, v]) => [k, v.toString()])),
+    cost,
+    unified: Object.fromEntries([...result.unified].filter(([k]) => !(k in dims) && !k.startsWith('unk__')).map(([k, v]) => [k, v.toString()])),
     unknownOps: Object.fromEntries(result.unknownOps),
     inferMs: Math.round(inferMs * 10) / 10,
     values,
@@ -199,6 +225,11 @@ export function formatShapes(s: ShapeListing): string {
     if (v.graph !== graph) { graph = v.graph; out.push(`    -- ${graph}`); }
     out.push(`    ${v.name.padEnd(width)}  ${v.type.padEnd(28)}  ${v.op ?? 'input'}`);
   }
+  const c = s.cost;
+  out.push(`  cost per inference: ${c.gflops} GFLOPs (${c.gmacs} GMACs), ${c.parameters.toLocaleString('en-US')} parameters in ${formatBytes(c.parameterBytes)}`);
+  const uncounted = Object.entries(c.uncounted).map(([k, n]) => `${k} (${n})`);
+  if (uncounted.length) out.push(`  no cost rule (0 FLOPs counted): ${uncounted.join(', ')}`);
+  for (const n of c.notes) out.push(`  note: ${n}`);
   const unified = Object.entries(s.unified).map(([k, v]) => `${k} = ${v}`);
   if (unified.length) out.push(`  unified dims: ${unified.join(', ')}`);
   const unknown = Object.entries(s.unknownOps).map(([k, n]) => `${k} (${n})`);
