@@ -273,10 +273,13 @@ export class Graph {
     this.outputs[index] = v;
   }
 
-  /** Rename a value (never a graph input or output: those names are the model's interface). */
-  rename(v: Value, name: string): void {
+  /**
+   * Rename a value. Graph inputs and outputs are the model's interface and are refused, unless
+   * `interfaceSwap` (used by Patch to give a replacement value the name of the output it replaces).
+   */
+  rename(v: Value, name: string, opts: { interfaceSwap?: boolean } = {}): void {
     if (v.name === name) return;
-    if (v.isGraphInput || v.isGraphOutput) throw new IrError(`refusing to rename graph input/output '${v.name}'`);
+    if (!opts.interfaceSwap && (v.isGraphInput || v.isGraphOutput)) throw new IrError(`refusing to rename graph input/output '${v.name}'`);
     if (this.scope.has(name)) throw new IrError(`cannot rename '${v.name}' to '${name}': name in use`);
     const g = v.graph;
     g.values.delete(v.name);

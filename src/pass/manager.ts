@@ -1,0 +1,190 @@
+/**
+ * The PassManager runs a pipeline: passes in order, and fixed-point groups repeated until nothing
+ * changes (with an iteration cap, and a stop when the graph comes back to a state it was in: two
+ * passes undoing each other). It times each pass, counts its changes, can verify the IR after every
+ * pass, dump it after chosen passes, and stop after N rewrites to bisect a bad rewrite.
+ */
+import { evaluateNode } from '../analysis/evaluator.js';
+import { inferShapes, type InferResult } from '../analysis/infer.js';
+import { RULES } from '../analysis/ops/index.js';
+import { evaluateWithRuntime } from '../analysis/runtime-eval.js';
+import type { Graph, Node } from '../ir/graph.js';
+import type { Model } from '../ir/model.js';
+import { printModel } from '../ir/printer.js';
+import type { Tensor } from '../ir/tensor.js';
+import { verifyModel, VerifyError } from '../ir/verify.js';
+import type { Pass, PassContext, PassOptions } from './pass.js';
+
+export interface FixedPoint {
+  fixedPoint: Pass[];
+  /** default 8 */
+  maxIterations?: number;
+}
+
+export type PipelineStep = Pass | FixedPoint;
+
+export interface ManagerOptions extends PassOptions {
+  /** run verify() after every pass; a broken IR stops the pipeline with the pass named */
+  verifyEach?: boolean;
+  /** pass names after which the IR is dumped (text form) through onDump */
+  dumpAfter?: string[];
+  onDump?: (pass: string, text: string) => void;
+  /** allow only this many rewrites in total, then stop (bisecting a bad rewrite) */
+  stopAfterRewrites?: number;
+  /** receives explanations of rewrites that did not fire */
+  onExplain?: (pass: string, message: string) => void;
+}
+
+export interface PassStat {
+  name: string;
+  runs: number;
+  changes: number;
+  timeMs: number;
+}
+
+export interface RunReport {
+  passes: PassStat[];
+  rewrites: number;
+  /** set when --stop-after-rewrites ended the run: the last rewrite allowed */
+  stoppedAt?: string;
+  warnings: string[];
+}
+
+export class PassError extends Error {}
+
+class Context implements PassContext {
+  private cachedShapes: InferResult | undefined;
+  rewrites = 0;
+  exhausted = false;
+  lastRewrite: string | undefined;
+  currentPass = '';
+
+  constructor(readonly model: Model, readonly options: ManagerOptions) {}
+
+  opset(domain = ''): number {
+    return this.model.opsetVersion(domain) ?? 1;
+  }
+
+  shapes(): InferResult {
+    this.cachedShapes ??= inferShapes(this.model, RULES, {
+      ...(this.options.dims ? { dims: this.options.dims } : {}),
+      evaluate: evaluateNode,
+    });
+    return this.cachedShapes;
+  }
+
+  async evaluate(node: Node, inputs: (Tensor | undefined)[]): Promise<Tensor[] | undefined> {
+    const opset = this.opset(node.domain);
+    const ts = evaluateNode(node, inputs, opset);
+    if (ts) return ts;
+    const runtime = this.options.runtime;
+    if (!runtime) return undefined;
+    try {
+      const domains = Object.fromEntries(this.model.opsetImports.map((o) => [o.domain ?? '', o.version]));
+      return await evaluateWithRuntime(runtime, node, inputs, opset, domains);
+    } catch {
+      return undefined;
+    }
+  }
+
+  allowRewrite(what: string): boolean {
+    const limit = this.options.stopAfterRewrites;
+    if (limit !== undefined && this.rewrites >= limit) {
+      this.exhausted = true;
+      return false;
+    }
+    this.rewrites++;
+    this.lastRewrite = what;
+    return true;
+  }
+
+  explain(message: string): void {
+    this.options.onExplain?.(this.currentPass, message);
+  }
+
+  invalidate(): void {
+    this.cachedShapes = undefined;
+  }
+}
+
+/** A cheap structural fingerprint of the model, to notice a fixed-point group going in circles. */
+function fingerprint(model: Model): string {
+  const parts: string[] = [];
+  for (const g of model.allGraphs()) {
+    for (const n of g.nodes) parts.push(`${n.domain}:${n.opType}(${n.inputs.map((v) => v?.name ?? '').join(',')})>${n.outputs.map((v) => v?.name ?? '').join(',')}`);
+    parts.push(`|${g.initializers.length}`);
+  }
+  let h = 0x811c9dc5;
+  const s = parts.join(';');
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return `${s.length}:${h >>> 0}`;
+}
+
+export class PassManager {
+  constructor(readonly steps: PipelineStep[], readonly options: ManagerOptions = {}) {}
+
+  async run(model: Model): Promise<RunReport> {
+    const ctx = new Context(model, this.options);
+    const stats = new Map<string, PassStat>();
+    const warnings: string[] = [];
+
+    const runPass = async (pass: Pass): Promise<number> => {
+      const stat = stats.get(pass.name) ?? { name: pass.name, runs: 0, changes: 0, timeMs: 0 };
+      stats.set(pass.name, stat);
+      ctx.currentPass = pass.name;
+      const graphs: Graph[] = pass.subgraphs === 'recurse' ? [...model.allGraphs()] : [model.graph];
+      const t0 = performance.now();
+      let changes = 0;
+      for (const g of graphs) {
+        if (g.owner?.removed) continue;
+        const n = await pass.run(g, ctx);
+        if (n > 0) {
+          changes += n;
+          ctx.invalidate();
+        }
+        if (ctx.exhausted) break;
+      }
+      for (const g of graphs) g.compact();
+      stat.runs++;
+      stat.changes += changes;
+      stat.timeMs += performance.now() - t0;
+      if (this.options.verifyEach) {
+        const problems = verifyModel(model);
+        if (problems.length) throw new PassError(`after pass '${pass.name}': ${new VerifyError(problems).message}`);
+      }
+      if (this.options.dumpAfter?.includes(pass.name)) this.options.onDump?.(pass.name, printModel(model));
+      return changes;
+    };
+
+    for (const step of this.steps) {
+      if (ctx.exhausted) break;
+      if ('fixedPoint' in step) {
+        const seen = new Set<string>([fingerprint(model)]);
+        const max = step.maxIterations ?? 8;
+        for (let i = 0; i < max && !ctx.exhausted; i++) {
+          let changes = 0;
+          for (const p of step.fixedPoint) {
+            changes += await runPass(p);
+            if (ctx.exhausted) break;
+          }
+          if (changes === 0) break;
+          const fp = fingerprint(model);
+          if (seen.has(fp)) {
+            warnings.push(`passes ${step.fixedPoint.map((p) => p.name).join(', ')} undo each other (the graph came back to an earlier state); stopped after ${i + 1} iterations`);
+            break;
+          }
+          seen.add(fp);
+          if (i === max - 1) warnings.push(`passes ${step.fixedPoint.map((p) => p.name).join(', ')} still changing after ${max} iterations`);
+        }
+      } else {
+        await runPass(step);
+      }
+    }
+    return {
+      passes: [...stats.values()].map((s) => ({ ...s, timeMs: Math.round(s.timeMs * 100) / 100 })),
+      rewrites: ctx.rewrites,
+      ...(ctx.exhausted && ctx.lastRewrite ? { stoppedAt: ctx.lastRewrite } : {}),
+      warnings,
+    };
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Passes and rewrite rules: the interfaces our own passes and users' plugins implement alike.
+ *
+ *   const eliminateIdentity: Pass = {
+ *     name: 'eliminate-identity', description: '...', level: 1, subgraphs: 'recurse',
+ *     run(graph, ctx) { ...; return changes; },
+ *   };
+ *
+ * Small local rewrites are Rules (match a node, rewrite through a Patch), turned into a pass by
+ * rulePass(); see patch.ts and pattern.ts.
+ */
+import type { InferResult } from '../analysis/infer.js';
+import type { Graph, Node } from '../ir/graph.js';
+import type { Model } from '../ir/model.js';
+import type { Tensor } from '../ir/tensor.js';
+import type { Runtime } from '../runtime.js';
+import { Patch } from './patch.js';
+
+/**
+ * 1: standard ONNX ops only (portable); 2: fusions into ops only some runtimes have (com.microsoft);
+ * 3: layout and precision changes.
+ */
+export type PassLevel = 1 | 2 | 3;
+
+export interface Pass {
+  /** verb-first, kebab-case: `eliminate-identity`, `fold-constants` */
+  readonly name: string;
+  readonly description: string;
+  readonly level: PassLevel;
+  /**
+   * 'recurse': the manager runs the pass on every graph (subgraphs of If/Loop/Scan and function
+   * bodies included); 'skip': main graph only, on purpose (say why in the pass's comment);
+   * 'self': the pass handles subgraphs itself.
+   */
+  readonly subgraphs: 'recurse' | 'skip' | 'self';
+  /** Transform `graph`; return how many changes were made (0 = nothing to do). */
+  run(graph: Graph, ctx: PassContext): number | Promise<number>;
+}
+
+/** Captures of a rule match: named values and nodes. */
+export type Captures = Record<string, unknown>;
+
+export interface Rule<C extends Captures = Captures> {
+  readonly name: string;
+  /** op types this rule looks at (default domain unless `domain` says otherwise) */
+  readonly ops: readonly string[];
+  readonly domain?: string;
+  /** null when the node does not match */
+  match(node: Node, ctx: PassContext): C | null;
+  rewrite(captures: C, patch: Patch, ctx: PassContext): void;
+}
+
+export interface PassOptions {
+  /** pinned symbolic dims, e.g. { batch: 1 } */
+  dims?: Record<string, number>;
+  /** constants larger than this (bytes) are not created by folding */
+  foldSizeLimit?: number;
+  /** evaluates ops the TypeScript evaluator does not have (onnxruntime-node in Node) */
+  runtime?: Runtime;
+}
+
+/** What a pass may use besides the graph. */
+export interface PassContext {
+  readonly model: Model;
+  readonly options: PassOptions;
+  /** opset version imported for a domain ('' = default) */
+  opset(domain?: string): number;
+  /** Types and shapes of every value (inferred on demand, recomputed after changes). */
+  shapes(): InferResult;
+  /** Evaluate a node on constant inputs: TypeScript evaluator, then the runtime if there is one. */
+  evaluate(node: Node, inputs: (Tensor | undefined)[]): Promise<Tensor[] | undefined>;
+  /**
+   * Ask for permission to make one rewrite (false once --stop-after-rewrites is used up).
+   * Every rewrite asks, so a failing model can be bisected to the rewrite that broke it.
+   */
+  allowRewrite(what: string): boolean;
+  /** Say why something did not fire (shown with --explain). */
+  explain(message: string): void;
+  /** Tell the context the graph changed, so cached analyses are dropped. */
+  invalidate(): void;
+}
+
+/** Make a pass from rules: visit nodes in order, try the rules for the node's op, apply the first that matches. */
+export function rulePass(spec: { name: string; description: string; level: PassLevel; rules: Rule[]; subgraphs?: 'recurse' | 'skip' }): Pass {
+  const byOp = new Map<string, Rule[]>();
+  for (const r of spec.rules) {
+    for (const op of r.ops) {
+      const key = `${r.domain ?? ''}:${op}`;
+      byOp.set(key, [...(byOp.get(key) ?? []), r]);
+    }
+  }
+  return {
+    name: spec.name,
+    description: spec.description,
+    level: spec.level,
+    subgraphs: spec.subgraphs ?? 'recurse',
+    run(graph, ctx) {
+      let changes = 0;
+      for (const node of graph.nodes) {
+        if (node.removed) continue;
+        for (const rule of byOp.get(`${node.domain}:${node.opType}`) ?? []) {
+          const captures = rule.match(node, ctx);
+          if (!captures) continue;
+          if (!ctx.allowRewrite(`${spec.name}/${rule.name} at ${node}`)) return changes;
+          const patch = new Patch(graph);
+          rule.rewrite(captures, patch, ctx);
+          const n = patch.commit();
+          if (n > 0) {
+            changes += n;
+            ctx.invalidate();
+          }
+          break;
+        }
+      }
+      return changes;
+    },
+  };
+}
