@@ -16,3 +16,15 @@ export { compareTensors, tensorValues, type Comparison, type Tolerance } from '.
 export { readModel, writeModel, fsExternalReader, FileError, type LoadedModel, type WriteOptions, type WrittenModel } from './node/files.js';
 export { onnxruntimeNode, toOrtTensor, fromOrtTensor } from './node/ort.js';
 export { readTestDataSet, testDataSets, readTensorFile, type TestDataSet } from './node/testdata.js';
+export * from './analysis/index.js';
+export { evaluateNode } from './analysis/evaluator.js';
+export { rulePass, type Pass, type Rule, type PassContext, type PassOptions, type PassLevel, type Captures } from './pass/pass.js';
+export { Patch, PatchError, typesConflict, type AddOptions } from './pass/patch.js';
+export { op, v, constant, opt, alt, matchNode, constantValue, OpPattern, type ValuePattern } from './pass/pattern.js';
+export { PassManager, type PipelineStep, type ManagerOptions, type PassStat, type RunReport } from './pass/manager.js';
+export { compile, resolvePipeline, modelStats, CompileError, type CompileOptions, type CompileReport, type ModelStats } from './compile.js';
+export type { Target, PipelineSpec } from './target.js';
+export { PASSES, findPass } from '../passes/index.js';
+export { TARGETS, findTarget } from '../targets/index.js';
+export { syntheticInputs, seededRandom, type SyntheticOptions } from './inputs.js';
+export { loadPlugin, type Plugin } from './node/plugins.js';

@@ -7,7 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { readModel, writeModel } from '../node/files.js';
+import { compile, CompileError } from '../compile.js';
+import { readModel, writeModel, writeTextAtomic } from '../node/files.js';
+import { onnxruntimeNode } from '../node/ort.js';
+import { loadPlugin } from '../node/plugins.js';
+import { findTarget, TARGETS } from '../../targets/index.js';
 import { DimSpecError, parseDims } from './dims.js';
 import { formatBytes, formatShapes, formatSummary, inferForInspect, summarize } from './inspect.js';
 
@@ -44,13 +48,7 @@ export function buildProgram(): Command {
     .option('--shapes', "infer and print every value's type and shape")
     .option('--dim <name=size,...>', 'pin symbolic dims for --shapes, e.g. batch=1,seq=64 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .action((file: string, opts: { json?: boolean; shapes?: boolean; dim: string[] }) => {
-      let dims: Record<string, number>;
-      try {
-        dims = parseDims(opts.dim);
-      } catch (e) {
-        if (e instanceof DimSpecError) throw new UsageError(e.message);
-        throw e;
-      }
+      const dims = parseDimsOrUsage(opts.dim);
       if (opts.dim.length && !opts.shapes) throw new UsageError('--dim needs --shapes');
       const loaded = readModel(file);
       const summary = summarize(loaded.model, file, loaded.fileSize, loaded.externalFiles);
@@ -91,7 +89,101 @@ export function buildProgram(): Command {
       process.stderr.write(`wrote ${written.path} (${formatBytes(written.size)})${data}\n`);
     });
 
+  program
+    .command('compile')
+    .description("run a target's passes on a model and write the result")
+    .argument('<model>', 'ONNX model file')
+    .requiredOption('-o, --output <file>', 'output model file')
+    .option('-t, --target <name>', `target (${TARGETS.map((t) => t.name).join(', ')})`, 'portable')
+    .option('--report <file>', 'write a JSON report: each pass with time and changes, before/after stats')
+    .option('--dim <name=size,...>', 'fix symbolic dims, e.g. batch=1,seq=64 (repeatable)', collect, [] as string[])
+    .option('--plugin <file>', 'load passes/targets from an ESM module (repeatable)', collect, [] as string[])
+    .option('--passes <a,b,c>', 'run exactly these passes, in this order')
+    .option('--disable-pass <name>', 'leave a pass out of the pipeline (repeatable)', collect, [] as string[])
+    .option('--verify-each', 'verify the IR after every pass')
+    .option('--dump-after <pass>', 'print the IR to stderr after this pass (repeatable)', collect, [] as string[])
+    .option('--stop-after-rewrites <n>', 'stop after N rewrites (bisect a rewrite that breaks a model)')
+    .option('--explain', 'print why rewrites did not fire')
+    .option('--no-runtime-fold', 'fold constants with the TypeScript evaluator only (not onnxruntime)')
+    .option('--external-data [file]', 'write tensor data to a separate file')
+    .action(async (file: string, opts: CompileCliOptions) => {
+      const dims = parseDimsOrUsage(opts.dim);
+      let stopAfter: number | undefined;
+      if (opts.stopAfterRewrites !== undefined) {
+        stopAfter = Number(opts.stopAfterRewrites);
+        if (!Number.isInteger(stopAfter) || stopAfter < 0) throw new UsageError(`--stop-after-rewrites: '${opts.stopAfterRewrites}' is not a count`);
+      }
+      const plugins = [];
+      for (const p of opts.plugin) plugins.push(await loadPlugin(p));
+      const pluginPasses = plugins.flatMap((p) => p.passes);
+      const target = findTarget(opts.target, plugins.flatMap((p) => p.targets));
+      if (!target) throw new UsageError(`unknown target '${opts.target}' (known: ${TARGETS.map((t) => t.name).join(', ')})`);
+      const loaded = readModel(file);
+      let report;
+      try {
+        report = await compile(loaded.model, target, {
+          dims,
+          ...(opts.runtimeFold ? { runtime: onnxruntimeNode } : {}),
+          ...(opts.passes ? { passes: opts.passes.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+          disablePasses: opts.disablePass,
+          plugins: pluginPasses,
+          verifyEach: !!opts.verifyEach,
+          dumpAfter: opts.dumpAfter,
+          onDump: (pass, text) => process.stderr.write(`--- IR after ${pass}\n${text}\n`),
+          ...(stopAfter !== undefined ? { stopAfterRewrites: stopAfter } : {}),
+          ...(opts.explain ? { onExplain: (pass: string, msg: string) => process.stderr.write(`[${pass}] ${msg}\n`) } : {}),
+        });
+      } catch (e) {
+        if (e instanceof CompileError && /unknown pass|allows level/.test(e.message)) throw new UsageError(e.message);
+        throw new Error(`${file}: ${(e as Error).message}`);
+      }
+      const written = writeModel(loaded.model, opts.output, opts.externalData !== undefined ? { externalData: opts.externalData } : {});
+      if (opts.report) writeTextAtomic(opts.report, `${toJson({ input: file, output: opts.output, ...report })}\n`);
+      const b = report.before, a = report.after;
+      process.stderr.write(`compiled for ${target.name}: ${b.nodes} -> ${a.nodes} nodes, ${formatBytes(b.parameterBytes)} -> ${formatBytes(a.parameterBytes)} parameters, ${report.rewrites} rewrites in ${report.timeMs} ms; wrote ${written.path}\n`);
+      if (report.stoppedAt) process.stderr.write(`stopped after ${report.rewrites} rewrites; the last one: ${report.stoppedAt}\n`);
+      for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+    });
+
+  program
+    .command('targets')
+    .description('list the targets')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => {
+      if (opts.json) process.stdout.write(`${toJson(TARGETS)}\n`);
+      else for (const t of TARGETS) process.stdout.write(`${t.name.padEnd(12)} ${t.description}\n`);
+    });
+
   return program;
+}
+
+interface CompileCliOptions {
+  output: string;
+  target: string;
+  report?: string;
+  dim: string[];
+  plugin: string[];
+  passes?: string;
+  disablePass: string[];
+  verifyEach?: boolean;
+  dumpAfter: string[];
+  stopAfterRewrites?: string;
+  explain?: boolean;
+  runtimeFold: boolean;
+  externalData?: boolean | string;
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+function parseDimsOrUsage(specs: string[]): Record<string, number> {
+  try {
+    return parseDims(specs);
+  } catch (e) {
+    if (e instanceof DimSpecError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -155,3 +155,15 @@ export function writeModel(model: Model, file: string, opts: WriteOptions = {}):
     ...(out.data ? { dataPath: path.join(path.dirname(file), out.data.location), dataSize: out.data.size } : {}),
   };
 }
+
+/** Write a text file through a temp file and a rename. */
+export function writeTextAtomic(file: string, text: string): void {
+  const tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+  try {
+    fs.writeFileSync(tmp, text, { flag: 'wx' });
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw new FileError(file, `cannot write: ${describeFsError(e as NodeJS.ErrnoException)}`);
+  }
+}

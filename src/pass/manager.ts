@@ -141,6 +141,8 @@ export class PassManager {
         if (n > 0) {
           changes += n;
           ctx.invalidate();
+          // rewrites append their nodes at the end: restore topological order (stable)
+          g.toposort();
         }
         if (ctx.exhausted) break;
       }

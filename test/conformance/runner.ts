@@ -57,14 +57,28 @@ function roundTrip(modelFile: string): { bytes: Uint8Array; model: Model } | Cas
   return { bytes, model };
 }
 
-export async function runCase(caseDir: string, opts: { roundTrip: boolean }): Promise<CaseResult> {
+export interface CaseOptions {
+  /** run our round trip's bytes (else the untouched file) */
+  roundTrip: boolean;
+  /** change the model before it is serialized and run (e.g. compile it) */
+  transform?: (model: Model) => Promise<void>;
+}
+
+export async function runCase(caseDir: string, opts: CaseOptions): Promise<CaseResult> {
   const modelFile = path.join(caseDir, 'model.onnx');
   let bytes: Uint8Array;
-  let model: Model;
   const rt = roundTrip(modelFile);
   if ('status' in rt) return rt;
-  model = rt.model;
+  const model = rt.model;
   bytes = opts.roundTrip ? rt.bytes : new Uint8Array(fs.readFileSync(modelFile));
+  if (opts.transform) {
+    try {
+      await opts.transform(model);
+    } catch (e) {
+      return { status: 'fail', stage: 'codec', reason: `transform: ${firstLine(e)}` };
+    }
+    bytes = concatChunks(serializeModel(model).chunks);
+  }
 
   const nonTensor = model.graph.inputs.find((v) => v.type && v.type.kind !== 'tensor');
   if (nonTensor) return { status: 'fail', stage: 'runtime', reason: `onnxruntime-node cannot feed ${nonTensor.type!.kind} input '${nonTensor.name}'` };

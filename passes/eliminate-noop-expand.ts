@@ -1,0 +1,49 @@
+/**
+ * eliminate-noop-expand
+ *
+ * Before:  y = Expand(x, shape)   with shape(y) == shape(x)
+ * After:   users of y use x
+ * Conditions: both shapes are known dim by dim from ctx.shapes(): equal sizes, or the same symbolic
+ *   expression (e.g. [batch, seq, 32] -> [batch, seq, 32], the target built from Shape(x)).
+ */
+import type { Sym } from '../src/analysis/symbolic.js';
+import type { Value } from '../src/ir/graph.js';
+import type { Pass, PassContext } from '../src/pass/pass.js';
+import { Patch } from '../src/pass/patch.js';
+
+function symShape(v: Value | undefined, ctx: PassContext): Sym[] | undefined {
+  if (!v) return undefined;
+  try {
+    const t = ctx.shapes().types.get(v);
+    return t?.kind === 'tensor' ? t.shape : undefined;
+  } catch (e) {
+    ctx.explain(`shape inference failed: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+function sameShape(a: Sym[] | undefined, b: Sym[] | undefined): boolean {
+  return a !== undefined && b !== undefined && a.length === b.length && a.every((d, i) => d.equals(b[i]!));
+}
+
+export const eliminateNoopExpand: Pass = {
+  name: 'eliminate-noop-expand',
+  description: 'remove Expand whose output shape equals its input shape',
+  level: 1,
+  subgraphs: 'recurse',
+  run(graph, ctx) {
+    let changes = 0;
+    for (const node of graph.nodes) {
+      if (node.removed || node.domain !== '' || node.opType !== 'Expand') continue;
+      const x = node.inputs[0];
+      const y = node.outputs[0];
+      if (!x || !y) continue;
+      if (!sameShape(symShape(x, ctx), symShape(y, ctx))) continue;
+      if (!ctx.allowRewrite(`eliminate-noop-expand: ${node}`)) return changes;
+      const patch = new Patch(graph);
+      patch.replace(y, x);
+      changes += patch.commit();
+    }
+    return changes;
+  },
+};

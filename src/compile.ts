@@ -1,0 +1,125 @@
+/**
+ * compile(): run a target's pipeline (or exactly the passes asked for) on a model, and report what
+ * each pass did and what the model looked like before and after.
+ */
+import { inferShapes } from './analysis/infer.js';
+import { RULES } from './analysis/ops/index.js';
+import { evaluateNode } from './analysis/evaluator.js';
+import { dataTypeName } from './ir/dtype.js';
+import type { Model } from './ir/model.js';
+import { PassManager, type ManagerOptions, type PassStat, type PipelineStep } from './pass/manager.js';
+import type { Pass } from './pass/pass.js';
+import type { PipelineSpec, Target } from './target.js';
+import { findPass, PASSES } from '../passes/index.js';
+
+export class CompileError extends Error {}
+
+export interface ModelStats {
+  nodes: number;
+  opHistogram: Record<string, number>;
+  initializers: number;
+  parameters: number;
+  parameterBytes: number;
+  bytesByDtype: Record<string, number>;
+}
+
+export interface CompileOptions extends ManagerOptions {
+  /** run exactly these passes, in this order, instead of the target's pipeline */
+  passes?: string[];
+  /** remove these passes from the pipeline */
+  disablePasses?: string[];
+  /** passes from plugins: they can be named in `passes`; otherwise they run after the pipeline */
+  plugins?: Pass[];
+}
+
+export interface CompileReport {
+  target: string;
+  pipeline: string[];
+  passes: PassStat[];
+  rewrites: number;
+  stoppedAt?: string;
+  warnings: string[];
+  before: ModelStats;
+  after: ModelStats;
+  timeMs: number;
+}
+
+export function modelStats(model: Model): ModelStats {
+  const hist: Record<string, number> = {};
+  let nodes = 0, initializers = 0, parameters = 0, parameterBytes = 0;
+  const byDtype: Record<string, number> = {};
+  for (const g of model.allGraphs()) {
+    for (const n of g.nodes) {
+      nodes++;
+      hist[n.qualifiedOp] = (hist[n.qualifiedOp] ?? 0) + 1;
+    }
+    for (const v of g.initializers) {
+      const t = v.initializer;
+      if (!t) continue;
+      initializers++;
+      parameters += t.elementCount;
+      const bytes = t.byteLength ?? 0;
+      parameterBytes += bytes;
+      const k = dataTypeName(t.dataType);
+      byDtype[k] = (byDtype[k] ?? 0) + bytes;
+    }
+  }
+  const opHistogram = Object.fromEntries(Object.entries(hist).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+  return { nodes, opHistogram, initializers, parameters, parameterBytes, bytesByDtype: byDtype };
+}
+
+function lookup(name: string, target: Target, plugins: readonly Pass[]): Pass {
+  const pass = findPass(name, plugins);
+  if (!pass) throw new CompileError(`unknown pass '${name}' (known: ${[...plugins, ...PASSES].map((p) => p.name).sort().join(', ')})`);
+  if (pass.level > target.maxLevel) throw new CompileError(`pass '${name}' is level ${pass.level}; target '${target.name}' allows level ${target.maxLevel} at most`);
+  return pass;
+}
+
+/** The pipeline to run: the target's (minus disabled passes, plus plugin passes), or exactly `passes`. */
+export function resolvePipeline(target: Target, opts: Pick<CompileOptions, 'passes' | 'disablePasses' | 'plugins'> = {}): PipelineStep[] {
+  const plugins = opts.plugins ?? [];
+  const disabled = new Set(opts.disablePasses ?? []);
+  for (const d of disabled) lookup(d, { ...target, maxLevel: 3 }, plugins);
+  if (opts.passes) return opts.passes.filter((n) => !disabled.has(n)).map((n) => lookup(n, target, plugins));
+  const steps: PipelineStep[] = [];
+  const keep = (n: string): boolean => !disabled.has(n);
+  for (const spec of target.pipeline as PipelineSpec[]) {
+    if (typeof spec === 'string') {
+      if (keep(spec)) steps.push(lookup(spec, target, plugins));
+    } else {
+      const group = spec.fixedPoint.filter(keep).map((n) => lookup(n, target, plugins));
+      if (group.length) steps.push({ fixedPoint: group, ...(spec.maxIterations ? { maxIterations: spec.maxIterations } : {}) });
+    }
+  }
+  for (const p of plugins) if (keep(p.name)) steps.push(lookup(p.name, target, plugins));
+  return steps;
+}
+
+function stepNames(steps: PipelineStep[]): string[] {
+  return steps.map((s) => ('fixedPoint' in s ? `(${s.fixedPoint.map((p) => p.name).join(' ')})*` : s.name));
+}
+
+/** Compile `model` in place for `target`. */
+export async function compile(model: Model, target: Target, opts: CompileOptions = {}): Promise<CompileReport> {
+  const t0 = performance.now();
+  const steps = resolvePipeline(target, opts);
+  const before = modelStats(model);
+  const run = await new PassManager(steps, opts).run(model);
+  // leave every value's type in the model (saved as value_info) for the runtime and later tools
+  try {
+    inferShapes(model, RULES, { ...(opts.dims ? { dims: opts.dims } : {}), evaluate: evaluateNode });
+  } catch (e) {
+    run.warnings.push(`shape inference after compiling: ${(e as Error).message}`);
+  }
+  return {
+    target: target.name,
+    pipeline: stepNames(steps),
+    passes: run.passes,
+    rewrites: run.rewrites,
+    ...(run.stoppedAt ? { stoppedAt: run.stoppedAt } : {}),
+    warnings: run.warnings,
+    before,
+    after: modelStats(model),
+    timeMs: Math.round((performance.now() - t0) * 10) / 10,
+  };
+}
