@@ -1,29 +1,58 @@
 /**
  * eliminate-noop-expand
  *
- * Before:  y = Expand(x, shape)   with shape(y) == shape(x)
+ * Before:  y = Expand(x, shape)   with shape(y) == shape(x), e.g. x: [batch, 4], shape = [1, 4] or Shape(x)
  * After:   users of y use x
- * Conditions: both shapes are known dim by dim from ctx.shapes(): equal sizes, or the same symbolic
- *   expression (e.g. [batch, seq, 32] -> [batch, seq, 32], the target built from Shape(x)).
+ * Conditions: the shape operand's contents are known (constant, or symbolically through ctx.shapes()),
+ *   it has no more entries than x has dims, and each entry is 1 or equal to x's aligned dim (same
+ *   size, or the same symbolic expression); the inferred output shape equals x's shape as well.
+ *   Guard: inference unifies a symbolic dim with a constant it is broadcast against (x: [n, 3]
+ *   expanded to [4, 3] makes n = 4, though n = 1 is legal and then the Expand is no no-op), so a
+ *   constant entry > 1 is trusted only when no symbol of the model was unified to that constant.
  */
-import type { Sym } from '../src/analysis/symbolic.js';
+import { Sym } from '../src/analysis/symbolic.js';
+import type { InferResult } from '../src/analysis/infer.js';
 import type { Value } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { Patch } from '../src/pass/patch.js';
+import { constantValue } from '../src/pass/pattern.js';
 
-function symShape(v: Value | undefined, ctx: PassContext): Sym[] | undefined {
-  if (!v) return undefined;
+function inferred(ctx: PassContext): InferResult | undefined {
   try {
-    const t = ctx.shapes().types.get(v);
-    return t?.kind === 'tensor' ? t.shape : undefined;
+    return ctx.shapes();
   } catch (e) {
     ctx.explain(`shape inference failed: ${(e as Error).message}`);
     return undefined;
   }
 }
 
-function sameShape(a: Sym[] | undefined, b: Sym[] | undefined): boolean {
-  return a !== undefined && b !== undefined && a.length === b.length && a.every((d, i) => d.equals(b[i]!));
+function symShape(v: Value, shapes: InferResult): Sym[] | undefined {
+  const t = shapes.types.get(v);
+  return t?.kind === 'tensor' ? t.shape : undefined;
+}
+
+/** Contents of a 1-D int64 shape operand: constant, or symbolic. */
+function shapeOperand(v: Value, shapes: InferResult): Sym[] | undefined {
+  const c = constantValue(v);
+  if (c) {
+    if (c.dims.length !== 1) return undefined;
+    const out: Sym[] = [];
+    for (const x of Array.from(c.toTypedArray() as ArrayLike<number | bigint>)) {
+      const n = Number(x);
+      if (!Number.isSafeInteger(n)) return undefined;
+      out.push(Sym.const(n));
+    }
+    return out;
+  }
+  const s = shapes.symValues.get(v);
+  return s && s.dims.length === 1 ? s.values : undefined;
+}
+
+/** Values a subgraph returns although an enclosing graph defines them: Patch does not re-point those. */
+function returnedFromOuterScope(ctx: PassContext): Set<Value> {
+  const out = new Set<Value>();
+  for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) out.add(v);
+  return out;
 }
 
 export const eliminateNoopExpand: Pass = {
@@ -32,13 +61,28 @@ export const eliminateNoopExpand: Pass = {
   level: 1,
   subgraphs: 'recurse',
   run(graph, ctx) {
+    const returned = returnedFromOuterScope(ctx);
     let changes = 0;
     for (const node of graph.nodes) {
       if (node.removed || node.domain !== '' || node.opType !== 'Expand') continue;
-      const x = node.inputs[0];
+      const [x, s] = node.inputs;
       const y = node.outputs[0];
-      if (!x || !y) continue;
-      if (!sameShape(symShape(x, ctx), symShape(y, ctx))) continue;
+      if (!x || !s || !y) continue;
+      if (returned.has(y)) continue;
+      const shapes = inferred(ctx);
+      if (!shapes) return changes;
+      const xs = symShape(x, shapes);
+      const ys = symShape(y, shapes);
+      const target = shapeOperand(s, shapes);
+      if (!xs || !ys || !target || target.length > xs.length || ys.length !== xs.length) continue;
+      const off = xs.length - target.length;
+      if (!target.every((d, i) => d.value === 1 || d.equals(xs[off + i]!))) continue;
+      const fromUnification = new Set([...shapes.unified.values()].map((d) => d.value).filter((n) => n !== undefined));
+      if (target.some((d) => d.value !== undefined && d.value !== 1 && fromUnification.has(d.value))) {
+        ctx.explain(`${node}: a dim of the input may be a symbol unified with ${target.map(String).join(',')}`);
+        continue;
+      }
+      if (!ys.every((d, i) => d.equals(xs[i]!))) continue;
       if (!ctx.allowRewrite(`eliminate-noop-expand: ${node}`)) return changes;
       const patch = new Patch(graph);
       patch.replace(y, x);

@@ -84,7 +84,9 @@ function bnTerms(c: Caps, channels: number): Folded | undefined {
     const dims = constantValue(t)!.dims;
     if (dims.length !== 1 || dims[0] !== channels) return undefined;
   }
-  const eps = attrFloat(c.bn.attr('epsilon'), 1e-5)!;
+  const epsAttr = c.bn.attr('epsilon');
+  if (epsAttr && epsAttr.type !== 'float') return undefined;
+  const eps = attrFloat(epsAttr, 1e-5)!;
   const s = new Float64Array(channels);
   const shift = new Float64Array(channels);
   for (let i = 0; i < channels; i++) {

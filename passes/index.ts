@@ -1,12 +1,54 @@
 /**
  * The registry of built-in passes: an explicit list, in no particular order (targets decide the
- * order). Plugins add theirs at run time (src/pass/plugins.ts).
+ * order). Plugins add theirs at run time (src/node/plugins.ts).
  */
 import type { Pass } from '../src/pass/pass.js';
+import { dedupeInitializers } from './dedupe-initializers.js';
+import { eliminateCommonSubexpressions } from './eliminate-common-subexpressions.js';
+import { eliminateDeadNodes } from './eliminate-dead-nodes.js';
+import { eliminateDropout } from './eliminate-dropout.js';
 import { eliminateIdentity } from './eliminate-identity.js';
+import { eliminateNoopCast } from './eliminate-noop-cast.js';
+import { eliminateNoopExpand } from './eliminate-noop-expand.js';
+import { eliminateNoopPad } from './eliminate-noop-pad.js';
+import { eliminateNoopReshape } from './eliminate-noop-reshape.js';
+import { eliminateNoopSlice } from './eliminate-noop-slice.js';
+import { eliminateNoopTranspose } from './eliminate-noop-transpose.js';
+import { eliminateUnusedInitializers } from './eliminate-unused-initializers.js';
+import { fixDims } from './fix-dims.js';
+import { foldConstants } from './fold-constants.js';
+import { foldShapeOps } from './fold-shape-ops.js';
+import { fuseBnIntoConv } from './fuse-bn-into-conv.js';
+import { fuseMatmulAddIntoGemm } from './fuse-matmul-add-into-gemm.js';
+import { fuseMulAddIntoConv } from './fuse-mul-add-into-conv.js';
+import { fusePadIntoConv } from './fuse-pad-into-conv.js';
+import { mergeReshapes } from './merge-reshapes.js';
+import { mergeSqueezeUnsqueeze } from './merge-squeeze-unsqueeze.js';
+import { mergeTransposes } from './merge-transposes.js';
 
 export const PASSES: readonly Pass[] = [
+  dedupeInitializers,
+  eliminateCommonSubexpressions,
+  eliminateDeadNodes,
+  eliminateDropout,
   eliminateIdentity,
+  eliminateNoopCast,
+  eliminateNoopExpand,
+  eliminateNoopPad,
+  eliminateNoopReshape,
+  eliminateNoopSlice,
+  eliminateNoopTranspose,
+  eliminateUnusedInitializers,
+  fixDims,
+  foldConstants,
+  foldShapeOps,
+  fuseBnIntoConv,
+  fuseMatmulAddIntoGemm,
+  fuseMulAddIntoConv,
+  fusePadIntoConv,
+  mergeReshapes,
+  mergeSqueezeUnsqueeze,
+  mergeTransposes,
 ];
 
 export function findPass(name: string, extra: readonly Pass[] = []): Pass | undefined {

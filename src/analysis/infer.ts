@@ -238,6 +238,12 @@ export class InferContext {
         const r = this.st.resolve(e);
         if (d === undefined || d.value === 1) { d = r; continue; }
         if (r.value === 1 || r.equals(d)) continue;
+        // a symbol against a constant > 1: the constant (the symbol may be 1 or equal to it, we cannot
+        // tell, so nothing is unified); two different symbols must be equal (or one is 1 at run time,
+        // which no static shape can express): unify them
+        if (r.value !== undefined && d.value !== undefined) this.error(`dims ${d.value} and ${r.value} cannot broadcast`);
+        if (r.value !== undefined) { d = r; continue; }
+        if (d.value !== undefined) continue;
         d = this.unify(d, r);
       }
       out.push(d ?? Sym.ONE);
@@ -371,7 +377,8 @@ function inferGraph(g: Graph, st: State): void {
       if (t) st.types.set(v, t);
     }
   }
-  for (const n of g.nodes) inferNode(n, st);
+  // in dependency order: a rewrite in progress may have appended nodes out of order
+  for (const n of g.topoOrder()) inferNode(n, st);
 }
 
 /**

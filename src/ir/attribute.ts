@@ -81,9 +81,11 @@ export function attrInts(a: Attribute | undefined): number[] | undefined {
   return a.value.map(int64ToNumber);
 }
 
+/** A FLOAT attribute's value (an INT attribute is read as its number, as runtimes do), or `fallback`. */
 export function attrFloat(a: Attribute | undefined, fallback?: number): number | undefined {
-  if (!a || a.type !== 'float') return fallback;
-  return a.value;
+  if (a?.type === 'float') return a.value;
+  if (a?.type === 'int') return int64ToNumber(a.value);
+  return fallback;
 }
 
 export function attrString(a: Attribute | undefined, fallback?: string): string | undefined {

@@ -19,7 +19,19 @@ export class IrError extends Error {}
 export class NameScope {
   private readonly used = new Set<string>();
   private readonly next = new Map<string, number>();
+  /** node names are a namespace of their own (ORT refuses two nodes with one name) */
+  private readonly nodeNames = new Set<string>();
   nodeCounter = 0;
+
+  claimNode(name: string): void { if (name !== '') this.nodeNames.add(name); }
+
+  /** A node name not used yet (`base`, `base_1`, ...), claimed. */
+  uniqueNode(base: string): string {
+    let name = base;
+    for (let i = 1; this.nodeNames.has(name); i++) name = `${base}_${i}`;
+    this.nodeNames.add(name);
+    return name;
+  }
 
   has(name: string): boolean { return this.used.has(name); }
   claim(name: string): void { this.used.add(name); }
@@ -301,7 +313,8 @@ export class Graph {
   /** Add a node at the end of the node list. Outputs get unique names derived from the node's name or op. */
   addNode(init: NodeInit): Node {
     const node = new Node(this, this.scope.nodeCounter++, init.opType, init.domain ?? '', init.name ?? '', init.extra ?? {});
-    if (init.name === undefined) node.name = this.scope.unique(`${init.opType}_${node.id}`);
+    if (init.name === undefined) node.name = this.scope.uniqueNode(`${init.opType}_${node.id}`);
+    else this.scope.claimNode(init.name);
     for (const a of init.attributes ?? []) node.attributes.set(a.name, a);
     for (const v of init.inputs ?? []) this.attachInput(node, node.inputs.length, v);
     const outs = init.outputs ?? 1;
@@ -419,11 +432,11 @@ export class Graph {
   }
 
   /**
-   * Order nodes so that every value is produced before it is used (stable: a graph already in order
-   * keeps its order). Outer-scope values read by subgraphs count as inputs of the owning node.
-   * Throws IrError on a cycle.
+   * The live nodes in an order where every value is produced before it is used (stable: a graph
+   * already in order keeps its order). Outer-scope values read by subgraphs count as inputs of the
+   * owning node. Throws IrError on a cycle. Does not change the graph.
    */
-  toposort(): void {
+  topoOrder(): Node[] {
     const live = this.nodes;
     const state = new Map<Node, number>(); // 1 = visiting, 2 = done
     const order: Node[] = [];
@@ -457,8 +470,15 @@ export class Graph {
         }
       }
     }
+    return order;
+  }
+
+  /** Put the nodes in topological order (see topoOrder), in this graph and its subgraphs. */
+  toposort(): void {
+    const order = this.topoOrder();
     this._nodes.length = 0;
     this._nodes.push(...order);
+    this.liveCount = order.length;
     for (const n of order) for (const g of n.subgraphs()) g.toposort();
   }
 

@@ -53,7 +53,7 @@ export const onnxruntimeNode: Runtime = {
   name: `onnxruntime-node ${ort.env.versions?.common ?? ''}`.trim(),
   async createSession(model: Uint8Array, opts: SessionOptions = {}): Promise<Session> {
     const session = await ort.InferenceSession.create(model, {
-      logSeverityLevel: 3, // errors only: ORT's warnings are not ours to print
+      logSeverityLevel: 4, // fatal only: load errors come back as exceptions, warnings are not ours to print
       graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
       ...(opts.intraOpNumThreads !== undefined ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
     });

@@ -66,10 +66,9 @@ class Context implements PassContext {
   }
 
   shapes(): InferResult {
-    this.cachedShapes ??= inferShapes(this.model, RULES, {
-      ...(this.options.dims ? { dims: this.options.dims } : {}),
-      evaluate: evaluateNode,
-    });
+    // dims are not pinned here: fix-dims writes them into the model, and a pipeline without it
+    // must not specialize the model behind the inputs' backs
+    this.cachedShapes ??= inferShapes(this.model, RULES, { evaluate: evaluateNode });
     return this.cachedShapes;
   }
 

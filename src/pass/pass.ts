@@ -98,6 +98,8 @@ export function rulePass(spec: { name: string; description: string; level: PassL
       let changes = 0;
       for (const node of graph.nodes) {
         if (node.removed) continue;
+        // in a function body, an attribute may be a reference to the caller's: its value is unknown here
+        if ([...node.attributes.values()].some((a) => a.refAttrName !== undefined)) continue;
         for (const rule of byOp.get(`${node.domain}:${node.opType}`) ?? []) {
           const captures = rule.match(node, ctx);
           if (!captures) continue;

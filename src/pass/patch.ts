@@ -42,7 +42,7 @@ export class Patch {
     const node = this.graph.addNode({
       opType,
       domain: opts.domain ?? '',
-      name: this.graph.scope.unique(opts.name ?? opType),
+      name: this.graph.scope.uniqueNode(opts.name ?? opType),
       inputs,
       outputs: opts.outputs ?? 1,
       attributes,
@@ -103,11 +103,12 @@ export class Patch {
   private keepOutputName(from: Value, to: Value): void {
     const g = this.graph;
     const name = from.name;
-    const canTake = to.producer !== undefined && to.graph === g && !to.isGraphInput && !to.isGraphOutput && !to.isConstant;
+    // a computed value or an initializer of this graph can be renamed; inputs and outputs cannot
+    const canTake = (to.producer !== undefined || to.initializer !== undefined) && to.graph === g && !to.isGraphInput && !to.isGraphOutput;
     const slots = g.outputs.map((v, i) => (v === from ? i : -1)).filter((i) => i >= 0);
     let carrier = to;
     if (!canTake) {
-      const node = g.addNode({ opType: 'Identity', name: g.scope.unique(`${name}_keep`), inputs: [to], outputs: 1 });
+      const node = g.addNode({ opType: 'Identity', name: g.scope.uniqueNode(`${name}_keep`), inputs: [to], outputs: 1 });
       this.added.push(node);
       carrier = node.outputs[0]!;
     }

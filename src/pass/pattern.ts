@@ -10,7 +10,7 @@
  * value (`op('Mul', v('a'), v('a'))` is a square).
  */
 import type { Graph, Node, Value } from '../ir/graph.js';
-import type { Tensor } from '../ir/tensor.js';
+import { Tensor } from '../ir/tensor.js';
 import type { Captures } from './pass.js';
 
 export interface ValuePattern {
@@ -23,9 +23,16 @@ export function constantValue(v: Value | undefined): Tensor | undefined {
   if (!v) return undefined;
   if (v.initializer && !v.isGraphInput) return v.initializer;
   const p = v.producer;
-  if (p && p.opType === 'Constant' && p.domain === '') {
-    const a = p.attr('value');
-    if (a?.type === 'tensor') return a.value;
+  if (!p || p.opType !== 'Constant' || p.domain !== '') return undefined;
+  for (const a of p.attributes.values()) {
+    if (a.refAttrName !== undefined) return undefined;
+    switch (a.name) {
+      case 'value': return a.type === 'tensor' ? a.value : undefined;
+      case 'value_float': return a.type === 'float' ? Tensor.float32([a.value], []) : undefined;
+      case 'value_floats': return a.type === 'floats' ? Tensor.float32(a.value) : undefined;
+      case 'value_int': return a.type === 'int' ? Tensor.int64([a.value], []) : undefined;
+      case 'value_ints': return a.type === 'ints' ? Tensor.int64(a.value) : undefined;
+    }
   }
   return undefined;
 }

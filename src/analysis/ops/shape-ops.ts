@@ -270,6 +270,7 @@ function sliceLength(d: Sym, start: number, end: number, step: number): Sym | un
   const toEnd = end >= BIG;
   if (start >= 0 && toEnd) return d.sub(start);
   if (start >= 0 && end < 0) return d.add(end).sub(start);
+  if (start <= -BIG && toEnd) return d; // INT64_MIN / INT32_MIN: from the start
   if (start < 0 && toEnd) return Sym.const(-start);
   if (start >= 0 && end >= 0 && end < BIG) return undefined; // min(d, end) - start: not polynomial
   return undefined;
@@ -319,6 +320,9 @@ const expand: Rule = (ctx) => {
     if (a === undefined) out.push(b!);
     else if (b === undefined || b.value === 1) out.push(a);
     else if (a.value === 1) out.push(b);
+    // a symbol against a constant > 1: the result is the constant, and the symbol may be 1 or equal to it
+    else if (b.value !== undefined) out.push(b);
+    else if (a.value !== undefined) out.push(a);
     else out.push(ctx.unify(a, b));
   }
   return [{ type: tensorInfo(t.elemType, out) }];

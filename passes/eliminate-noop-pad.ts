@@ -1,0 +1,61 @@
+/**
+ * eliminate-noop-pad
+ *
+ * Before:  y = Pad(x, pads=[0, ..., 0], ...)
+ * After:   users of y use x
+ * Conditions: every pad is 0 (whatever the mode, constant value or axes). The pads are the
+ *   `pads` input from opset 11 (a constant, or known through ctx.shapes()), the `pads` attribute
+ *   in opsets 2-10 and `paddings` in opset 1.
+ */
+import { attrInts } from '../src/ir/attribute.js';
+import type { Value } from '../src/ir/graph.js';
+import type { Pass, PassContext } from '../src/pass/pass.js';
+import { Patch } from '../src/pass/patch.js';
+import { constantValue } from '../src/pass/pattern.js';
+
+/** Integer contents of `v`: constant, or symbolic values that are all known. */
+function intsOf(v: Value | undefined, ctx: PassContext): number[] | undefined {
+  if (!v) return undefined;
+  const c = constantValue(v);
+  if (c) return Array.from(c.toTypedArray() as ArrayLike<number | bigint>, (x) => Number(x));
+  try {
+    const s = ctx.shapes().symValues.get(v);
+    if (s && s.values.every((d) => d.value !== undefined)) return s.values.map((d) => d.value!);
+  } catch (e) {
+    ctx.explain(`shape inference failed: ${(e as Error).message}`);
+  }
+  return undefined;
+}
+
+/** Values a subgraph returns although an enclosing graph defines them: Patch does not re-point those. */
+function returnedFromOuterScope(ctx: PassContext): Set<Value> {
+  const out = new Set<Value>();
+  for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) out.add(v);
+  return out;
+}
+
+export const eliminateNoopPad: Pass = {
+  name: 'eliminate-noop-pad',
+  description: 'remove Pad whose pads are all zero',
+  level: 1,
+  subgraphs: 'recurse',
+  run(graph, ctx) {
+    const opset = ctx.opset('');
+    const returned = returnedFromOuterScope(ctx);
+    let changes = 0;
+    for (const node of graph.nodes) {
+      if (node.removed || node.domain !== '' || node.opType !== 'Pad') continue;
+      const x = node.inputs[0];
+      const y = node.outputs[0];
+      if (!x || !y) continue;
+      if (returned.has(y)) continue;
+      const pads = opset >= 11 ? intsOf(node.inputs[1], ctx) : attrInts(node.attr(opset < 2 ? 'paddings' : 'pads')) ?? attrInts(node.attr('pads'));
+      if (!pads || pads.some((p) => p !== 0)) continue;
+      if (!ctx.allowRewrite(`eliminate-noop-pad: ${node}`)) return changes;
+      const patch = new Patch(graph);
+      patch.replace(y, x);
+      changes += patch.commit();
+    }
+    return changes;
+  },
+};
