@@ -25,6 +25,7 @@ import { fusePadIntoConv } from './fuse-pad-into-conv.js';
 import { mergeReshapes } from './merge-reshapes.js';
 import { mergeSqueezeUnsqueeze } from './merge-squeeze-unsqueeze.js';
 import { mergeTransposes } from './merge-transposes.js';
+import { simplifyReshapeShape } from './simplify-reshape-shape.js';
 
 export const PASSES: readonly Pass[] = [
   dedupeInitializers,
@@ -49,6 +50,7 @@ export const PASSES: readonly Pass[] = [
   mergeReshapes,
   mergeSqueezeUnsqueeze,
   mergeTransposes,
+  simplifyReshapeShape,
 ];
 
 export function findPass(name: string, extra: readonly Pass[] = []): Pass | undefined {

@@ -17,6 +17,7 @@ export const portable: Target = {
       fixedPoint: [
         'fold-constants',
         'fold-shape-ops',
+        'simplify-reshape-shape',
         'eliminate-noop-cast',
         'eliminate-noop-reshape',
         'eliminate-noop-transpose',
