@@ -46,13 +46,11 @@ export const dedupeInitializers: Pass = {
   level: 1,
   subgraphs: 'recurse',
   run(graph, ctx) {
-    const returned = new Set<Value>();
-    for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) returned.add(v);
     const seen = new Map<string, Value[]>();
     let changes = 0;
     for (const v of graph.initializers) {
       const t = v.initializer;
-      if (!t || v.isGraphInput || v.isGraphOutput || returned.has(v)) continue;
+      if (!t || v.isGraphInput || v.isReturned) continue;
       let k: string;
       try {
         k = key(t);

@@ -14,7 +14,7 @@
 import type { Attribute } from '../src/ir/attribute.js';
 import type { Node, Value } from '../src/ir/graph.js';
 import type { Tensor } from '../src/ir/tensor.js';
-import type { Pass, PassContext } from '../src/pass/pass.js';
+import type { Pass } from '../src/pass/pass.js';
 import { Patch, typesConflict } from '../src/pass/patch.js';
 import { dropoutIsInference } from './eliminate-dropout.js';
 
@@ -104,13 +104,6 @@ function mergeable(n: Node, opset: number): boolean {
   return n.outputs.some((v) => v !== undefined);
 }
 
-/** Values a subgraph returns although an enclosing graph defines them: Patch does not re-point those. */
-function returnedFromOuterScope(ctx: PassContext): Set<Value> {
-  const out = new Set<Value>();
-  for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) out.add(v);
-  return out;
-}
-
 export const eliminateCommonSubexpressions: Pass = {
   name: 'eliminate-common-subexpressions',
   description: 'merge nodes that compute the same thing from the same inputs (and equal Constant nodes)',
@@ -126,11 +119,9 @@ export const eliminateCommonSubexpressions: Pass = {
       return String(i);
     };
     const buckets = new Map<string, Node[]>();
-    const returned = returnedFromOuterScope(ctx);
     let changes = 0;
     for (const node of graph.nodes) {
       if (node.removed || !mergeable(node, opset)) continue;
-      if (node.outputs.some((v) => v && returned.has(v))) continue;
       const inputs = [...node.inputs];
       while (inputs.length && inputs[inputs.length - 1] === undefined) inputs.pop();
       const attrs = [...node.attributes.values()].map(attrKey).sort().join('|');

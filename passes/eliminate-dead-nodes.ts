@@ -15,15 +15,8 @@ import type { Pass } from '../src/pass/pass.js';
 
 const STANDARD_DOMAINS = new Set(['', 'ai.onnx', 'ai.onnx.ml', 'com.microsoft']);
 
-/** Values that some graph returns although another graph defines them (outer-scope outputs). */
-function outerOutputs(graphs: Graph[]): Set<Value> {
-  const out = new Set<Value>();
-  for (const g of graphs) for (const v of g.outputs) if (v.graph !== g) out.add(v);
-  return out;
-}
-
-function isLive(v: Value | undefined, extra: Set<Value>): boolean {
-  return v !== undefined && (v.uses.length > 0 || v.isGraphOutput || extra.has(v));
+function isLive(v: Value | undefined): boolean {
+  return v !== undefined && (v.uses.length > 0 || v.isReturned);
 }
 
 export const eliminateDeadNodes: Pass = {
@@ -35,7 +28,6 @@ export const eliminateDeadNodes: Pass = {
     let changes = 0;
     for (;;) {
       const graphs = [...ctx.model.allGraphs()];
-      const extra = outerOutputs(graphs);
       let removedThisRound = 0;
       // innermost graphs first, each graph back to front: a chain of dead nodes goes in one sweep
       for (const g of graphs.reverse()) {
@@ -44,7 +36,7 @@ export const eliminateDeadNodes: Pass = {
         for (let i = nodes.length - 1; i >= 0; i--) {
           const n = nodes[i]!;
           if (n.removed || isDropped(g)) continue;
-          if (n.outputs.some((v) => isLive(v, extra))) continue;
+          if (n.outputs.some((v) => isLive(v))) continue;
           if (!n.outputs.some((v) => v !== undefined) && !STANDARD_DOMAINS.has(n.domain)) continue;
           if (!ctx.allowRewrite(`eliminate-dead-nodes: ${n}`)) return changes;
           const freed = inputsOf(n);
@@ -52,7 +44,7 @@ export const eliminateDeadNodes: Pass = {
           removedThisRound++;
           changes++;
           for (const v of freed) {
-            if (!v.isConstant || v.uses.length || v.isGraphInput || v.isGraphOutput || extra.has(v) || v.producer) continue;
+            if (!v.isConstant || v.uses.length || v.isGraphInput || v.isReturned || v.producer) continue;
             v.graph.removeInitializer(v);
           }
         }

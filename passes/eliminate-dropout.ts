@@ -10,7 +10,7 @@
  */
 import { attrInt } from '../src/ir/attribute.js';
 import { DataType } from '../src/ir/dtype.js';
-import type { Node, Value } from '../src/ir/graph.js';
+import type { Node } from '../src/ir/graph.js';
 import { Tensor } from '../src/ir/tensor.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { Patch } from '../src/pass/patch.js';
@@ -41,13 +41,6 @@ function staticShape(node: Node, ctx: PassContext): number[] | undefined {
   return dims as number[];
 }
 
-/** Values a subgraph returns although an enclosing graph defines them: Patch does not re-point those. */
-function returnedFromOuterScope(ctx: PassContext): Set<Value> {
-  const out = new Set<Value>();
-  for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) out.add(v);
-  return out;
-}
-
 export const eliminateDropout: Pass = {
   name: 'eliminate-dropout',
   description: 'remove Dropout in inference mode (output = input, mask = all true)',
@@ -55,7 +48,6 @@ export const eliminateDropout: Pass = {
   subgraphs: 'recurse',
   run(graph, ctx) {
     const opset = ctx.opset('');
-    const returned = returnedFromOuterScope(ctx);
     let changes = 0;
     for (const node of graph.nodes) {
       if (node.removed || node.opType !== 'Dropout' || node.domain !== '' || !node.inputs[0]) continue;
@@ -64,7 +56,6 @@ export const eliminateDropout: Pass = {
         continue;
       }
       const [y, mask] = node.outputs;
-      if (node.outputs.some((v) => v && returned.has(v))) continue;
       const maskUsed = mask !== undefined && (mask.uses.length > 0 || mask.isGraphOutput);
       let maskTensor: Tensor | undefined;
       if (maskUsed) {

@@ -24,27 +24,18 @@ function elemType(v: Value | undefined, ctx: PassContext): number | undefined {
   return t;
 }
 
-/** Values a subgraph returns although an enclosing graph defines them: Patch does not re-point those. */
-function returnedFromOuterScope(ctx: PassContext): Set<Value> {
-  const out = new Set<Value>();
-  for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) out.add(v);
-  return out;
-}
-
 export const eliminateNoopCast: Pass = {
   name: 'eliminate-noop-cast',
   description: 'remove Cast/CastLike to the element type the input already has',
   level: 1,
   subgraphs: 'recurse',
   run(graph, ctx) {
-    const returned = returnedFromOuterScope(ctx);
     let changes = 0;
     for (const node of graph.nodes) {
       if (node.removed || node.domain !== '' || (node.opType !== 'Cast' && node.opType !== 'CastLike')) continue;
       const x = node.inputs[0];
       const y = node.outputs[0];
       if (!x || !y) continue;
-      if (returned.has(y)) continue;
       const from = elemType(x, ctx);
       const to = node.opType === 'Cast' ? attrInt(node.attr('to')) : elemType(node.inputs[1], ctx);
       if (from === undefined || to === undefined || from !== to) continue;

@@ -48,27 +48,18 @@ function shapeOperand(v: Value, shapes: InferResult): Sym[] | undefined {
   return s && s.dims.length === 1 ? s.values : undefined;
 }
 
-/** Values a subgraph returns although an enclosing graph defines them: Patch does not re-point those. */
-function returnedFromOuterScope(ctx: PassContext): Set<Value> {
-  const out = new Set<Value>();
-  for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) out.add(v);
-  return out;
-}
-
 export const eliminateNoopExpand: Pass = {
   name: 'eliminate-noop-expand',
   description: 'remove Expand whose output shape equals its input shape',
   level: 1,
   subgraphs: 'recurse',
   run(graph, ctx) {
-    const returned = returnedFromOuterScope(ctx);
     let changes = 0;
     for (const node of graph.nodes) {
       if (node.removed || node.domain !== '' || node.opType !== 'Expand') continue;
       const [x, s] = node.inputs;
       const y = node.outputs[0];
       if (!x || !s || !y) continue;
-      if (returned.has(y)) continue;
       const shapes = inferred(ctx);
       if (!shapes) return changes;
       const xs = symShape(x, shapes);

@@ -27,13 +27,6 @@ function intsOf(v: Value | undefined, ctx: PassContext): number[] | undefined {
   return undefined;
 }
 
-/** Values a subgraph returns although an enclosing graph defines them: Patch does not re-point those. */
-function returnedFromOuterScope(ctx: PassContext): Set<Value> {
-  const out = new Set<Value>();
-  for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) out.add(v);
-  return out;
-}
-
 export const eliminateNoopPad: Pass = {
   name: 'eliminate-noop-pad',
   description: 'remove Pad whose pads are all zero',
@@ -41,14 +34,12 @@ export const eliminateNoopPad: Pass = {
   subgraphs: 'recurse',
   run(graph, ctx) {
     const opset = ctx.opset('');
-    const returned = returnedFromOuterScope(ctx);
     let changes = 0;
     for (const node of graph.nodes) {
       if (node.removed || node.domain !== '' || node.opType !== 'Pad') continue;
       const x = node.inputs[0];
       const y = node.outputs[0];
       if (!x || !y) continue;
-      if (returned.has(y)) continue;
       const pads = opset >= 11 ? intsOf(node.inputs[1], ctx) : attrInts(node.attr(opset < 2 ? 'paddings' : 'pads')) ?? attrInts(node.attr('pads'));
       if (!pads || pads.some((p) => p !== 0)) continue;
       if (!ctx.allowRewrite(`eliminate-noop-pad: ${node}`)) return changes;

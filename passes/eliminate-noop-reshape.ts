@@ -26,27 +26,18 @@ function sameShape(a: Sym[] | undefined, b: Sym[] | undefined): boolean {
   return a !== undefined && b !== undefined && a.length === b.length && a.every((d, i) => d.equals(b[i]!));
 }
 
-/** Values a subgraph returns although an enclosing graph defines them: Patch does not re-point those. */
-function returnedFromOuterScope(ctx: PassContext): Set<Value> {
-  const out = new Set<Value>();
-  for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) out.add(v);
-  return out;
-}
-
 export const eliminateNoopReshape: Pass = {
   name: 'eliminate-noop-reshape',
   description: 'remove Reshape whose output shape equals its input shape',
   level: 1,
   subgraphs: 'recurse',
   run(graph, ctx) {
-    const returned = returnedFromOuterScope(ctx);
     let changes = 0;
     for (const node of graph.nodes) {
       if (node.removed || node.domain !== '' || node.opType !== 'Reshape') continue;
       const x = node.inputs[0];
       const y = node.outputs[0];
       if (!x || !y) continue;
-      if (returned.has(y)) continue;
       if (!sameShape(symShape(x, ctx), symShape(y, ctx))) continue;
       if (!ctx.allowRewrite(`eliminate-noop-reshape: ${node}`)) return changes;
       const patch = new Patch(graph);

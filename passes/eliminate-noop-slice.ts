@@ -13,7 +13,7 @@ import type { InferResult } from '../src/analysis/infer.js';
 import { Sym } from '../src/analysis/symbolic.js';
 import { attrInts } from '../src/ir/attribute.js';
 import type { Node, Value } from '../src/ir/graph.js';
-import type { Pass, PassContext } from '../src/pass/pass.js';
+import type { Pass } from '../src/pass/pass.js';
 import { Patch } from '../src/pass/patch.js';
 import { constantValue } from '../src/pass/pattern.js';
 
@@ -77,13 +77,6 @@ function isNoop(node: Node, opset: number, shapes: InferResult): boolean {
   });
 }
 
-/** Values a subgraph returns although an enclosing graph defines them: Patch does not re-point those. */
-function returnedFromOuterScope(ctx: PassContext): Set<Value> {
-  const out = new Set<Value>();
-  for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) out.add(v);
-  return out;
-}
-
 export const eliminateNoopSlice: Pass = {
   name: 'eliminate-noop-slice',
   description: 'remove Slice that takes whole dims (start 0, end past the dim, step 1)',
@@ -91,14 +84,12 @@ export const eliminateNoopSlice: Pass = {
   subgraphs: 'recurse',
   run(graph, ctx) {
     const opset = ctx.opset('');
-    const returned = returnedFromOuterScope(ctx);
     let changes = 0;
     for (const node of graph.nodes) {
       if (node.removed || node.domain !== '' || node.opType !== 'Slice') continue;
       const x = node.inputs[0];
       const y = node.outputs[0];
       if (!x || !y) continue;
-      if (returned.has(y)) continue;
       let shapes: InferResult;
       try {
         shapes = ctx.shapes();

@@ -40,27 +40,18 @@ function isNoop(perm: number[] | undefined, x: Value, ctx: PassContext): boolean
   return perm.every((p, i) => shape[p]!.equals(shape[i]!));
 }
 
-/** Values a subgraph returns although an enclosing graph defines them: Patch does not re-point those. */
-function returnedFromOuterScope(ctx: PassContext): Set<Value> {
-  const out = new Set<Value>();
-  for (const g of ctx.model.allGraphs()) for (const v of g.outputs) if (v.graph !== g) out.add(v);
-  return out;
-}
-
 export const eliminateNoopTranspose: Pass = {
   name: 'eliminate-noop-transpose',
   description: 'remove Transpose with an identity permutation (or one that moves only size-1 dims)',
   level: 1,
   subgraphs: 'recurse',
   run(graph, ctx) {
-    const returned = returnedFromOuterScope(ctx);
     let changes = 0;
     for (const node of graph.nodes) {
       if (node.removed || node.domain !== '' || node.opType !== 'Transpose') continue;
       const x = node.inputs[0];
       const y = node.outputs[0];
       if (!x || !y) continue;
-      if (returned.has(y)) continue;
       if (!isNoop(attrInts(node.attr('perm')), x, ctx)) continue;
       if (!ctx.allowRewrite(`eliminate-noop-transpose: ${node}`)) return changes;
       const patch = new Patch(graph);

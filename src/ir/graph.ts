@@ -66,6 +66,8 @@ export class Value {
   info: Record<string, unknown> = {};
   /** Listed in the graph's value_info when it was loaded; kept so a round trip reproduces it. */
   inValueInfo = false;
+  /** Subgraphs that return this (outer-scope) value directly as one of their outputs. */
+  readonly returnedBy = new Set<Graph>();
 
   constructor(readonly graph: Graph, private _name: string, type?: ValueType) {
     this.type = type;
@@ -77,6 +79,8 @@ export class Value {
   get isConstant(): boolean { return this.initializer !== undefined || this.sparseInitializer !== undefined; }
   get isGraphInput(): boolean { return this.graph.inputs.includes(this); }
   get isGraphOutput(): boolean { return this.graph.outputs.includes(this); }
+  /** An output of its own graph, or returned directly by a subgraph: either way it must stay. */
+  get isReturned(): boolean { return this.isGraphOutput || this.returnedBy.size > 0; }
 
   /** Nodes using this value (a node using it twice appears twice). */
   get users(): Node[] { return this.uses.map((u) => u.node); }
@@ -259,6 +263,7 @@ export class Graph {
   /** Remove an initializer that nothing uses any more. */
   removeInitializer(v: Value): void {
     if (v.uses.length) throw new IrError(`initializer '${v.name}' still has ${v.uses.length} use(s)`);
+    if (v.returnedBy.size) throw new IrError(`initializer '${v.name}' is returned by a subgraph`);
     if (v.isGraphOutput) throw new IrError(`initializer '${v.name}' is a graph output`);
     const i = this._initializers.indexOf(v);
     if (i < 0) throw new IrError(`'${v.name}' is not an initializer of this graph`);
@@ -278,11 +283,15 @@ export class Graph {
 
   addOutput(v: Value): void {
     this.outputs.push(v);
+    if (v.graph !== this) v.returnedBy.add(this);
   }
 
   setOutput(index: number, v: Value): void {
     if (index < 0 || index >= this.outputs.length) throw new IrError(`graph has no output #${index}`);
+    const old = this.outputs[index]!;
     this.outputs[index] = v;
+    if (old.graph !== this && !this.outputs.includes(old)) old.returnedBy.delete(this);
+    if (v.graph !== this) v.returnedBy.add(this);
   }
 
   /**
@@ -398,6 +407,7 @@ export class Graph {
         if (!v) continue;
         if (v.uses.length) throw new IrError(`cannot remove ${node}: its output '${v.name}' is used by ${v.uses[0]!.node}`);
         if (v.isGraphOutput) throw new IrError(`cannot remove ${node}: its output '${v.name}' is a graph output`);
+        if (v.returnedBy.size) throw new IrError(`cannot remove ${node}: its output '${v.name}' is returned by a subgraph`);
       }
     }
     for (let i = 0; i < node.inputs.length; i++) this.detachInput(node, i);

@@ -85,13 +85,15 @@ export class Patch {
     const dead = new Set<Node>();
     for (const [from, to] of this.replacements) {
       g.replaceAllUsesWith(from, to);
+      // subgraphs that return `from` directly return `to` now (it is visible to them: same or outer graph)
+      for (const sub of [...from.returnedBy]) sub.outputs.forEach((v, i) => { if (v === from) sub.setOutput(i, to); });
       if (from.isGraphOutput) this.keepOutputName(from, to);
       if (from.producer) dead.add(from.producer);
       to.type ??= from.type;
     }
     for (const n of this.removals) {
       for (const v of n.outputs) {
-        if (v && (v.uses.length || v.isGraphOutput)) throw new PatchError(`cannot remove ${n}: '${v.name}' is still used`);
+        if (v && (v.uses.length || v.isReturned)) throw new PatchError(`cannot remove ${n}: '${v.name}' is still used`);
       }
       dead.add(n);
     }
@@ -126,11 +128,11 @@ export class Patch {
     while (work.length) {
       const n = work.pop()!;
       if (n.removed) continue;
-      if (n.outputs.some((v) => v && (v.uses.length > 0 || v.isGraphOutput))) continue;
+      if (n.outputs.some((v) => v && (v.uses.length > 0 || v.isReturned))) continue;
       const inputs = n.inputs.filter((v): v is Value => v !== undefined);
       n.graph.removeNode(n);
       for (const v of inputs) {
-        if (v.uses.length || v.isGraphOutput) continue;
+        if (v.uses.length || v.isReturned) continue;
         if (v.producer) work.push(v.producer);
         else if (v.initializer && !v.isGraphInput && v.graph === g) g.removeInitializer(v);
       }
