@@ -105,6 +105,7 @@ const same = (a: number[], b: number[]): boolean => a.length === b.length && a.e
 const rule: Rule<Caps> = {
   name: 'squeeze-unsqueeze',
   ops: ['Squeeze', 'Unsqueeze'],
+  preservesTypes: true,
   match(outer, ctx) {
     const y = outer.inputs[0];
     const inner = y?.producer;

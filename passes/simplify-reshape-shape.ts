@@ -22,18 +22,20 @@ export const simplifyReshapeShape: Pass = {
   subgraphs: 'recurse',
   run(graph, ctx) {
     let changes = 0;
+    // One inference serves the whole pass: a rewrite only swaps a Reshape's shape input for an
+    // equivalent constant, so no other value's type or contents change.
+    let info;
+    try {
+      info = ctx.shapes();
+    } catch (e) {
+      ctx.explain(`no shapes (${(e as Error).message})`);
+      return 0;
+    }
     for (const node of graph.nodes) {
       if (node.removed || node.opType !== 'Reshape' || node.domain !== '') continue;
       const [x, shapeInput] = node.inputs;
       if (!x || !shapeInput || constantValue(shapeInput)) continue;
       if ((node.attr('allowzero')?.value ?? 0) !== 0) continue;
-      let info;
-      try {
-        info = ctx.shapes();
-      } catch (e) {
-        ctx.explain(`${node}: no shapes (${(e as Error).message})`);
-        return changes;
-      }
       const sym = info.symValues.get(shapeInput);
       const xt = info.types.get(x);
       if (!sym || sym.dims.length !== 1 || xt?.kind !== 'tensor' || !xt.shape) {
@@ -56,7 +58,6 @@ export const simplifyReshapeShape: Pass = {
       const shape = patch.constant(Tensor.int64(out), `${node.name || 'reshape'}_shape`);
       patch.replace(node.outputs[0]!, patch.add('Reshape', [x, shape], {}, { name: node.name || 'Reshape' }));
       changes += patch.commit();
-      ctx.invalidate();
     }
     return changes;
   },

@@ -48,6 +48,12 @@ export interface Rule<C extends Captures = Captures> {
   /** null when the node does not match */
   match(node: Node, ctx: PassContext): C | null;
   rewrite(captures: C, patch: Patch, ctx: PassContext): void;
+  /**
+   * The rewrite leaves every other value's type and contents as they were (it only replaces values
+   * by equivalent ones), so the shape analysis stays valid and is not recomputed after it. Values
+   * the rewrite creates are then unknown to it until the next pass.
+   */
+  readonly preservesTypes?: boolean;
 }
 
 export interface PassOptions {
@@ -109,7 +115,7 @@ export function rulePass(spec: { name: string; description: string; level: PassL
           const n = patch.commit();
           if (n > 0) {
             changes += n;
-            ctx.invalidate();
+            if (!rule.preservesTypes) ctx.invalidate();
           }
           break;
         }
