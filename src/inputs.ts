@@ -14,6 +14,34 @@ export interface SyntheticOptions {
   defaultDim?: number;
   /** integer inputs are drawn from [0, intHigh) (default 10) */
   intHigh?: number;
+  /** per-input upper bounds for integer inputs (see intInputRanges) */
+  intRanges?: Record<string, number>;
+}
+
+/**
+ * Valid value ranges for integer inputs, read off the model: an input used as Gather indices into
+ * a constant table (token ids into an embedding) gets [0, rows); one named like a mask gets {0, 1}.
+ */
+export function intInputRanges(model: Model): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of model.graph.inputs) {
+    const t = v.type;
+    if (t?.kind !== 'tensor' || (t.elemType !== DataType.INT64 && t.elemType !== DataType.INT32)) continue;
+    let high: number | undefined;
+    for (const u of v.uses) {
+      const n = u.node;
+      if (n.opType === 'Gather' && u.slot === 1 && n.inputs[0]?.initializer) {
+        const a = n.attr('axis');
+        const axis = a?.type === 'int' ? Number(a.value) : 0;
+        const dims = n.inputs[0].initializer.dims;
+        const rows = dims[axis < 0 ? axis + dims.length : axis];
+        if (rows !== undefined) high = Math.min(high ?? rows, rows);
+      }
+    }
+    if (high === undefined && /mask/i.test(v.name)) high = 2;
+    if (high !== undefined) out[v.name] = high;
+  }
+  return out;
 }
 
 /** mulberry32: small, fast, good enough for test data */
@@ -39,7 +67,7 @@ export function syntheticInputs(model: Model, opts: SyntheticOptions = {}): Reco
     if (!t || t.kind !== 'tensor' || !t.shape) throw new SyntheticInputError(`input '${v.name}': needs a tensor type with a known rank`);
     const dims = t.shape.map((d) => (typeof d === 'number' ? d : d === null ? opts.defaultDim ?? 2 : opts.dims?.[d] ?? opts.defaultDim ?? 2));
     const n = dims.reduce((a, b) => a * b, 1);
-    const high = opts.intHigh ?? 10;
+    const high = opts.intRanges?.[v.name] ?? opts.intHigh ?? 10;
     switch (t.elemType) {
       case DataType.FLOAT: out[v.name] = Tensor.float32(Array.from({ length: n }, () => rand() * 2 - 1), dims); break;
       case DataType.DOUBLE: out[v.name] = Tensor.fromTypedArray(DataType.DOUBLE, dims, Float64Array.from({ length: n }, () => rand() * 2 - 1)); break;

@@ -7,7 +7,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
+import { BenchOptionError, benchOptionsFromCli, runBench } from '../bench/bench.js';
+import { formatBenchMarkdown, formatBenchTable, progressBar } from '../bench/format.js';
+import { compareResults, formatCompareMarkdown, parseThreshold, ThresholdError, type Thresholds } from '../bench/gate.js';
+import { renderReportHtml } from '../bench/html.js';
+import { formatJUnit } from '../bench/junit.js';
+import { buildReport, formatReportMarkdown, loadBenchResult, loadPrices, ReportUsageError, type Report } from '../bench/report.js';
+import { bisect, TOLERANCES, validate, type ValidationResult } from '../bench/validate.js';
 import { compile, CompileError } from '../compile.js';
+import { intInputRanges, syntheticInputs } from '../inputs.js';
+import { cloneModel } from '../ir/clone.js';
+import { readInputSets } from '../node/inputs.js';
 import { readModel, writeModel, writeTextAtomic } from '../node/files.js';
 import { onnxruntimeNode } from '../node/ort.js';
 import { loadPlugin } from '../node/plugins.js';
@@ -105,6 +115,9 @@ export function buildProgram(): Command {
     .option('--stop-after-rewrites <n>', 'stop after N rewrites (bisect a rewrite that breaks a model)')
     .option('--explain', 'print why rewrites did not fire')
     .option('--no-runtime-fold', 'fold constants with the TypeScript evaluator only (not onnxruntime)')
+    .option('--no-validate', 'do not check the compiled model against the original')
+    .option('--tolerance <kind>', `validation tolerance: ${Object.keys(TOLERANCES).join(', ')}`, 'fp32')
+    .option('--validate-inputs <dir>', 'validate on these inputs (test_data_set_* or .npy) instead of synthetic ones')
     .option('--external-data [file]', 'write tensor data to a separate file')
     .action(async (file: string, opts: CompileCliOptions) => {
       const dims = parseDimsOrUsage(opts.dim);
@@ -118,7 +131,9 @@ export function buildProgram(): Command {
       const pluginPasses = plugins.flatMap((p) => p.passes);
       const target = findTarget(opts.target, plugins.flatMap((p) => p.targets));
       if (!target) throw new UsageError(`unknown target '${opts.target}' (known: ${TARGETS.map((t) => t.name).join(', ')})`);
+      if (!(opts.tolerance in TOLERANCES)) throw new UsageError(`--tolerance: '${opts.tolerance}' is not one of ${Object.keys(TOLERANCES).join(', ')}`);
       const loaded = readModel(file);
+      const original = opts.validate ? cloneModel(loaded.model) : undefined;
       let report;
       try {
         report = await compile(loaded.model, target, {
@@ -137,12 +152,111 @@ export function buildProgram(): Command {
         if (e instanceof CompileError && /unknown pass|allows level/.test(e.message)) throw new UsageError(e.message);
         throw new Error(`${file}: ${(e as Error).message}`);
       }
+      let validation: ValidationResult | undefined;
+      if (original) {
+        validation = await validate(original, loaded.model, onnxruntimeNode, {
+          dims,
+          tolerance: opts.tolerance,
+          ...(opts.validateInputs ? { inputs: readInputSets(original, opts.validateInputs) } : {}),
+        });
+      }
+      const fullReport = { input: file, output: opts.output, ...report, ...(validation ? { validation } : {}) };
+      if (validation && !validation.ok) {
+        if (opts.report) writeTextAtomic(opts.report, `${toJson(fullReport)}\n`);
+        const w = validation.worst!;
+        throw new Error(`${file}: the compiled model fails validation (${validation.tolerance.name}): output '${w.output}' on ${w.source}: ${w.problem}; nothing written (--no-validate writes it anyway; 'retarget validate --bisect' finds the first diverging value)`);
+      }
       const written = writeModel(loaded.model, opts.output, opts.externalData !== undefined ? { externalData: opts.externalData } : {});
-      if (opts.report) writeTextAtomic(opts.report, `${toJson({ input: file, output: opts.output, ...report })}\n`);
+      if (opts.report) writeTextAtomic(opts.report, `${toJson(fullReport)}\n`);
       const b = report.before, a = report.after;
       process.stderr.write(`compiled for ${target.name}: ${b.nodes} -> ${a.nodes} nodes, ${formatBytes(b.parameterBytes)} -> ${formatBytes(a.parameterBytes)} parameters, ${report.rewrites} rewrites in ${report.timeMs} ms; wrote ${written.path}\n`);
       if (report.stoppedAt) process.stderr.write(`stopped after ${report.rewrites} rewrites; the last one: ${report.stoppedAt}\n`);
       for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+      if (validation) process.stderr.write(`validated (${validation.tolerance.name}) on ${validation.cases.length} input set(s): worst output '${validation.worst?.output}' max abs error ${validation.worst?.maxAbsError.toExponential(2)}, cosine ${validation.worst?.cosine.toFixed(7)}\n`);
+    });
+
+  program
+    .command('validate')
+    .description('run two models on the same inputs and compare every output')
+    .argument('<reference>', 'the reference model (e.g. the original)')
+    .argument('<candidate>', 'the model to check (e.g. the compiled one)')
+    .option('--inputs <dir>', 'test_data_set_* folders (input_N.pb) or .npy files; default: seeded synthetic inputs')
+    .option('--dim <name=size,...>', 'pin symbolic dims (repeatable); others are swept over two sizes', collect, [] as string[])
+    .option('--seed <n>', 'seed of the synthetic inputs', '0')
+    .option('--tolerance <kind>', `${Object.keys(TOLERANCES).join(', ')}`, 'fp32')
+    .option('--bisect', 'if an output differs, find the first intermediate value that diverges')
+    .option('--json <file>', 'write the result as JSON')
+    .action(async (refFile: string, candFile: string, opts: { inputs?: string; dim: string[]; seed: string; tolerance: string; bisect?: boolean; json?: string }) => {
+      const dims = parseDimsOrUsage(opts.dim);
+      if (!(opts.tolerance in TOLERANCES)) throw new UsageError(`--tolerance: '${opts.tolerance}' is not one of ${Object.keys(TOLERANCES).join(', ')}`);
+      const seed = Number(opts.seed);
+      if (!Number.isInteger(seed)) throw new UsageError(`--seed: '${opts.seed}' is not an integer`);
+      const ref = readModel(refFile).model;
+      const cand = readModel(candFile).model;
+      const inputs = opts.inputs ? readInputSets(ref, opts.inputs) : undefined;
+      const result = await validate(ref, cand, onnxruntimeNode, { dims, seed, tolerance: opts.tolerance, ...(inputs ? { inputs } : {}) });
+      const lines: string[] = [];
+      for (const c of result.cases) {
+        lines.push(`${c.ok ? 'ok  ' : 'FAIL'} ${c.source}`);
+        for (const o of c.outputs) {
+          const top = o.top1 !== undefined ? `  top1 ${(o.top1 * 100).toFixed(1)}%  top5 ${(o.top5! * 100).toFixed(1)}%` : '';
+          lines.push(`     ${o.ok ? 'ok  ' : 'FAIL'} ${o.name} [${o.shape.join(',')}]  max|err| ${o.maxAbsError.toExponential(2)}  mean|err| ${o.meanAbsError.toExponential(2)}  cos ${o.cosine.toFixed(7)}  snr ${Number.isFinite(o.snrDb) ? `${o.snrDb.toFixed(1)} dB` : 'inf'}${top}${o.problem ? `  (${o.problem})` : ''}`);
+        }
+      }
+      let bisected;
+      if (!result.ok && opts.bisect) {
+        const failing = result.cases.find((c) => !c.ok)!;
+        const feeds = inputs?.find((s) => s.source === failing.source)?.feeds
+          ?? syntheticInputs(ref, { seed, dims: failing.dims, intRanges: intInputRanges(ref) });
+        bisected = await bisect(ref, cand, onnxruntimeNode, feeds, opts.tolerance);
+        lines.push(bisected
+          ? `first divergence: '${bisected.value}' (reference ${bisected.refNode}, candidate ${bisected.candNode}): ${bisected.metrics.problem} (${bisected.compared} shared values compared)`
+          : 'bisect: every value both models share agrees; the difference is in values only the candidate has');
+      }
+      process.stdout.write(`${lines.join('\n')}\n${result.ok ? 'PASS' : 'FAIL'} (${result.tolerance.name})\n`);
+      if (opts.json) writeTextAtomic(opts.json, `${toJson({ reference: refFile, candidate: candFile, ...result, ...(bisected ? { bisect: bisected } : {}) })}\n`);
+      if (!result.ok) process.exitCode = 1;
+    });
+
+  program
+    .command('bench')
+    .description('time models with onnxruntime (CPU), interleaved: latency percentiles, throughput, GFLOP/s, ratios vs the first model')
+    .argument('<models...>', 'ONNX model files; the first is the baseline for ratios')
+    .option('--runs <n>', 'timed rounds, each running every model once', '50')
+    .option('--warmup <n>', 'untimed runs per model before timing', '5')
+    .option('--time-budget <seconds>', 'stop timing after this long (after at least 5 rounds)')
+    .option('--session-runs <n>', 'session creations per model, each timed', '3')
+    .option('--threads <n>', 'intra-op threads (default: all cores)')
+    .option('--dim <name=size,...>', 'symbolic input dims, e.g. batch=1,sequence=64 (repeatable)', collect, [] as string[])
+    .option('--inputs <dir>', 'inputs from a folder (test_data_set_*/input_N.pb, input_N.pb or .npy) instead of synthetic ones')
+    .option('--seed <n>', 'seed of the synthetic inputs and of the bootstrap', '0')
+    .option('--json <file>', 'write the results as JSON (schema retarget-bench/1)')
+    .option('--markdown <file>', 'write a Markdown table (for a pull-request comment)')
+    .option('--machine <label>', 'label for this machine (default: the host name)')
+    .option('--target <name>', 'the target the models were compiled for (recorded only)')
+    .option('--name <a,b,...>', 'labels for the models, in order (default: file names)')
+    .action(async (files: string[], opts: Parameters<typeof benchOptionsFromCli>[0] & { dim: string[]; json?: string; markdown?: string }) => {
+      const dims = parseDimsOrUsage(opts.dim);
+      let parsed;
+      try {
+        parsed = benchOptionsFromCli(opts);
+      } catch (e) {
+        if (e instanceof BenchOptionError) throw new UsageError(e.message);
+        throw e;
+      }
+      const bar = process.stderr.isTTY ? progressBar(process.stderr) : undefined;
+      let result;
+      try {
+        result = await runBench(files, { ...parsed, dims, ...(bar ? { onProgress: bar.update } : {}) });
+      } catch (e) {
+        if (e instanceof BenchOptionError) throw new UsageError(e.message);
+        throw e;
+      } finally {
+        bar?.done();
+      }
+      process.stdout.write(`${formatBenchTable(result)}\n`);
+      if (opts.json) writeTextAtomic(opts.json, `${JSON.stringify(result, null, 2)}\n`);
+      if (opts.markdown) writeTextAtomic(opts.markdown, formatBenchMarkdown(result));
     });
 
   program
@@ -152,6 +266,65 @@ export function buildProgram(): Command {
     .action((opts: { json?: boolean }) => {
       if (opts.json) process.stdout.write(`${toJson(TARGETS)}\n`);
       else for (const t of TARGETS) process.stdout.write(`${t.name.padEnd(12)} ${t.description}\n`);
+    });
+
+  program
+    .command('compare')
+    .description('compare two `retarget bench --json` results (a CI gate): exit 1 on a regression beyond noise')
+    .argument('<baseline>', 'the baseline bench result (JSON)')
+    .argument('<current>', 'the current bench result (JSON)')
+    .option('--max-regression <t>', 'latency: a regression when the 95% CI of current/baseline is entirely above 1 + t (5% or 0.05)', '5%')
+    .option('--max-size-growth <t>', 'model size: a regression when it grows by more than t', '5%')
+    .option('--max-accuracy-drop <t>', 'accuracy (when both runs measured it): a regression when the cosine drops by more than t, or outputs stop being ok', '0.001')
+    .option('--markdown <file>', 'also write the Markdown summary to a file')
+    .option('--junit <file>', 'write JUnit XML (one testcase per model and check) for CI test reporters')
+    .action((baselineFile: string, currentFile: string, opts: { maxRegression: string; maxSizeGrowth: string; maxAccuracyDrop: string; markdown?: string; junit?: string }) => {
+      let thresholds: Thresholds;
+      try {
+        thresholds = {
+          maxRegression: parseThreshold(opts.maxRegression, '--max-regression'),
+          maxSizeGrowth: parseThreshold(opts.maxSizeGrowth, '--max-size-growth'),
+          maxAccuracyDrop: parseThreshold(opts.maxAccuracyDrop, '--max-accuracy-drop'),
+        };
+      } catch (e) {
+        if (e instanceof ThresholdError) throw new UsageError(e.message);
+        throw e;
+      }
+      const comparison = compareResults(loadBenchResult(baselineFile), loadBenchResult(currentFile), thresholds);
+      if (comparison.environmentDifferences.length) {
+        process.stderr.write(`warning: the environments differ (${comparison.environmentDifferences.join('; ')}): the ratios compare different hardware or settings\n`);
+      }
+      const markdown = formatCompareMarkdown(comparison, { baseline: baselineFile, current: currentFile });
+      process.stdout.write(markdown);
+      if (opts.markdown) writeTextAtomic(opts.markdown, markdown);
+      if (opts.junit) writeTextAtomic(opts.junit, formatJUnit(comparison));
+      const n = comparison.failures.length;
+      if (n) throw new Error(`${n} regression${n === 1 ? '' : 's'}: ${comparison.failures.join('; ')}`);
+    });
+
+  program
+    .command('report')
+    .description('merge bench results from several machines and targets: latency, throughput, cost per million inferences, energy, savings')
+    .argument('<results...>', 'bench results (JSON) from `retarget bench --json`')
+    .option('--prices <file>', 'JSON keyed by environment.machine: { "c7g.xlarge": { "usdPerHour": 0.145, "watts": 30 } }')
+    .option('--baseline <machine>', "the machine that savings are computed against (default: the first file's)")
+    .option('--markdown <file>', 'also write the Markdown report to a file')
+    .option('--html <file>', 'write a self-contained HTML page (tables, SVG charts; no scripts)')
+    .action((files: string[], opts: { prices?: string; baseline?: string; markdown?: string; html?: string }) => {
+      const prices = opts.prices ? loadPrices(opts.prices) : {};
+      const inputs = files.map((file) => ({ file, result: loadBenchResult(file) }));
+      let report: Report;
+      try {
+        report = buildReport(inputs, prices, opts.baseline !== undefined ? { baseline: opts.baseline } : {});
+      } catch (e) {
+        if (e instanceof ReportUsageError) throw new UsageError(e.message);
+        throw e;
+      }
+      for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+      const markdown = formatReportMarkdown(report);
+      process.stdout.write(markdown);
+      if (opts.markdown) writeTextAtomic(opts.markdown, markdown);
+      if (opts.html) writeTextAtomic(opts.html, renderReportHtml(report, { generatedAt: new Date().toISOString() }));
     });
 
   return program;
@@ -170,6 +343,9 @@ interface CompileCliOptions {
   stopAfterRewrites?: string;
   explain?: boolean;
   runtimeFold: boolean;
+  validate: boolean;
+  tolerance: string;
+  validateInputs?: string;
   externalData?: boolean | string;
 }
 
@@ -191,7 +367,8 @@ export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    // a command may report failure without an error (validate: outputs differ)
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       // help and version exit with 0; commander has already printed usage errors

@@ -1,0 +1,355 @@
+/**
+ * `retarget bench`: time models with onnxruntime-node (CPU), side by side.
+ *
+ * For each model: read it (with external data), serialize it to bytes, and give ONNX Runtime those
+ * bytes (graph optimization level 'all', `threads` intra-op threads). Every model gets the same
+ * inputs: a test_data_set's input_N.pb files (--inputs), or seeded synthetic inputs from the input
+ * types at the given dims (integer inputs in their valid ranges, see intInputRanges).
+ *
+ * Phases:
+ *  0. one untimed session creation of the first model (ORT's one-time initialization).
+ *  1. session creation, interleaved: `sessionRuns` rounds of A B C, each creation timed; sessions of
+ *     all rounds but the last are released at once.
+ *  2. in the last creation round, each model's session is kept and warmed up (`warmup` runs) right
+ *     after it is created, sampling the process's resident set size (RSS) after the creation and
+ *     after each warm-up run: `peakRssBytes` is the largest sample minus the RSS just before the
+ *     creation. Best effort: it is the process's growth, so memory freed by earlier sessions and
+ *     reused makes it an underestimate, and allocations ORT defers past warm-up are missed.
+ *  3. timed runs, interleaved A B C A B C ..., for `runs` rounds or until `timeBudgetMs` has been
+ *     spent in this phase (whichever comes first; never fewer than 5 rounds, or `runs` if smaller),
+ *     so that drift of the machine (clock, thermals, neighbours) hits every model alike.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { inferShapes, modelCost, RULES } from '../analysis/index.js';
+import { intInputRanges, syntheticInputs, SyntheticInputError } from '../inputs.js';
+import { serializeModel } from '../io.js';
+import type { Model } from '../ir/model.js';
+import type { Tensor } from '../ir/tensor.js';
+import { readModel } from '../node/files.js';
+import { toOrtTensor } from '../node/ort.js';
+import { readInputSets } from '../node/inputs.js';
+import { concatChunks } from '../onnx/codec.js';
+import { benchEnvironment } from './environment.js';
+import { bootstrapRatioCI, latencyStats } from './stats.js';
+import { BENCH_SCHEMA, type BenchResult, type ModelBenchResult } from './types.js';
+
+export interface BenchOptions {
+  /** timed rounds (each runs every model once); default 50 */
+  runs?: number;
+  /** untimed runs per model before timing; default 5 */
+  warmup?: number;
+  /** stop the timed rounds once this much time has gone by (after at least 5 rounds) */
+  timeBudgetMs?: number;
+  /** session creations per model, each timed; default 3 */
+  sessionRuns?: number;
+  /** intra-op threads; default: ORT's own choice */
+  threads: number;
+  /** symbolic input dims, e.g. { batch: 1, sequence: 64 } */
+  dims?: Record<string, number>;
+  /** an inputs folder (see readInputSets: test_data_set_*, input_N.pb, .npy); its first set is used */
+  inputsDir?: string;
+  /** seed of the synthetic inputs and of the bootstrap; default 0 */
+  seed?: number;
+  /** labels, one per model */
+  names?: string[];
+  machine?: string;
+  target?: string;
+  onProgress?: (p: BenchProgress) => void;
+}
+
+export interface BenchProgress {
+  phase: 'load' | 'create' | 'run';
+  done: number;
+  total: number;
+  /** the model being loaded or created */
+  model?: string;
+}
+
+/** An invalid option value (a usage error). */
+export class BenchOptionError extends Error {}
+/** A model that cannot be benchmarked (unreadable, ORT refuses it, inputs that do not fit). */
+export class BenchError extends Error {}
+
+interface Prepared {
+  name: string;
+  file: string;
+  /** model bytes for ORT, or the file path when the model cannot be serialized inline (> 2 GiB) */
+  source: Uint8Array | string;
+  sizeBytes: number;
+  feeds: Record<string, ort.Tensor>;
+  dims: Record<string, number>;
+  batch: number;
+  gflops?: number;
+  sessionCreateMs: number[];
+  latencyMs: number[];
+  peakRssBytes?: number;
+  session?: ort.InferenceSession;
+}
+
+function firstLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split('\n')[0]!.trim();
+}
+
+/** Default labels: the file name without extension; where those collide, the parent folder too. */
+export function defaultNames(files: string[]): string[] {
+  const base = files.map((f) => path.basename(f).replace(/\.[^.]*$/, '') || path.basename(f));
+  const withDir = files.map((f, i) => (base.filter((b) => b === base[i]).length > 1 ? `${path.basename(path.dirname(path.resolve(f)))}/${base[i]}` : base[i]!));
+  const seen = new Map<string, number>();
+  return withDir.map((n) => {
+    const k = (seen.get(n) ?? 0) + 1;
+    seen.set(n, k);
+    return k > 1 ? `${n}#${k}` : n;
+  });
+}
+
+/** The model file plus the external data files it names (their sizes on disk). */
+function sizeOnDisk(file: string, fileSize: number, external: { location: string; bytes: number }[]): number {
+  let size = fileSize;
+  for (const e of external) {
+    try {
+      size += fs.statSync(path.resolve(path.dirname(path.resolve(file)), e.location)).size;
+    } catch {
+      size += e.bytes;
+    }
+  }
+  return size;
+}
+
+function modelInputs(model: Model) {
+  return model.graph.inputs.filter((v) => !v.initializer);
+}
+
+/** The first input set of an inputs folder (see readInputSets), checked against the model's inputs. */
+function feedsFromDir(model: Model, file: string, dir: string): Record<string, Tensor> {
+  let feeds: Record<string, Tensor>;
+  try {
+    feeds = readInputSets(model, dir)[0]!.feeds;
+  } catch (e) {
+    throw new BenchError(firstLine(e));
+  }
+  for (const v of modelInputs(model)) {
+    if (!feeds[v.name]) throw new BenchError(`${file}: --inputs ${dir} has no tensor for input '${v.name}'`);
+  }
+  return feeds;
+}
+
+/** Symbolic input dims and the sizes the feeds give them. */
+function dimsOf(model: Model, feeds: Record<string, Tensor>): Record<string, number> {
+  const dims: Record<string, number> = {};
+  for (const v of modelInputs(model)) {
+    const shape = v.type?.kind === 'tensor' ? v.type.shape : undefined;
+    const t = feeds[v.name];
+    if (!shape || !t) continue;
+    shape.forEach((d, i) => {
+      if (typeof d === 'string' && t.dims[i] !== undefined) dims[d] = Number(t.dims[i]);
+    });
+  }
+  return dims;
+}
+
+function gflopsOf(model: Model, dims: Record<string, number>): number | undefined {
+  try {
+    const flops = modelCost(model, inferShapes(model, RULES, { dims, apply: false }), { dims }).numbers?.flops;
+    return flops !== undefined && Number.isFinite(flops) ? flops / 1e9 : undefined;
+  } catch {
+    return undefined; // the cost model is extra information: a model it cannot count is still timed
+  }
+}
+
+function prepare(file: string, name: string, opts: BenchOptions): Prepared {
+  const loaded = readModel(file);
+  const model = loaded.model;
+  let source: Uint8Array | string;
+  try {
+    source = concatChunks(serializeModel(model).chunks);
+  } catch {
+    source = file; // too large to hold inline: ORT reads the file and its external data itself
+  }
+  let tensors: Record<string, Tensor>;
+  if (opts.inputsDir !== undefined) tensors = feedsFromDir(model, file, opts.inputsDir);
+  else {
+    try {
+      tensors = syntheticInputs(model, { seed: opts.seed ?? 0, dims: opts.dims ?? {}, intRanges: intInputRanges(model) });
+    } catch (e) {
+      if (e instanceof SyntheticInputError) throw new BenchError(`${file}: ${e.message}`);
+      throw e;
+    }
+  }
+  const feeds: Record<string, ort.Tensor> = {};
+  try {
+    for (const [k, t] of Object.entries(tensors)) feeds[k] = toOrtTensor(t);
+  } catch (e) {
+    throw new BenchError(`${file}: ${firstLine(e)}`);
+  }
+  const dims = dimsOf(model, tensors);
+  const first = modelInputs(model)[0];
+  const batch = first && tensors[first.name]?.dims.length ? Number(tensors[first.name]!.dims[0]) : 1;
+  const gflops = gflopsOf(model, { ...(opts.dims ?? {}), ...dims });
+  return {
+    name, file, source, feeds, dims, batch,
+    sizeBytes: sizeOnDisk(file, loaded.fileSize, loaded.externalFiles),
+    ...(gflops !== undefined ? { gflops } : {}),
+    sessionCreateMs: [], latencyMs: [],
+  };
+}
+
+function positiveInt(v: number | undefined, def: number, what: string, min = 1): number {
+  const n = v ?? def;
+  if (!Number.isInteger(n) || n < min) throw new BenchOptionError(`${what}: '${v}' is not ${min === 0 ? 'a count' : 'a positive integer'}`);
+  return n;
+}
+
+export async function runBench(files: string[], opts: BenchOptions): Promise<BenchResult> {
+  if (files.length === 0) throw new BenchOptionError('no models to benchmark');
+  const runs = positiveInt(opts.runs, 50, '--runs');
+  const warmup = positiveInt(opts.warmup, 5, '--warmup', 0);
+  const sessionRuns = positiveInt(opts.sessionRuns, 3, '--session-runs');
+  const threads = positiveInt(opts.threads, 1, '--threads');
+  const seed = opts.seed ?? 0;
+  if (!Number.isInteger(seed)) throw new BenchOptionError(`--seed: '${seed}' is not an integer`);
+  if (opts.timeBudgetMs !== undefined && !(opts.timeBudgetMs > 0)) throw new BenchOptionError(`--time-budget: '${opts.timeBudgetMs / 1000}' is not a positive number of seconds`);
+  if (opts.names && opts.names.length !== files.length) throw new BenchOptionError(`--name: ${opts.names.length} labels for ${files.length} models`);
+  const names = opts.names ?? defaultNames(files);
+  if (new Set(names).size !== names.length) throw new BenchOptionError(`--name: labels must be distinct`);
+  const progress = opts.onProgress ?? (() => {});
+
+  const models: Prepared[] = [];
+  for (let i = 0; i < files.length; i++) {
+    progress({ phase: 'load', done: i, total: files.length, model: names[i]! });
+    models.push(prepare(files[i]!, names[i]!, opts));
+  }
+
+  const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: threads, logSeverityLevel: 4 };
+  const create = async (m: Prepared): Promise<ort.InferenceSession> => {
+    const t0 = performance.now();
+    let s: ort.InferenceSession;
+    try {
+      s = typeof m.source === 'string' ? await ort.InferenceSession.create(m.source, sessionOptions) : await ort.InferenceSession.create(m.source, sessionOptions);
+    } catch (e) {
+      throw new BenchError(`${m.file}: onnxruntime cannot load the model: ${firstLine(e)}`);
+    }
+    m.sessionCreateMs.push(performance.now() - t0);
+    return s;
+  };
+  const run = async (m: Prepared): Promise<void> => {
+    try {
+      await m.session!.run(m.feeds);
+    } catch (e) {
+      throw new BenchError(`${m.file}: onnxruntime failed to run the model: ${firstLine(e)}`);
+    }
+  };
+
+  try {
+    // ORT initializes itself on the first creation: do it untimed, so the first model is not charged
+    await (await create(models[0]!)).release();
+    models[0]!.sessionCreateMs.length = 0;
+    // 1-2. session creation, interleaved; the last round keeps the sessions and warms them up
+    const totalCreate = sessionRuns * models.length;
+    for (let r = 0; r < sessionRuns; r++) {
+      const last = r === sessionRuns - 1;
+      for (const [i, m] of models.entries()) {
+        progress({ phase: 'create', done: r * models.length + i, total: totalCreate, model: m.name });
+        if (!last) {
+          await (await create(m)).release();
+          continue;
+        }
+        const rss0 = process.memoryUsage.rss();
+        m.session = await create(m);
+        let peak = process.memoryUsage.rss();
+        for (let w = 0; w < warmup; w++) {
+          await run(m);
+          peak = Math.max(peak, process.memoryUsage.rss());
+        }
+        m.peakRssBytes = Math.max(0, peak - rss0);
+      }
+    }
+
+    // 3. timed rounds, interleaved
+    const minRounds = Math.min(5, runs);
+    const start = performance.now();
+    for (let r = 0; r < runs; r++) {
+      progress({ phase: 'run', done: r, total: runs });
+      for (const m of models) {
+        const t0 = performance.now();
+        await run(m);
+        m.latencyMs.push(performance.now() - t0);
+      }
+      if (opts.timeBudgetMs !== undefined && r + 1 >= minRounds && performance.now() - start >= opts.timeBudgetMs) break;
+    }
+    progress({ phase: 'run', done: runs, total: runs });
+  } finally {
+    for (const m of models) {
+      const s = m.session;
+      delete m.session;
+      if (s) await s.release().catch(() => {});
+    }
+  }
+
+  const results: ModelBenchResult[] = models.map((m, i) => {
+    const stats = latencyStats(m.latencyMs);
+    const out: ModelBenchResult = {
+      name: m.name,
+      path: m.file,
+      sizeBytes: m.sizeBytes,
+      dims: m.dims,
+      batch: m.batch,
+      sessionCreateMs: m.sessionCreateMs,
+      latencyMs: m.latencyMs,
+      stats,
+      throughputPerSec: (m.batch * 1000) / stats.p50Ms,
+      ...(m.peakRssBytes !== undefined ? { peakRssBytes: m.peakRssBytes } : {}),
+      ...(m.gflops !== undefined ? { gflops: m.gflops, achievedGflopsPerSec: m.gflops / (stats.p50Ms / 1000) } : {}),
+    };
+    if (i > 0) {
+      const ci = bootstrapRatioCI(models[0]!.latencyMs, m.latencyMs, { seed });
+      out.ratioVsFirst = { p50: ci.ratio, ci95: ci.ci95 };
+    }
+    return out;
+  });
+
+  return {
+    schema: BENCH_SCHEMA,
+    createdAt: new Date().toISOString(),
+    environment: benchEnvironment({ threads, ...(opts.machine !== undefined ? { machine: opts.machine } : {}), ...(opts.target !== undefined ? { target: opts.target } : {}) }),
+    options: { warmup, runs, ...(opts.timeBudgetMs !== undefined ? { timeBudgetMs: opts.timeBudgetMs } : {}), seed },
+    models: results,
+  };
+}
+
+/** Parse the CLI's option strings (commander gives strings); errors are BenchOptionErrors. Threads default to os.cpus().length. */
+export function benchOptionsFromCli(o: {
+  runs: string; warmup: string; timeBudget?: string; sessionRuns: string; threads?: string; seed: string;
+  inputs?: string; name?: string; machine?: string; target?: string;
+}, defaults: { threads?: number } = {}): Omit<BenchOptions, 'dims' | 'onProgress'> {
+  const int = (v: string, what: string, min: number): number => {
+    const n = /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw new BenchOptionError(`${what}: '${v}' is not ${min === 0 ? 'a count' : min === 1 ? 'a positive integer' : 'an integer'}`);
+    return n;
+  };
+  let timeBudgetMs: number | undefined;
+  if (o.timeBudget !== undefined) {
+    const s = Number(o.timeBudget);
+    if (!/^\s*[\d.]+\s*$/.test(o.timeBudget) || !Number.isFinite(s) || s <= 0) throw new BenchOptionError(`--time-budget: '${o.timeBudget}' is not a positive number of seconds`);
+    timeBudgetMs = s * 1000;
+  }
+  let names: string[] | undefined;
+  if (o.name !== undefined) {
+    names = o.name.split(',').map((s) => s.trim());
+    if (names.some((n) => !n)) throw new BenchOptionError(`--name: '${o.name}' has an empty label`);
+  }
+  return {
+    runs: int(o.runs, '--runs', 1),
+    warmup: int(o.warmup, '--warmup', 0),
+    sessionRuns: int(o.sessionRuns, '--session-runs', 1),
+    threads: o.threads !== undefined ? int(o.threads, '--threads', 1) : defaults.threads ?? os.cpus().length,
+    seed: int(o.seed, '--seed', Number.MIN_SAFE_INTEGER),
+    ...(timeBudgetMs !== undefined ? { timeBudgetMs } : {}),
+    ...(o.inputs !== undefined ? { inputsDir: o.inputs } : {}),
+    ...(names ? { names } : {}),
+    ...(o.machine !== undefined ? { machine: o.machine } : {}),
+    ...(o.target !== undefined ? { target: o.target } : {}),
+  };
+}

@@ -1,0 +1,150 @@
+/** `retarget bench` output: a terminal table, a Markdown table (for a PR comment), a progress bar. */
+import type { BenchResult, ModelBenchResult } from './types.js';
+import type { BenchProgress } from './bench.js';
+
+/** milliseconds with about 3 significant digits */
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms)) return String(ms);
+  const a = Math.abs(ms);
+  return ms.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3);
+}
+
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes, u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return u === 0 ? `${v} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
+}
+
+function formatNumber(x: number): string {
+  const a = Math.abs(x);
+  if (a === 0) return '0';
+  if (a >= 1000) return Math.round(x).toLocaleString('en-US');
+  if (a >= 100) return x.toFixed(0);
+  if (a >= 10) return x.toFixed(1);
+  if (a >= 0.01) return x.toFixed(2);
+  return x.toPrecision(2);
+}
+
+function medianOf(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const h = (s.length - 1) / 2;
+  return (s[Math.floor(h)]! + s[Math.ceil(h)]!) / 2;
+}
+
+function ratioCell(m: ModelBenchResult, index: number): string {
+  if (index === 0) return 'baseline';
+  if (!m.ratioVsFirst) return '';
+  const r = m.ratioVsFirst;
+  return `${r.p50.toFixed(3)}x [${r.ci95[0].toFixed(3)}, ${r.ci95[1].toFixed(3)}]`;
+}
+
+const HEADERS = ['model', 'size', 'batch', 'create ms', 'min ms', 'p50 ms', 'p90 ms', 'p99 ms', 'mean ± sd ms', 'inf/s', 'GFLOPs', 'GFLOP/s', 'peak RSS', 'p50 vs first (95% CI)'];
+/** columns that hold text (left-aligned); the rest are numbers (right-aligned) */
+const TEXT_COLUMNS = new Set([0, 13]);
+
+function rows(result: BenchResult): string[][] {
+  return result.models.map((m, i) => [
+    m.name,
+    formatSize(m.sizeBytes),
+    String(m.batch),
+    formatMs(medianOf(m.sessionCreateMs)),
+    formatMs(m.stats.minMs),
+    formatMs(m.stats.p50Ms),
+    formatMs(m.stats.p90Ms),
+    formatMs(m.stats.p99Ms),
+    `${formatMs(m.stats.meanMs)} ± ${formatMs(m.stats.stdevMs)}`,
+    formatNumber(m.throughputPerSec),
+    m.gflops !== undefined ? formatNumber(m.gflops) : '-',
+    m.achievedGflopsPerSec !== undefined ? formatNumber(m.achievedGflopsPerSec) : '-',
+    m.peakRssBytes !== undefined ? formatSize(m.peakRssBytes) : '-',
+    ratioCell(m, i),
+  ]);
+}
+
+function environmentLine(result: BenchResult): string {
+  const e = result.environment;
+  const flags = e.cpuFlags.length ? ` [${e.cpuFlags.join(' ')}]` : '';
+  return `${e.machine}: ${e.cpuModel}${flags}, ${e.cores} cores, ${e.threads} threads; ${e.platform}-${e.arch}, node ${e.node}, onnxruntime ${e.onnxruntime}, retarget ${e.retarget}${e.target ? `, target ${e.target}` : ''}`;
+}
+
+function runLine(result: BenchResult): string {
+  const rounds = result.models[0]?.latencyMs.length ?? 0;
+  const o = result.options;
+  const all = new Map<string, number>();
+  for (const m of result.models) for (const [k, v] of Object.entries(m.dims)) if (!all.has(k)) all.set(k, v);
+  const dims = all.size ? `, dims ${[...all].map(([k, v]) => `${k}=${v}`).join(',')}` : '';
+  const budget = o.timeBudgetMs !== undefined ? ` (of ${o.runs}, time budget ${o.timeBudgetMs / 1000} s)` : '';
+  return `${rounds} interleaved rounds${budget}, ${o.warmup} warm-up runs, seed ${o.seed}${dims}; create ms is the median of ${result.models[0]?.sessionCreateMs.length ?? 0} session creations`;
+}
+
+/** A plain-text table for the terminal, with the environment above it. */
+export function formatBenchTable(result: BenchResult): string {
+  const body = rows(result);
+  const widths = HEADERS.map((h, c) => Math.max(h.length, ...body.map((r) => r[c]!.length)));
+  const line = (cells: string[]): string => cells
+    .map((s, c) => (TEXT_COLUMNS.has(c) ? s.padEnd(widths[c]!) : s.padStart(widths[c]!)))
+    .join('  ')
+    .trimEnd();
+  return [
+    environmentLine(result),
+    runLine(result),
+    '',
+    line(HEADERS),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...body.map(line),
+  ].join('\n');
+}
+
+function mdCell(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+/** A GitHub-flavoured Markdown table, for a pull-request comment. */
+export function formatBenchMarkdown(result: BenchResult): string {
+  const body = rows(result);
+  const align = HEADERS.map((_h, c) => (TEXT_COLUMNS.has(c) ? '---' : '---:'));
+  const row = (cells: string[]): string => `| ${cells.map(mdCell).join(' | ')} |`;
+  return [
+    '### retarget bench',
+    '',
+    row(HEADERS),
+    `|${align.join('|')}|`,
+    ...body.map(row),
+    '',
+    `<sub>${mdCell(runLine(result))}. ${mdCell(environmentLine(result))}. Ratios: p50 latency vs the first model, bootstrap 95% CI of the ratio of medians (below 1 is faster).</sub>`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * A one-line progress bar on a TTY stream (redrawn with \r); `done()` clears it. Use it only when
+ * the stream is a TTY: elsewhere, bench is quiet.
+ */
+export function progressBar(stream: NodeJS.WriteStream): { update: (p: BenchProgress) => void; done: () => void } {
+  let last = '', lastPhase = '', lastAt = 0;
+  const width = 24;
+  return {
+    update(p) {
+      // redraw at most every 100 ms within a phase: writing to the terminal between timed runs is noise
+      const now = performance.now();
+      if (p.phase === lastPhase && now - lastAt < 100 && p.done < p.total) return;
+      lastPhase = p.phase;
+      lastAt = now;
+      const frac = p.total > 0 ? Math.min(1, p.done / p.total) : 0;
+      const fill = Math.round(frac * width);
+      const what = p.phase === 'load' ? 'loading' : p.phase === 'create' ? 'creating sessions' : 'timing';
+      const text = `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${what} ${p.done}/${p.total}${p.model ? ` ${p.model}` : ''}`;
+      const cols = stream.columns || 80;
+      const clipped = text.length >= cols ? text.slice(0, cols - 1) : text;
+      if (clipped === last) return;
+      stream.write(`\r${clipped.padEnd(last.length)}`);
+      last = clipped;
+    },
+    done() {
+      if (last) stream.write(`\r${' '.repeat(last.length)}\r`);
+      last = '';
+    },
+  };
+}
