@@ -18,6 +18,7 @@ export interface ModelStats {
   nodes: number;
   opHistogram: Record<string, number>;
   initializers: number;
+  /** elements of all constant data: initializers and Constant nodes' tensors */
   parameters: number;
   parameterBytes: number;
   bytesByDtype: Record<string, number>;
@@ -48,20 +49,26 @@ export function modelStats(model: Model): ModelStats {
   const hist: Record<string, number> = {};
   let nodes = 0, initializers = 0, parameters = 0, parameterBytes = 0;
   const byDtype: Record<string, number> = {};
+  const count = (t: { elementCount: number; byteLength: number | undefined; dataType: number }): void => {
+    parameters += t.elementCount;
+    const bytes = t.byteLength ?? 0;
+    parameterBytes += bytes;
+    const k = dataTypeName(t.dataType);
+    byDtype[k] = (byDtype[k] ?? 0) + bytes;
+  };
   for (const g of model.allGraphs()) {
     for (const n of g.nodes) {
       nodes++;
       hist[n.qualifiedOp] = (hist[n.qualifiedOp] ?? 0) + 1;
+      // a Constant node's tensor is model data like an initializer (folding turns one into the other)
+      const value = n.opType === 'Constant' && n.domain === '' ? n.attr('value') : undefined;
+      if (value?.type === 'tensor') count(value.value);
     }
     for (const v of g.initializers) {
       const t = v.initializer;
       if (!t) continue;
       initializers++;
-      parameters += t.elementCount;
-      const bytes = t.byteLength ?? 0;
-      parameterBytes += bytes;
-      const k = dataTypeName(t.dataType);
-      byDtype[k] = (byDtype[k] ?? 0) + bytes;
+      count(t);
     }
   }
   const opHistogram = Object.fromEntries(Object.entries(hist).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
