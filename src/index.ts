@@ -26,5 +26,5 @@ export { compile, resolvePipeline, modelStats, CompileError, type CompileOptions
 export type { Target, PipelineSpec } from './target.js';
 export { PASSES, findPass } from '../passes/index.js';
 export { TARGETS, findTarget } from '../targets/index.js';
-export { syntheticInputs, seededRandom, type SyntheticOptions } from './inputs.js';
+export { syntheticInputs, seededRandom, intInputRanges, type SyntheticOptions } from './inputs.js';
 export { loadPlugin, type Plugin } from './node/plugins.js';

@@ -4,6 +4,7 @@
  * Symbolic dims take their value from `dims`, else `defaultDim`.
  */
 import { DataType } from './ir/dtype.js';
+import type { Node, Value } from './ir/graph.js';
 import type { Model } from './ir/model.js';
 import { Tensor } from './ir/tensor.js';
 
@@ -24,20 +25,35 @@ export interface SyntheticOptions {
  */
 export function intInputRanges(model: Model): Record<string, number> {
   const out: Record<string, number> = {};
+  // ops that move values without changing them: ids reach their Gather through these
+  const passThrough = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Expand', 'Cast', 'Transpose']);
+  const tableRows = (n: Node): number | undefined => {
+    const table = n.inputs[0];
+    const t = table?.initializer ?? (table?.producer?.opType === 'Constant' ? (() => { const a = table.producer!.attr('value'); return a?.type === 'tensor' ? a.value : undefined; })() : undefined);
+    if (!t) return undefined;
+    const a = n.attr('axis');
+    const axis = a?.type === 'int' ? Number(a.value) : 0;
+    return t.dims[axis < 0 ? axis + t.dims.length : axis];
+  };
   for (const v of model.graph.inputs) {
     const t = v.type;
     if (t?.kind !== 'tensor' || (t.elemType !== DataType.INT64 && t.elemType !== DataType.INT32)) continue;
     let high: number | undefined;
-    for (const u of v.uses) {
-      const n = u.node;
-      if (n.opType === 'Gather' && u.slot === 1 && n.inputs[0]?.initializer) {
-        const a = n.attr('axis');
-        const axis = a?.type === 'int' ? Number(a.value) : 0;
-        const dims = n.inputs[0].initializer.dims;
-        const rows = dims[axis < 0 ? axis + dims.length : axis];
-        if (rows !== undefined) high = Math.min(high ?? rows, rows);
+    const seen = new Set<Value>();
+    const visit = (x: Value, depth: number): void => {
+      if (seen.has(x) || depth > 6) return;
+      seen.add(x);
+      for (const u of x.uses) {
+        const n = u.node;
+        if (n.opType === 'Gather' && u.slot === 1) {
+          const rows = tableRows(n);
+          if (rows !== undefined) high = Math.min(high ?? rows, rows);
+        } else if (passThrough.has(n.opType) && u.slot === 0 && n.outputs[0]) {
+          visit(n.outputs[0], depth + 1);
+        }
       }
-    }
+    };
+    visit(v, 0);
     if (high === undefined && /mask/i.test(v.name)) high = 2;
     if (high !== undefined) out[v.name] = high;
   }

@@ -29,11 +29,13 @@ import { serializeModel } from '../io.js';
 import type { Model } from '../ir/model.js';
 import type { Tensor } from '../ir/tensor.js';
 import { readModel } from '../node/files.js';
-import { toOrtTensor } from '../node/ort.js';
+import { fromOrtTensor, toOrtTensor } from '../node/ort.js';
 import { readInputSets } from '../node/inputs.js';
 import { concatChunks } from '../onnx/codec.js';
 import { benchEnvironment } from './environment.js';
+import { outputMetrics } from './metrics.js';
 import { bootstrapRatioCI, latencyStats } from './stats.js';
+import { judge, TOLERANCES, type Tolerance } from './validate.js';
 import { BENCH_SCHEMA, type BenchResult, type ModelBenchResult } from './types.js';
 
 export interface BenchOptions {
@@ -53,6 +55,8 @@ export interface BenchOptions {
   inputsDir?: string;
   /** seed of the synthetic inputs and of the bootstrap; default 0 */
   seed?: number;
+  /** how outputs are judged against the first model's (validation tolerances: fp32, fp16, int8, int4) */
+  tolerance?: string;
   /** labels, one per model */
   names?: string[];
   machine?: string;
@@ -87,6 +91,8 @@ interface Prepared {
   latencyMs: number[];
   peakRssBytes?: number;
   session?: ort.InferenceSession;
+  /** outputs of one run on the shared inputs, to compare with the first model */
+  outputs?: Record<string, Tensor>;
 }
 
 function firstLine(e: unknown): string {
@@ -209,6 +215,8 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
   const sessionRuns = positiveInt(opts.sessionRuns, 3, '--session-runs');
   const threads = positiveInt(opts.threads, 1, '--threads');
   const seed = opts.seed ?? 0;
+  const tolerance = TOLERANCES[opts.tolerance ?? 'fp32'];
+  if (!tolerance) throw new BenchOptionError(`--tolerance: '${opts.tolerance}' is not one of ${Object.keys(TOLERANCES).join(', ')}`);
   if (!Number.isInteger(seed)) throw new BenchOptionError(`--seed: '${seed}' is not an integer`);
   if (opts.timeBudgetMs !== undefined && !(opts.timeBudgetMs > 0)) throw new BenchOptionError(`--time-budget: '${opts.timeBudgetMs / 1000}' is not a positive number of seconds`);
   if (opts.names && opts.names.length !== files.length) throw new BenchOptionError(`--name: ${opts.names.length} labels for ${files.length} models`);
@@ -264,6 +272,12 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
           peak = Math.max(peak, process.memoryUsage.rss());
         }
         m.peakRssBytes = Math.max(0, peak - rss0);
+        try {
+          const outs = await m.session.run(m.feeds);
+          m.outputs = Object.fromEntries(Object.entries(outs).map(([k, t]) => [k, fromOrtTensor(t as ort.Tensor)]));
+        } catch (e) {
+          throw new BenchError(`${m.file}: onnxruntime failed to run the model: ${firstLine(e)}`);
+        }
       }
     }
 
@@ -306,6 +320,8 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
     if (i > 0) {
       const ci = bootstrapRatioCI(models[0]!.latencyMs, m.latencyMs, { seed });
       out.ratioVsFirst = { p50: ci.ratio, ci95: ci.ci95 };
+      const accuracy = accuracyVsFirst(models[0]!.outputs, m.outputs, tolerance);
+      if (accuracy) out.accuracy = accuracy;
     }
     return out;
   });
@@ -322,7 +338,7 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
 /** Parse the CLI's option strings (commander gives strings); errors are BenchOptionErrors. Threads default to os.cpus().length. */
 export function benchOptionsFromCli(o: {
   runs: string; warmup: string; timeBudget?: string; sessionRuns: string; threads?: string; seed: string;
-  inputs?: string; name?: string; machine?: string; target?: string;
+  inputs?: string; name?: string; machine?: string; target?: string; tolerance?: string;
 }, defaults: { threads?: number } = {}): Omit<BenchOptions, 'dims' | 'onProgress'> {
   const int = (v: string, what: string, min: number): number => {
     const n = /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
@@ -351,5 +367,31 @@ export function benchOptionsFromCli(o: {
     ...(names ? { names } : {}),
     ...(o.machine !== undefined ? { machine: o.machine } : {}),
     ...(o.target !== undefined ? { target: o.target } : {}),
+    ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}),
   };
+}
+
+/**
+ * Outputs of a model against the first model's on the same inputs (outputs matched by name): the
+ * worst max abs error and cosine over all outputs, judged by the validation tolerance.
+ */
+function accuracyVsFirst(ref: Record<string, Tensor> | undefined, cand: Record<string, Tensor> | undefined, tolerance: Tolerance): ModelBenchResult['accuracy'] | undefined {
+  if (!ref || !cand) return undefined;
+  let maxAbsError = 0, cosine = 1, ok = true, compared = 0;
+  for (const [name, a] of Object.entries(ref)) {
+    const b = cand[name];
+    if (!b) continue;
+    compared++;
+    try {
+      const v = judge(outputMetrics(name, a, b, tolerance.atol === undefined ? undefined : { atol: tolerance.atol, rtol: tolerance.rtol ?? 0 }), tolerance);
+      maxAbsError = Math.max(maxAbsError, v.maxAbsError);
+      cosine = Math.min(cosine, v.cosine);
+      ok &&= v.ok;
+    } catch {
+      ok = false;
+      cosine = 0;
+      maxAbsError = Infinity;
+    }
+  }
+  return compared ? { maxAbsError, cosine, ok } : undefined;
 }

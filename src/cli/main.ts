@@ -235,6 +235,7 @@ export function buildProgram(): Command {
     .option('--machine <label>', 'label for this machine (default: the host name)')
     .option('--target <name>', 'the target the models were compiled for (recorded only)')
     .option('--name <a,b,...>', 'labels for the models, in order (default: file names)')
+    .option('--tolerance <kind>', 'how outputs are judged against the first model: fp32, fp16, int8, int4', 'fp32')
     .action(async (files: string[], opts: Parameters<typeof benchOptionsFromCli>[0] & { dim: string[]; json?: string; markdown?: string }) => {
       const dims = parseDimsOrUsage(opts.dim);
       let parsed;
