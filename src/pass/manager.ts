@@ -65,6 +65,13 @@ class Context implements PassContext {
     return this.model.opsetVersion(domain) ?? 1;
   }
 
+  requireOpset(domain: string, version: number): void {
+    const norm = (d: string | undefined): string => (d === undefined || d === 'ai.onnx' ? '' : d);
+    const existing = this.model.opsetImports.find((o) => norm(o.domain) === norm(domain));
+    if (!existing) this.model.opsetImports.push({ domain, version });
+    else if (existing.version < version) existing.version = version;
+  }
+
   shapes(): InferResult {
     // dims are not pinned here: fix-dims writes them into the model, and a pipeline without it
     // must not specialize the model behind the inputs' backs

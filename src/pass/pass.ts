@@ -71,6 +71,8 @@ export interface PassContext {
   readonly options: PassOptions;
   /** opset version imported for a domain ('' = default) */
   opset(domain?: string): number;
+  /** Import `domain` at `version` (at least) into the model, for passes that emit its ops (com.microsoft). */
+  requireOpset(domain: string, version: number): void;
   /** Types and shapes of every value (inferred on demand, recomputed after changes). */
   shapes(): InferResult;
   /** Evaluate a node on constant inputs: TypeScript evaluator, then the runtime if there is one. */
