@@ -14,6 +14,7 @@ import { printModel } from '../ir/printer.js';
 import type { Tensor } from '../ir/tensor.js';
 import { verifyModel, VerifyError } from '../ir/verify.js';
 import type { Pass, PassContext, PassOptions } from './pass.js';
+import { Patch } from './patch.js';
 
 export interface FixedPoint {
   fixedPoint: Pass[];
@@ -40,6 +41,8 @@ export interface PassStat {
   runs: number;
   changes: number;
   timeMs: number;
+  /** why the pass did not run for this target */
+  skipped?: string;
 }
 
 export interface RunReport {
@@ -108,6 +111,17 @@ class Context implements PassContext {
     this.options.onExplain?.(this.currentPass, message);
   }
 
+  supports(domain: string, op: string): boolean {
+    const caps = this.options.target?.capabilities;
+    if (!caps) return true;
+    const d = domain === '' ? 'ai.onnx' : domain;
+    return caps.domains.includes(d) && `${d}::${op}` in caps.kernels;
+  }
+
+  patch(graph: Graph): Patch {
+    return new Patch(graph, { supports: (d, op) => this.supports(d, op), ...(this.options.target ? { target: this.options.target.name } : {}) });
+  }
+
   invalidate(): void {
     this.cachedShapes = undefined;
   }
@@ -135,8 +149,13 @@ export class PassManager {
     const warnings: string[] = [];
 
     const runPass = async (pass: Pass): Promise<number> => {
-      const stat = stats.get(pass.name) ?? { name: pass.name, runs: 0, changes: 0, timeMs: 0 };
+      const stat: PassStat = stats.get(pass.name) ?? { name: pass.name, runs: 0, changes: 0, timeMs: 0 };
       stats.set(pass.name, stat);
+      const missing = (pass.emits ?? []).filter((k) => { const [d, op] = k.split('::') as [string, string]; return !ctx.supports(d === 'ai.onnx' ? '' : d, op); });
+      if (missing.length) {
+        stat.skipped = `target '${this.options.target?.name}' cannot run ${missing.join(', ')}`;
+        return 0;
+      }
       ctx.currentPass = pass.name;
       const graphs: Graph[] = pass.subgraphs === 'recurse' ? [...model.allGraphs()] : [model.graph];
       const t0 = performance.now();

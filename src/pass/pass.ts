@@ -14,7 +14,8 @@ import type { Graph, Node } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
 import type { Tensor } from '../ir/tensor.js';
 import type { Runtime } from '../runtime.js';
-import { Patch } from './patch.js';
+import { UnsupportedOpError, type Patch } from './patch.js';
+import type { Target } from '../target.js';
 
 /**
  * 1: standard ONNX ops only (portable); 2: fusions into ops only some runtimes have (com.microsoft);
@@ -35,6 +36,11 @@ export interface Pass {
   readonly subgraphs: 'recurse' | 'skip' | 'self';
   /** Transform `graph`; return how many changes were made (0 = nothing to do). */
   run(graph: Graph, ctx: PassContext): number | Promise<number>;
+  /**
+   * Ops this pass may create, as `domain::Op` ('ai.onnx' for the default domain). A target whose
+   * capability table lacks one of them skips the pass (and the report says why).
+   */
+  readonly emits?: readonly string[];
 }
 
 /** Captures of a rule match: named values and nodes. */
@@ -63,6 +69,33 @@ export interface PassOptions {
   foldSizeLimit?: number;
   /** evaluates ops the TypeScript evaluator does not have (onnxruntime-node in Node) */
   runtime?: Runtime;
+  /** the target being compiled for: passes may ask ctx.supports() before creating an op */
+  target?: Target;
+  /** what precision lowering was asked for (--quantize); quantization passes read it with the target's preset */
+  quantize?: QuantizeOptions;
+}
+
+export type QuantizeMode = 'dynamic' | 'static' | 'int4' | 'fp16';
+
+export interface QuantizeOptions {
+  mode: QuantizeMode;
+  /** static: calibration input sets (test data or .npy), read by the caller; synthetic when absent */
+  calibration?: Record<string, Tensor>[];
+  /** static: how ranges are chosen from the observed values */
+  method?: 'minmax' | 'percentile' | 'entropy';
+  /** percentile method: the percentile kept (default 99.99) */
+  percentile?: number;
+  /** node names or op types that stay float (e.g. 'Softmax', 'LayerNormalization', the first Conv) */
+  keepFloat?: string[];
+  /** int4: block size along K (default 32) and whether zero points are stored */
+  blockSize?: number;
+  symmetric?: boolean;
+  /** fp16: convert the model's inputs/outputs to float16 too (default: keep float32 interface) */
+  fp16Io?: boolean;
+  /** static: collect a per-layer error table (where int8 diverges most) */
+  debug?: boolean;
+  /** filled by the quantization pass: what it did, for the report */
+  report?: Record<string, unknown>;
 }
 
 /** What a pass may use besides the graph. */
@@ -86,6 +119,10 @@ export interface PassContext {
   explain(message: string): void;
   /** Tell the context the graph changed, so cached analyses are dropped. */
   invalidate(): void;
+  /** Can the target run `op` of `domain` ('' = default)? True when the target has no capability table. */
+  supports(domain: string, op: string): boolean;
+  /** A Patch for `graph` that refuses ops the target cannot run (the rewrite is then undone). */
+  patch(graph: Graph): Patch;
 }
 
 /** Make a pass from rules: visit nodes in order, try the rules for the node's op, apply the first that matches. */
@@ -112,8 +149,14 @@ export function rulePass(spec: { name: string; description: string; level: PassL
           const captures = rule.match(node, ctx);
           if (!captures) continue;
           if (!ctx.allowRewrite(`${spec.name}/${rule.name} at ${node}`)) return changes;
-          const patch = new Patch(graph);
-          rule.rewrite(captures, patch, ctx);
+          const patch = ctx.patch(graph);
+          try {
+            rule.rewrite(captures, patch, ctx);
+          } catch (e) {
+            if (!(e instanceof UnsupportedOpError)) throw e;
+            ctx.explain(`${rule.name} at ${node}: ${e.message}`);
+            break;
+          }
           const n = patch.commit();
           if (n > 0) {
             changes += n;

@@ -11,6 +11,16 @@ import { formatType, type ValueType } from '../ir/types.js';
 
 export class PatchError extends Error {}
 
+/** Thrown by Patch.add for an op the target cannot run; the patch has undone what it added. */
+export class UnsupportedOpError extends PatchError {}
+
+export interface PatchOptions {
+  /** which ops may be created (default: any) */
+  supports?: (domain: string, op: string) => boolean;
+  /** the target's name, for messages */
+  target?: string;
+}
+
 export interface AddOptions {
   domain?: string;
   /** node name hint; made unique */
@@ -34,10 +44,26 @@ export class Patch {
   private readonly removals: Node[] = [];
   private committed = false;
 
-  constructor(readonly graph: Graph) {}
+  private readonly addedInitializers: Value[] = [];
+
+  constructor(readonly graph: Graph, private readonly opts: PatchOptions = {}) {}
+
+  /** Undo what this patch added (nodes and initializers); the graph is as before the patch. */
+  abort(): void {
+    for (const n of [...this.added].reverse()) if (!n.removed) this.graph.removeNode(n, { force: true });
+    for (const v of [...this.addedInitializers].reverse()) if (v.initializer && v.uses.length === 0) this.graph.removeInitializer(v);
+    this.added.length = 0;
+    this.addedInitializers.length = 0;
+    this.committed = true;
+  }
 
   /** Add a node; returns its outputs. Attributes are Attribute objects or plain values (see toAttribute). */
   addN(opType: string, inputs: (Value | undefined)[], attrs: Record<string, unknown> | Attribute[] = {}, opts: AddOptions = {}): Value[] {
+    const domain = opts.domain ?? '';
+    if (this.opts.supports && !this.opts.supports(domain, opType)) {
+      this.abort();
+      throw new UnsupportedOpError(`target${this.opts.target ? ` '${this.opts.target}'` : ''} cannot run ${domain || 'ai.onnx'}::${opType}`);
+    }
     const attributes = Array.isArray(attrs) ? attrs : Object.entries(attrs).map(([k, v]) => toAttribute(k, v));
     const node = this.graph.addNode({
       opType,
@@ -58,7 +84,9 @@ export class Patch {
 
   /** A new initializer. */
   constant(tensor: Tensor, nameHint = 'const'): Value {
-    return this.graph.addInitializer(nameHint, tensor);
+    const v = this.graph.addInitializer(nameHint, tensor);
+    this.addedInitializers.push(v);
+    return v;
   }
 
   /** Every use of `from` (and a graph output slot holding it) becomes `to`. */
