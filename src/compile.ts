@@ -8,7 +8,8 @@ import { evaluateNode } from './analysis/evaluator.js';
 import { dataTypeName } from './ir/dtype.js';
 import type { Model } from './ir/model.js';
 import { PassManager, type ManagerOptions, type PassStat, type PipelineStep } from './pass/manager.js';
-import type { Pass } from './pass/pass.js';
+import type { Pass, QuantizeMode } from './pass/pass.js';
+import { checkCapabilities, type Violation } from '../targets/capabilities/check.js';
 import type { PipelineSpec, Target } from './target.js';
 import { findPass, PASSES } from '../passes/index.js';
 
@@ -24,7 +25,17 @@ export interface ModelStats {
   bytesByDtype: Record<string, number>;
 }
 
+/** The pass that lowers precision for each --quantize mode. */
+export const QUANTIZE_PASSES: Record<QuantizeMode, string> = {
+  dynamic: 'quantize-dynamic',
+  static: 'quantize-static',
+  int4: 'quantize-int4',
+  fp16: 'convert-fp16',
+};
+
 export interface CompileOptions extends ManagerOptions {
+  /** passes to run before the pipeline (e.g. apply-input-layout from --input-layout) */
+  before?: Pass[];
   /** run exactly these passes, in this order, instead of the target's pipeline */
   passes?: string[];
   /** remove these passes from the pipeline */
@@ -35,6 +46,12 @@ export interface CompileOptions extends ManagerOptions {
 
 export interface CompileReport {
   target: string;
+  /** the session options the target recommends (also in the model's metadata) */
+  sessionOptions?: Record<string, string | number | boolean>;
+  /** what the quantization pass did, when --quantize was given */
+  quantization?: Record<string, unknown>;
+  /** nodes the target cannot run (empty when legal) */
+  violations: Violation[];
   pipeline: string[];
   passes: PassStat[];
   rewrites: number;
@@ -106,20 +123,39 @@ function stepNames(steps: PipelineStep[]): string[] {
   return steps.map((s) => ('fixedPoint' in s ? `(${s.fixedPoint.map((p) => p.name).join(' ')})*` : s.name));
 }
 
-/** Compile `model` in place for `target`. */
+/** Quantization modes a target accepts (`--quantize`), from its preset and pass levels. */
+export function quantizeModes(target: Target): QuantizeMode[] {
+  return target.quantizeModes ?? [];
+}
+
+/** Compile `model` in place for `target`. Throws CompileError when the result has ops the target cannot run. */
 export async function compile(model: Model, target: Target, opts: CompileOptions = {}): Promise<CompileReport> {
   const t0 = performance.now();
-  const steps = resolvePipeline(target, opts);
+  const steps = [...(opts.before ?? []), ...resolvePipeline(target, opts)];
+  const mode = opts.quantize?.mode;
+  if (mode) {
+    if (!quantizeModes(target).includes(mode)) {
+      throw new CompileError(`target '${target.name}' cannot run --quantize ${mode} (it takes: ${quantizeModes(target).join(', ') || 'none'})`);
+    }
+    steps.push(lookup(QUANTIZE_PASSES[mode], { ...target, maxLevel: 3 }, opts.plugins ?? []));
+    steps.push(lookup('eliminate-dead-nodes', target, []), lookup('eliminate-unused-initializers', target, []));
+  }
   const before = modelStats(model);
-  const run = await new PassManager(steps, opts).run(model);
+  const run = await new PassManager(steps, { ...opts, target }).run(model);
   // leave every value's type in the model (saved as value_info) for the runtime and later tools
   try {
     inferShapes(model, RULES, { ...(opts.dims ? { dims: opts.dims } : {}), evaluate: evaluateNode });
   } catch (e) {
     run.warnings.push(`shape inference after compiling: ${(e as Error).message}`);
   }
+  const violations = target.capabilities ? checkCapabilities(model, target.capabilities) : [];
+  model.setMetadata('retarget.target', target.name);
+  if (target.sessionOptions) model.setMetadata('retarget.session_options', JSON.stringify(target.sessionOptions));
   return {
     target: target.name,
+    ...(target.sessionOptions ? { sessionOptions: target.sessionOptions } : {}),
+    ...(opts.quantize?.report ? { quantization: opts.quantize.report } : {}),
+    violations,
     pipeline: stepNames(steps),
     passes: run.passes,
     rewrites: run.rewrites,

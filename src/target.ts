@@ -5,7 +5,7 @@
  * allows (1 = standard ONNX only), and the passes to run, by name, in order (a `fixedPoint` group
  * repeats until nothing changes).
  */
-import type { PassLevel } from './pass/pass.js';
+import type { PassLevel, QuantizeMode } from './pass/pass.js';
 
 export type PipelineSpec = string | { fixedPoint: string[]; maxIterations?: number };
 
@@ -55,4 +55,6 @@ export interface Target {
   layout?: 'NCHW' | 'NHWC';
   /** the session options the target recommends (written into the report and the model's metadata) */
   sessionOptions?: Record<string, string | number | boolean>;
+  /** the --quantize modes this target can run */
+  quantizeModes?: QuantizeMode[];
 }

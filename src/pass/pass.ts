@@ -46,7 +46,7 @@ export interface Pass {
 /** Captures of a rule match: named values and nodes. */
 export type Captures = Record<string, unknown>;
 
-export interface Rule<C extends Captures = Captures> {
+export interface Rule<C extends object = Captures> {
   readonly name: string;
   /** op types this rule looks at (default domain unless `domain` says otherwise) */
   readonly ops: readonly string[];
@@ -126,8 +126,10 @@ export interface PassContext {
 }
 
 /** Make a pass from rules: visit nodes in order, try the rules for the node's op, apply the first that matches. */
-export function rulePass(spec: { name: string; description: string; level: PassLevel; rules: Rule[]; subgraphs?: 'recurse' | 'skip' }): Pass {
-  const byOp = new Map<string, Rule[]>();
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each rule has its own capture type
+export function rulePass(spec: { name: string; description: string; level: PassLevel; rules: Rule<any>[]; subgraphs?: 'recurse' | 'skip'; emits?: readonly string[] }): Pass {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const byOp = new Map<string, Rule<any>[]>();
   for (const r of spec.rules) {
     for (const op of r.ops) {
       const key = `${r.domain ?? ''}:${op}`;
@@ -139,6 +141,7 @@ export function rulePass(spec: { name: string; description: string; level: PassL
     description: spec.description,
     level: spec.level,
     subgraphs: spec.subgraphs ?? 'recurse',
+    ...(spec.emits ? { emits: spec.emits } : {}),
     run(graph, ctx) {
       let changes = 0;
       for (const node of graph.nodes) {

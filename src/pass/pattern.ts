@@ -128,9 +128,9 @@ export function op(type: string, ...inputs: ValuePattern[]): OpPattern {
 }
 
 /** Match a pattern rooted at `node`; the captures, or null. */
-export function matchNode<C extends Captures = Captures>(p: OpPattern, node: Node): C | null {
+export function matchNode<C extends object = Captures>(p: OpPattern, node: Node): C | null {
   const caps: Captures = {};
-  return p.matchNode(node, caps) ? (caps as C) : null;
+  return p.matchNode(node, caps) ? (caps as unknown as C) : null;
 }
 
 /** Does `v` feed anything outside `graph`'s node list? (outer-scope uses from subgraphs count) */

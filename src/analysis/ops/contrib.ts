@@ -179,8 +179,11 @@ export const contribOps: RuleTable = {
   'com.microsoft:SkipLayerNormalization': skipLayerNorm,
   'com.microsoft:SkipSimplifiedLayerNormalization': skipLayerNorm,
   'com.microsoft:EmbedLayerNormalization': embedLayerNorm,
+  // ONNX Runtime registers these two in the default domain (LayerNormalization for opsets 1-16, before
+  // the standard op; SimplifiedLayerNormalization at every opset), not in com.microsoft
   'com.microsoft:LayerNormalization': layerNorm,
   'com.microsoft:SimplifiedLayerNormalization': simplifiedLayerNorm,
+  ':SimplifiedLayerNormalization': simplifiedLayerNorm,
   'com.microsoft:FastGelu': sameAs(0),
   'com.microsoft:BiasGelu': sameAs(0),
   'com.microsoft:Gelu': sameAs(0),

@@ -1,0 +1,185 @@
+/**
+ * TensorRT (onnx-tensorrt parser) capability table, default domain only.
+ *
+ * Source: https://github.com/onnx/onnx-tensorrt/blob/main/docs/operators.md at commit
+ * 6d0ab7be324d02c7feb3a306b6fdbeae84f71ddc: "TensorRT 8.5 supports operators up to Opset 17" (the newest
+ * version of the document available here; TensorRT 10.x's list, with more ops and INT64/BF16, could not be
+ * read). Every operator marked Y (NonMaxSuppression included) with its "Supported Types"
+ * (FP32 -> float32, FP16 -> float16, INT32 -> int32, INT8 -> int8, BOOL -> bool); operators marked N are absent.
+ * The document has no per-op version ranges, only the opset-17 ceiling, so every entry is [1, 17, types].
+ * ConstantOfShape is listed as FP32, which is its output value type (its input is always an int64 shape),
+ * so its entry is null to keep the first-input check meaningful.
+ * Note from the document (not modelled): "There is limited support for INT32, INT64, and DOUBLE types.
+ * TensorRT will attempt to cast down INT64 to INT32 and DOUBLE down to FLOAT".
+ * Restrictions column (initializer-only inputs, 2D/3D only, ...) is not modelled.
+ * Transcribed by hand from the Markdown into a compact list and generated; do not edit by hand.
+ */
+import type { Capabilities, KernelTable } from '../../src/target.js';
+
+/**
+ * The parser casts INT64 down to INT32 and DOUBLE down to FLOAT (the note above), so a type list that
+ * has int32 takes int64 too and one with float32 takes float64: exporters' int64 shape arithmetic
+ * is not a reason to refuse a model.
+ */
+function withCastDown(kernels: KernelTable): KernelTable {
+  const out: KernelTable = {};
+  for (const [op, ranges] of Object.entries(kernels)) {
+    out[op] = ranges.map(([since, last, types]) => [since, last, types === null ? null : [
+      ...types,
+      ...(types.includes('int32') && !types.includes('int64') ? ['int64'] : []),
+      ...(types.includes('float32') && !types.includes('float64') ? ['float64'] : []),
+    ]]);
+  }
+  return out;
+}
+
+const parsed: Capabilities = {
+  source: 'onnx-tensorrt docs/operators.md (TensorRT 8.5, \"supports operators up to Opset 17\") at commit 6d0ab7be324d02c7feb3a306b6fdbeae84f71ddc',
+  domains: ['ai.onnx'],
+  kernels: {
+    'ai.onnx::Abs': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Acos': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Acosh': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Add': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::And': [[1, 17, ['bool']]],
+    'ai.onnx::ArgMax': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ArgMin': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Asin': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Asinh': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Atan': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Atanh': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::AveragePool': [[1, 17, ['float32', 'float16', 'int8', 'int32']]],
+    'ai.onnx::BatchNormalization': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Cast': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::Ceil': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Celu': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Clip': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Concat': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::Constant': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::ConstantOfShape': [[1, 17, null]],
+    'ai.onnx::Conv': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::ConvTranspose': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Cos': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Cosh': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::CumSum': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::DepthToSpace': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::DequantizeLinear': [[1, 17, ['int8']]],
+    'ai.onnx::Div': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Dropout': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Einsum': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Elu': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Equal': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Erf': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Exp': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Expand': [[1, 17, ['float32', 'float16', 'int32', 'bool']]],
+    'ai.onnx::EyeLike': [[1, 17, ['float32', 'float16', 'int32', 'bool']]],
+    'ai.onnx::Flatten': [[1, 17, ['float32', 'float16', 'int32', 'bool']]],
+    'ai.onnx::Floor': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::GRU': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Gather': [[1, 17, ['float32', 'float16', 'int8', 'int32', 'bool']]],
+    'ai.onnx::GatherElements': [[1, 17, ['float32', 'float16', 'int8', 'int32', 'bool']]],
+    'ai.onnx::GatherND': [[1, 17, ['float32', 'float16', 'int8', 'int32', 'bool']]],
+    'ai.onnx::Gemm': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::GlobalAveragePool': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::GlobalLpPool': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::GlobalMaxPool': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Greater': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::GreaterOrEqual': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::GridSample': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::HardSigmoid': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::HardSwish': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Identity': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::If': [[1, 17, ['float32', 'float16', 'int32', 'bool']]],
+    'ai.onnx::ImageScaler': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::InstanceNormalization': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::IsNaN': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::LRN': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::LSTM': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::LeakyRelu': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Less': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::LessOrEqual': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Log': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::LogSoftmax': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Loop': [[1, 17, ['float32', 'float16', 'int32', 'bool']]],
+    'ai.onnx::LpNormalization': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::LpPool': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::MatMul': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Max': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::MaxPool': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Mean': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::MeanVarianceNormalization': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Min': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Mod': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Mul': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Neg': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::NonMaxSuppression': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::NonZero': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Not': [[1, 17, ['bool']]],
+    'ai.onnx::OneHot': [[1, 17, ['float32', 'float16', 'int32', 'bool']]],
+    'ai.onnx::Or': [[1, 17, ['bool']]],
+    'ai.onnx::PRelu': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Pad': [[1, 17, ['float32', 'float16', 'int8', 'int32']]],
+    'ai.onnx::ParametricSoftplus': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Pow': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::QuantizeLinear': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::RNN': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::RandomNormal': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::RandomNormalLike': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::RandomUniform': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::RandomUniformLike': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Range': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Reciprocal': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReduceL1': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReduceL2': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReduceLogSum': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReduceLogSumExp': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReduceMax': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReduceMean': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReduceMin': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReduceProd': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReduceSum': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReduceSumSquare': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Relu': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Reshape': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::Resize': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::ReverseSequence': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::RoiAlign': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Round': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::ScaledTanh': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Scan': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Scatter': [[1, 17, ['float32', 'float16', 'int8', 'int32']]],
+    'ai.onnx::ScatterElements': [[1, 17, ['float32', 'float16', 'int8', 'int32']]],
+    'ai.onnx::ScatterND': [[1, 17, ['float32', 'float16', 'int8', 'int32']]],
+    'ai.onnx::Selu': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Shape': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::Shrink': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Sigmoid': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Sign': [[1, 17, ['float32', 'float16', 'int8', 'int32']]],
+    'ai.onnx::Sin': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Sinh': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Size': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::Slice': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::Softmax': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Softplus': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Softsign': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::SpaceToDepth': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Split': [[1, 17, ['float32', 'float16', 'int32', 'bool']]],
+    'ai.onnx::Sqrt': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Squeeze': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::Sub': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Sum': [[1, 17, ['float32', 'float16', 'int32']]],
+    'ai.onnx::Tan': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Tanh': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::ThresholdedRelu': [[1, 17, ['float32', 'float16', 'int8']]],
+    'ai.onnx::Tile': [[1, 17, ['float32', 'float16', 'int32', 'bool']]],
+    'ai.onnx::TopK': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Transpose': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::Trilu': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::Unsqueeze': [[1, 17, ['float32', 'float16', 'int32', 'int8', 'bool']]],
+    'ai.onnx::Upsample': [[1, 17, ['float32', 'float16']]],
+    'ai.onnx::Where': [[1, 17, ['float32', 'float16', 'int32', 'bool']]],
+    'ai.onnx::Xor': [[1, 17, ['bool']]],
+  },
+};
+
+export const tensorrt: Capabilities = { ...parsed, kernels: withCastDown(parsed.kernels) };

@@ -1,0 +1,27 @@
+/**
+ * cuda: ONNX Runtime's CUDA execution provider. fp16 with fp32 islands (ops that overflow or lack
+ * fp16 kernels stay fp32), fused attention (com.microsoft Attention has CUDA kernels), NHWC
+ * preferred for convolutions (provider option prefer_nhwc, tensor cores want channels-last).
+ */
+import type { Target } from '../src/target.js';
+import { ortCuda } from './capabilities/ort-cuda.js';
+import { FINAL_CLEANUP, ORT_FUSIONS, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
+
+export const cuda: Target = {
+  name: 'cuda',
+  description: 'ONNX Runtime CUDA EP: fp16 with fp32 islands, fused attention, NHWC convolutions',
+  runtime: 'onnxruntime',
+  executionProvider: 'CUDAExecutionProvider',
+  maxLevel: 3,
+  quantizeModes: ['fp16', 'static', 'int4'],
+  layout: 'NHWC',
+  capabilities: ortCuda,
+  quantization: { mode: 'fp16', source: 'ORT CUDA EP: fp16 tensor-core kernels; keep fp32 for ops that overflow (Softmax input, LayerNorm statistics)' },
+  pipeline: pipeline(PORTABLE_PIPELINE, ORT_FUSIONS, FINAL_CLEANUP),
+  sessionOptions: {
+    graphOptimizationLevel: 'all',
+    'cuda:prefer_nhwc': 1,
+    'cuda:cudnn_conv_algo_search': 'EXHAUSTIVE',
+    'cuda:do_copy_in_default_stream': 1,
+  },
+};

@@ -1,0 +1,57 @@
+/**
+ * Pipelines shared by targets: the portable cleanup/folding pipeline, and the ONNX Runtime fusion
+ * stage that targets running ORT's contrib ops add after it.
+ */
+import type { PipelineSpec } from '../../src/target.js';
+
+/** Standard-ONNX cleanup, folding and classic folds: every target starts with these. */
+export const PORTABLE_PIPELINE: PipelineSpec[] = [
+  'fix-dims',
+  'eliminate-identity',
+  'eliminate-dropout',
+  {
+    fixedPoint: [
+      'fold-constants',
+      'fold-shape-ops',
+      'simplify-reshape-shape',
+      'eliminate-noop-cast',
+      'eliminate-noop-reshape',
+      'eliminate-noop-transpose',
+      'eliminate-noop-expand',
+      'eliminate-noop-pad',
+      'eliminate-noop-slice',
+      'eliminate-identity',
+      'propagate-transposes',
+      'merge-transposes',
+      'merge-reshapes',
+      'merge-squeeze-unsqueeze',
+      'eliminate-common-subexpressions',
+      'eliminate-dead-nodes',
+    ],
+  },
+  'fuse-pad-into-conv',
+  'fuse-bn-into-conv',
+  'fuse-mul-add-into-conv',
+  'fuse-matmul-add-into-gemm',
+  'fuse-layernorm',
+  'fuse-gelu',
+];
+
+/** Cleanup that ends every pipeline. */
+export const FINAL_CLEANUP: PipelineSpec[] = ['dedupe-initializers', 'eliminate-dead-nodes', 'eliminate-unused-initializers'];
+
+/** Fusions into ONNX Runtime's com.microsoft contrib ops (level 2), in dependency order. */
+export const ORT_FUSIONS: PipelineSpec[] = [
+  'fuse-layernorm-contrib',
+  'fuse-gelu-contrib',
+  'fuse-bias-gelu',
+  'fuse-attention',
+  'fuse-skip-layernorm',
+  'fuse-embed-layernorm',
+  'fuse-conv-activation',
+];
+
+/** Fusions that a runtime without com.microsoft ops still benefits from: none beyond the portable ones. */
+export function pipeline(...parts: PipelineSpec[][]): PipelineSpec[] {
+  return parts.flat();
+}
