@@ -1,8 +1,11 @@
 /**
  * The registry of built-in passes: an explicit list, in no particular order (targets decide the
- * order). Plugins add theirs at run time (src/node/plugins.ts).
+ * order). Plugins add theirs at run time (src/node/plugins.ts). `apply-input-layout` is not here:
+ * it is made per call from --input-layout (passes/apply-input-layout.ts).
  */
 import type { Pass } from '../src/pass/pass.js';
+import { convertFp16 } from './convert-fp16.js';
+import { decomposeLayernorm } from './decompose-layernorm.js';
 import { dedupeInitializers } from './dedupe-initializers.js';
 import { eliminateCommonSubexpressions } from './eliminate-common-subexpressions.js';
 import { eliminateDeadNodes } from './eliminate-dead-nodes.js';
@@ -18,16 +21,31 @@ import { eliminateUnusedInitializers } from './eliminate-unused-initializers.js'
 import { fixDims } from './fix-dims.js';
 import { foldConstants } from './fold-constants.js';
 import { foldShapeOps } from './fold-shape-ops.js';
+import { fuseAttention } from './fuse-attention.js';
+import { fuseBiasGelu } from './fuse-bias-gelu.js';
 import { fuseBnIntoConv } from './fuse-bn-into-conv.js';
+import { fuseConvActivation } from './fuse-conv-activation.js';
+import { fuseEmbedLayernorm } from './fuse-embed-layernorm.js';
+import { fuseGeluContrib } from './fuse-gelu-contrib.js';
+import { fuseGelu } from './fuse-gelu.js';
+import { fuseLayernormContrib } from './fuse-layernorm-contrib.js';
+import { fuseLayernorm } from './fuse-layernorm.js';
 import { fuseMatmulAddIntoGemm } from './fuse-matmul-add-into-gemm.js';
 import { fuseMulAddIntoConv } from './fuse-mul-add-into-conv.js';
 import { fusePadIntoConv } from './fuse-pad-into-conv.js';
+import { fuseSkipLayernorm } from './fuse-skip-layernorm.js';
 import { mergeReshapes } from './merge-reshapes.js';
 import { mergeSqueezeUnsqueeze } from './merge-squeeze-unsqueeze.js';
 import { mergeTransposes } from './merge-transposes.js';
+import { propagateTransposes } from './propagate-transposes.js';
+import { quantizeDynamic } from './quantize-dynamic.js';
+import { quantizeInt4 } from './quantize-int4.js';
+import { quantizeStatic } from './quantize-static.js';
 import { simplifyReshapeShape } from './simplify-reshape-shape.js';
 
 export const PASSES: readonly Pass[] = [
+  convertFp16,
+  decomposeLayernorm,
   dedupeInitializers,
   eliminateCommonSubexpressions,
   eliminateDeadNodes,
@@ -43,13 +61,26 @@ export const PASSES: readonly Pass[] = [
   fixDims,
   foldConstants,
   foldShapeOps,
+  fuseAttention,
+  fuseBiasGelu,
   fuseBnIntoConv,
+  fuseConvActivation,
+  fuseEmbedLayernorm,
+  fuseGeluContrib,
+  fuseGelu,
+  fuseLayernormContrib,
+  fuseLayernorm,
   fuseMatmulAddIntoGemm,
   fuseMulAddIntoConv,
   fusePadIntoConv,
+  fuseSkipLayernorm,
   mergeReshapes,
   mergeSqueezeUnsqueeze,
   mergeTransposes,
+  propagateTransposes,
+  quantizeDynamic,
+  quantizeInt4,
+  quantizeStatic,
   simplifyReshapeShape,
 ];
 

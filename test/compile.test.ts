@@ -86,9 +86,11 @@ describe('compile CLI', () => {
     expect(r.stderr).toMatch(/--- IR after fold-constants\n# ir_version 7/);
   });
 
-  test('targets lists portable', () => {
+  test('targets lists every target and what host picks', () => {
     const r = run('targets', '--json');
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout).map((t: { name: string }) => t.name)).toContain('portable');
+    const listed = JSON.parse(r.stdout);
+    expect(listed.targets.map((t: { name: string }) => t.name)).toEqual(['portable', 'x86-avx2', 'x86-avx512', 'x86-vnni', 'arm64', 'cuda', 'tensorrt', 'webgpu', 'wasm']);
+    expect(['x86-avx2', 'x86-avx512', 'x86-vnni', 'arm64', 'portable']).toContain(listed.host.chosen);
   });
 });

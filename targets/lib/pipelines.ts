@@ -38,7 +38,13 @@ export const PORTABLE_PIPELINE: PipelineSpec[] = [
 ];
 
 /** Cleanup that ends every pipeline. */
-export const FINAL_CLEANUP: PipelineSpec[] = ['dedupe-initializers', 'eliminate-dead-nodes', 'eliminate-unused-initializers'];
+export const FINAL_CLEANUP: PipelineSpec[] = [
+  // legalization: standard ops some runtimes lack, rewritten back into ops they have
+  'decompose-layernorm',
+  'dedupe-initializers',
+  'eliminate-dead-nodes',
+  'eliminate-unused-initializers',
+];
 
 /** Fusions into ONNX Runtime's com.microsoft contrib ops (level 2), in dependency order. */
 export const ORT_FUSIONS: PipelineSpec[] = [
@@ -46,8 +52,9 @@ export const ORT_FUSIONS: PipelineSpec[] = [
   'fuse-gelu-contrib',
   'fuse-bias-gelu',
   'fuse-attention',
-  'fuse-skip-layernorm',
+  // the embeddings' LayerNorm first: skip-layernorm would otherwise take the embedding sum
   'fuse-embed-layernorm',
+  'fuse-skip-layernorm',
   'fuse-conv-activation',
 ];
 

@@ -17,7 +17,7 @@ import { onnxruntimeNode } from '../../src/node/ort.js';
 import { readTestDataSet, testDataSets } from '../../src/node/testdata.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/models');
-const MODELS = ['gpt2-tiny-op14', 'bert-tiny-op17', 'cnn-tiny-op13', 'control-flow-op13'];
+const MODELS = ['gpt2-tiny-op14', 'gpt2-tiny-op17', 'bert-tiny-op17', 'bert-tiny-op14', 'prenorm-tiny-op17', 'cnn-tiny-op13', 'control-flow-op13'];
 
 /** symbol -> size, read off the test inputs' shapes */
 export function pinnedDims(model: Model, shapes: number[][]): Record<string, number> {

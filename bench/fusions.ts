@@ -1,0 +1,184 @@
+/**
+ * npm run bench:fusions -- [MODEL_DIR ...] [--runs N] [--warmup N]
+ *
+ * The transformer fusions against the model as exported. For each model folder (default
+ * /work/large/gpt2-small-op17 and /work/large/bert-base-op17): compile with the portable pipeline,
+ * then run the fusion passes that exist (fuse-layernorm*, fuse-skip-layernorm, fuse-gelu*,
+ * fuse-bias-gelu, registered in passes/index.ts or as files in passes/; absent ones are skipped)
+ * and fuse-attention. Then time original vs fused in ONNX Runtime (CPU, optimization level all,
+ * 2 intra-op threads), interleaved A B A B, at gpt2: batch 1 seq 8 and seq 64; bert: batch 1
+ * seq 128. Prints the speedup (median original / median fused) with a bootstrap 95% CI, the max
+ * abs error of every output against the original, the fused op counts, and achieved GFLOP/s
+ * (the original's cost-model FLOPs over each latency: the same work for both).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import ort from 'onnxruntime-node';
+import { evaluateNode } from '../src/analysis/evaluator.js';
+import { inferShapes } from '../src/analysis/infer.js';
+import { modelCost } from '../src/analysis/cost.js';
+import { RULES } from '../src/analysis/ops/index.js';
+import { bootstrapRatioCI, median } from '../src/bench/stats.js';
+import { compile } from '../src/compile.js';
+import { intInputRanges, seededRandom } from '../src/inputs.js';
+import { serializeModel } from '../src/io.js';
+import { cloneModel } from '../src/ir/clone.js';
+import type { Model } from '../src/ir/model.js';
+import { verifyModel } from '../src/ir/verify.js';
+import { readModel } from '../src/node/files.js';
+import { onnxruntimeNode } from '../src/node/ort.js';
+import { concatChunks } from '../src/onnx/codec.js';
+import { PassManager } from '../src/pass/manager.js';
+import type { Pass } from '../src/pass/pass.js';
+import { PASSES } from '../passes/index.js';
+import { fuseAttention } from '../passes/fuse-attention.js';
+import { portable } from '../targets/portable.js';
+
+const DEFAULT_DIRS = ['/work/large/gpt2-small-op17', '/work/large/bert-base-op17'];
+/** the order the fusions run in; a name matches its prefix (fuse-layernorm matches fuse-layernorm-contrib) */
+const ORDER = ['fuse-layernorm', 'fuse-layer-norm', 'fuse-skip-layernorm', 'fuse-gelu', 'fuse-fast-gelu', 'fuse-bias-gelu'];
+
+function isPass(x: unknown): x is Pass {
+  return !!x && typeof x === 'object' && typeof (x as Pass).name === 'string' && typeof (x as Pass).run === 'function';
+}
+
+/** The other fusion passes that exist: registered ones, and files in passes/ not yet registered. */
+async function otherFusions(): Promise<Pass[]> {
+  const found = new Map<string, Pass>();
+  for (const p of PASSES) found.set(p.name, p);
+  const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../passes');
+  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (!/^fuse-(layer-?norm|skip-layer-?norm|gelu|fast-gelu|bias-gelu).*\.js$/.test(f)) continue;
+    try {
+      const mod = (await import(pathToFileURL(path.join(dir, f)).href)) as Record<string, unknown>;
+      for (const v of Object.values(mod)) if (isPass(v) && !found.has(v.name)) found.set(v.name, v);
+    } catch (e) {
+      console.log(`  (skipping ${f}: ${(e as Error).message})`);
+    }
+  }
+  const rank = (name: string): number => {
+    let best = -1;
+    ORDER.forEach((p, i) => { if (name === p || name.startsWith(`${p}-`)) best = i; });
+    return best;
+  };
+  return [...found.values()].filter((p) => rank(p.name) >= 0).sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name));
+}
+
+function opCounts(model: Model): Record<string, number> {
+  const h: Record<string, number> = {};
+  for (const g of model.allGraphs()) for (const n of g.nodes) h[n.opType] = (h[n.opType] ?? 0) + 1;
+  return h;
+}
+
+function bytesOf(model: Model): Uint8Array {
+  return concatChunks(serializeModel(model).chunks);
+}
+
+/** Feeds for batch x seq: ids in range, attention_mask all ones, token types 0. */
+function feedsFor(model: Model, batch: number, seq: number, seed: number): Record<string, ort.Tensor> {
+  const ranges = intInputRanges(model);
+  const r = seededRandom(seed);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const v of model.graph.inputs) {
+    if (v.initializer) continue;
+    const n = batch * seq;
+    let vals: number[];
+    if (/mask/i.test(v.name)) vals = new Array<number>(n).fill(1);
+    else if (/token_type/i.test(v.name)) vals = new Array<number>(n).fill(0);
+    else vals = Array.from({ length: n }, () => Math.floor(r() * (ranges[v.name] ?? 2)));
+    feeds[v.name] = new ort.Tensor('int64', BigInt64Array.from(vals.map(BigInt)), [batch, seq]);
+  }
+  return feeds;
+}
+
+function seqDims(model: Model): [string, string] {
+  const t = model.graph.inputs[0]!.type;
+  const shape = t?.kind === 'tensor' ? t.shape ?? [] : [];
+  return [String(shape[0] ?? 'batch'), String(shape[1] ?? 'sequence')];
+}
+
+async function main(argv: string[]): Promise<void> {
+  const opt = (name: string, dflt: number): number => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? Number(argv[i + 1]) : dflt;
+  };
+  const runs = opt('--runs', 30), warmup = opt('--warmup', 5);
+  const dirs = argv.filter((a, i) => !a.startsWith('--') && !['--runs', '--warmup'].includes(argv[i - 1] ?? ''));
+  const fusions = await otherFusions();
+  console.log(`fusion passes: ${[...fusions.map((p) => p.name), fuseAttention.name].join(', ')}`);
+  console.log(`ORT ${ort.env.versions?.common ?? '?'}, graph optimization all, 2 intra-op threads, ${runs} interleaved runs after ${warmup} warmups\n`);
+
+  for (const dir of dirs.length ? dirs : DEFAULT_DIRS) {
+    const name = path.basename(dir);
+    const file = path.join(dir, 'model.onnx');
+    if (!fs.existsSync(file)) {
+      console.log(`${name}: no ${file}, skipped\n`);
+      continue;
+    }
+    const original = readModel(file).model;
+    const fused = cloneModel(original);
+    let t0 = performance.now();
+    await compile(fused, portable, { runtime: onnxruntimeNode });
+    const portableMs = performance.now() - t0;
+    t0 = performance.now();
+    const applied: string[] = [];
+    for (const p of [...fusions, fuseAttention]) {
+      try {
+        const report = await new PassManager([p], { runtime: onnxruntimeNode }).run(fused);
+        applied.push(`${p.name} ${report.passes[0]?.changes ?? 0}`);
+      } catch (e) {
+        applied.push(`${p.name} FAILED (${(e as Error).message.slice(0, 120)})`);
+      }
+    }
+    const fuseMs = performance.now() - t0;
+    const problems = verifyModel(fused);
+    const h = opCounts(fused);
+    const count = (...ops: string[]): number => ops.reduce((s, o) => s + (h[o] ?? 0), 0);
+    console.log(`${name}: portable ${portableMs.toFixed(0)} ms, fusions ${fuseMs.toFixed(0)} ms (changes: ${applied.join(', ')})${problems.length ? `; VERIFY: ${problems.length} problems` : ''}`);
+    console.log(`  fused: Attention ${count('Attention')}, SkipLayerNormalization ${count('SkipLayerNormalization', 'SkipSimplifiedLayerNormalization')}, ` +
+      `Gelu ${count('Gelu', 'FastGelu', 'BiasGelu')} (Gelu ${count('Gelu')}, FastGelu ${count('FastGelu')}, BiasGelu ${count('BiasGelu')}), ` +
+      `LayerNormalization ${count('LayerNormalization')}, Softmax left ${count('Softmax')}; nodes ${original.graph.nodes.length} -> ${fused.graph.nodes.length}`);
+
+    const bytesA = new Uint8Array(fs.readFileSync(file));
+    const bytesB = bytesOf(fused);
+    const sessOpts: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: 2, interOpNumThreads: 1, logSeverityLevel: 3 };
+    const sa = await ort.InferenceSession.create(bytesA, sessOpts);
+    const sb = await ort.InferenceSession.create(bytesB, sessOpts);
+    const info = inferShapes(original, RULES, { evaluate: evaluateNode });
+    const [batchSym, seqSym] = seqDims(original);
+    const cases = name.startsWith('gpt2') ? [[1, 8], [1, 64]] : name.startsWith('bert') ? [[1, 128]] : [[1, 32]];
+    for (const [batch, seq] of cases as [number, number][]) {
+      const feeds = feedsFor(original, batch, seq, 11);
+      const flops = modelCost(original, info, { dims: { [batchSym]: batch, [seqSym]: seq } }).numbers?.flops;
+      // accuracy on these inputs
+      const outA = await sa.run(feeds), outB = await sb.run(feeds);
+      let maxErr = 0;
+      for (const k of Object.keys(outA)) {
+        const a = outA[k]!.data as Float32Array, b = outB[k]!.data as Float32Array;
+        for (let i = 0; i < a.length; i++) maxErr = Math.max(maxErr, Math.abs(a[i]! - b[i]!));
+      }
+      for (let i = 0; i < warmup; i++) { await sa.run(feeds); await sb.run(feeds); }
+      const la: number[] = [], lb: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        // alternate which goes first, so that neither always runs on a warmer cache
+        const order = i % 2 === 0 ? [[sa, la], [sb, lb]] as const : [[sb, lb], [sa, la]] as const;
+        for (const [s, into] of order) {
+          const t = performance.now();
+          await s.run(feeds);
+          into.push(performance.now() - t);
+        }
+      }
+      const { ratio, ci95 } = bootstrapRatioCI(la, lb, { seed: 1 });
+      const gf = (ms: number): string => (flops ? (flops / (ms / 1000) / 1e9).toFixed(1) : '?');
+      console.log(`  batch ${batch} seq ${seq}: original ${median(la).toFixed(2)} ms, fused ${median(lb).toFixed(2)} ms; ` +
+        `speedup ${(1 / ratio).toFixed(3)}x (95% CI ${(1 / ci95[1]).toFixed(3)}-${(1 / ci95[0]).toFixed(3)}; fused/original ${ratio.toFixed(3)}); ` +
+        `max abs error ${maxErr.toExponential(2)}; ${flops ? (flops / 1e9).toFixed(2) : '?'} GFLOP: ${gf(median(la))} -> ${gf(median(lb))} GFLOP/s`);
+    }
+    await sa.release();
+    await sb.release();
+    console.log('');
+  }
+}
+
+await main(process.argv.slice(2));
