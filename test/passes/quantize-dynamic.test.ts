@@ -123,7 +123,7 @@ describe('quantize-dynamic: rewrites', () => {
 describe('quantize-dynamic: fixtures', () => {
   for (const name of ['gpt2-tiny-op14', 'bert-tiny-op17']) {
     test(`${name}: runs in onnxruntime, quantized MatMuls replaced, cosine >= 0.99`, async () => {
-      const { model } = await compiledFixture(name, x86Avx2);
+      const { model, ranges } = await compiledFixture(name, x86Avx2);
       const quant = { mode: 'dynamic' as const };
       const { after, changes } = await quantize(model, quantizeDynamic, quant, x86Avx2);
       const r = (quant as { report?: Record<string, unknown> }).report!['quantize-dynamic'] as { quantized: number };
@@ -137,7 +137,7 @@ describe('quantize-dynamic: fixtures', () => {
       expect(quantizedWeights.length).toBe(r.quantized);
       const inits = initializerNames(after);
       for (const w of quantizedWeights) expect(inits.has(w), w).toBe(false);
-      const acc = await accuracy(model, after, [1, 2, 3], { batch: 1, sequence: 16, seq: 16, batch_size: 1, sequence_length: 16 });
+      const acc = await accuracy(model, after, [1, 2, 3], { batch: 1, sequence: 16, seq: 16, batch_size: 1, sequence_length: 16 }, ranges);
       expect(acc.cosine).toBeGreaterThanOrEqual(0.99);
     });
   }

@@ -1,0 +1,68 @@
+/**
+ * Every target compiles every fixture model: the result passes the target's own capability check,
+ * and its outputs match the original's (all the targets' fp32 output runs on ONNX Runtime's CPU EP,
+ * CUDA/WebGPU ones included, since the contrib ops they use have CPU kernels too).
+ */
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { validate } from '../../src/bench/validate.js';
+import { compile } from '../../src/compile.js';
+import { cloneModel } from '../../src/ir/clone.js';
+import { readModel } from '../../src/node/files.js';
+import { detectHost, hostTarget } from '../../src/node/host.js';
+import { onnxruntimeNode } from '../../src/node/ort.js';
+import { readInputSets } from '../../src/node/inputs.js';
+import { TARGETS } from '../../targets/index.js';
+import { checkCapabilities } from '../../targets/capabilities/check.js';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/models');
+const MODELS = ['gpt2-tiny-op14', 'bert-tiny-op17', 'prenorm-tiny-op17', 'cnn-tiny-op13', 'control-flow-op13'];
+/** What a target cannot run in a fixture, per its capability table (the compile must say so). */
+const REFUSED: Record<string, RegExp> = {
+  'tensorrt/control-flow-op13': /ReduceSum.*type int64 not supported/,
+  'webgpu/control-flow-op13': /Loop.*op not implemented/,
+};
+
+describe.each(TARGETS.map((t) => t.name))('%s', (name) => {
+  const target = TARGETS.find((t) => t.name === name)!;
+  test.each(MODELS)('%s: compiles, passes its capability check, outputs match', async (model) => {
+    const dir = path.join(FIXTURES, model);
+    const original = readModel(path.join(dir, 'model.onnx')).model;
+    const compiled = cloneModel(original);
+    const report = await compile(compiled, target, { runtime: onnxruntimeNode, verifyEach: true });
+    const refused = REFUSED[`${name}/${model}`];
+    if (refused) {
+      expect(report.violations.map((v) => `${v.op}: ${v.reason}`).join('; ')).toMatch(refused);
+      return;
+    }
+    expect(report.violations).toEqual([]);
+    if (target.capabilities) expect(checkCapabilities(compiled, target.capabilities)).toEqual([]);
+    expect(compiled.metadata('retarget.target')).toBe(name);
+    const res = await validate(original, compiled, onnxruntimeNode, { inputs: readInputSets(original, dir), tolerance: 'fp32' });
+    expect(res.ok, JSON.stringify(res.worst)).toBe(true);
+  });
+});
+
+test('ORT targets fuse transformers; portable and tensorrt keep standard ops only', async () => {
+  const load = () => readModel(path.join(FIXTURES, 'bert-tiny-op17/model.onnx')).model;
+  const x86 = load();
+  await compile(x86, TARGETS.find((t) => t.name === 'x86-avx2')!, { runtime: onnxruntimeNode });
+  const ops = (m: ReturnType<typeof load>) => m.graph.nodes.map((n) => `${n.domain || 'ai.onnx'}::${n.opType}`);
+  expect(ops(x86).filter((o) => o === 'com.microsoft::Attention')).toHaveLength(2);
+  for (const name of ['portable', 'tensorrt']) {
+    const m = load();
+    await compile(m, TARGETS.find((t) => t.name === name)!, { runtime: onnxruntimeNode });
+    expect(ops(m).filter((o) => !o.startsWith('ai.onnx::'))).toEqual([]);
+  }
+});
+
+test('host detection reads the CPU flags', () => {
+  expect(detectHost('flags : fpu avx avx2 fma avx512f avx512bw avx512_vnni', 'x64').chosen).toBe('x86-vnni');
+  expect(detectHost('flags : fpu avx avx2 fma avx512f avx512bw', 'x64').chosen).toBe('x86-avx512');
+  expect(detectHost('flags : fpu avx avx2 fma', 'x64').chosen).toBe('x86-avx2');
+  expect(detectHost('Features : fp asimd asimddp', 'arm64').chosen).toBe('arm64');
+  expect(detectHost('flags : fpu sse2', 'x64').chosen).toBe('portable');
+  const h = hostTarget(detectHost('flags : avx2 fma', 'x64'));
+  expect(h.name).toBe('host');
+  expect(h.description).toMatch(/x86-avx2/);
+});
