@@ -131,8 +131,11 @@ export function quantizeModes(target: Target): QuantizeMode[] {
 /** Compile `model` in place for `target`. Throws CompileError when the result has ops the target cannot run. */
 export async function compile(model: Model, target: Target, opts: CompileOptions = {}): Promise<CompileReport> {
   const t0 = performance.now();
-  const steps = [...(opts.before ?? []), ...resolvePipeline(target, opts)];
   const mode = opts.quantize?.mode;
+  // Weight-quantizing modes need the projection weights as plain MatMuls: the attention and
+  // embedding fusions would hide them inside Attention / EmbedLayerNormalization, where they stay fp32.
+  const hidesWeights = mode === 'dynamic' || mode === 'int4' ? ['fuse-attention', 'fuse-embed-layernorm'] : [];
+  const steps = [...(opts.before ?? []), ...resolvePipeline(target, { ...opts, disablePasses: [...(opts.disablePasses ?? []), ...hidesWeights] })];
   if (mode) {
     if (!quantizeModes(target).includes(mode)) {
       throw new CompileError(`target '${target.name}' cannot run --quantize ${mode} (it takes: ${quantizeModes(target).join(', ') || 'none'})`);
