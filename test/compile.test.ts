@@ -94,3 +94,14 @@ describe('compile CLI', () => {
     expect(['x86-avx2', 'x86-avx512', 'x86-vnni', 'arm64', 'portable']).toContain(listed.host.chosen);
   });
 });
+
+describe('compile --explain-fusions', () => {
+  test('says which passes a target skipped and why a fusion did not fire', () => {
+    const BERT = path.join(FIXTURES, 'bert-tiny-op17/model.onnx');
+    const r = spawnSync(process.execPath, [BIN, 'compile', BERT, '-o', path.join(tmp, 'e.onnx'), '--target', 'webgpu', '--explain-fusions'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    // WebGPU has no BiasGelu kernel: the fusion is refused for this target, and the report says so
+    expect(r.stderr).toMatch(/\[fuse-bias-gelu\] .*target 'webgpu' cannot run com\.microsoft::BiasGelu|skipped fuse-bias-gelu: target 'webgpu' cannot run/);
+    expect(r.stderr).toMatch(/\[fuse-matmul-add-into-gemm\] node '.+' \(MatMul\): MatMul of ranks 3 and 2: not a Gemm/);
+  });
+});

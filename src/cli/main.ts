@@ -117,7 +117,8 @@ export function buildProgram(): Command {
     .option('--verify-each', 'verify the IR after every pass')
     .option('--dump-after <pass>', 'print the IR to stderr after this pass (repeatable)', collect, [] as string[])
     .option('--stop-after-rewrites <n>', 'stop after N rewrites (bisect a rewrite that breaks a model)')
-    .option('--explain', 'print why rewrites did not fire')
+    .option('--explain', 'print why rewrites did not fire, and why passes were skipped for the target')
+    .option('--explain-fusions', 'the same as --explain (why a fusion did not fire: which condition failed, at which node)')
     .option('--no-validate', 'do not check the compiled model against the original')
     .option('--tolerance <kind>', `validation tolerance: ${Object.keys(TOLERANCES).join(', ')}`, 'fp32')
     .option('--validate-inputs <dir>', 'validate on these inputs (test_data_set_* or .npy) instead of synthetic ones')
@@ -165,7 +166,7 @@ export function buildProgram(): Command {
           dumpAfter: opts.dumpAfter,
           onDump: (pass, text) => process.stderr.write(`--- IR after ${pass}\n${text}\n`),
           ...(stopAfter !== undefined ? { stopAfterRewrites: stopAfter } : {}),
-          ...(opts.explain ? { onExplain: (pass: string, msg: string) => process.stderr.write(`[${pass}] ${msg}\n`) } : {}),
+          ...(opts.explain || opts.explainFusions ? { onExplain: (pass: string, msg: string) => process.stderr.write(`[${pass}] ${msg}\n`) } : {}),
         });
       } catch (e) {
         if (e instanceof CompileError && /unknown pass|allows level|cannot run --quantize/.test(e.message)) throw new UsageError(e.message);
@@ -202,7 +203,7 @@ export function buildProgram(): Command {
       process.stderr.write(`compiled for ${target.name}: ${b.nodes} -> ${a.nodes} nodes, ${formatBytes(b.parameterBytes)} -> ${formatBytes(a.parameterBytes)} parameters, ${report.rewrites} rewrites in ${report.timeMs} ms; wrote ${written.path}\n`);
       if (report.stoppedAt) process.stderr.write(`stopped after ${report.rewrites} rewrites; the last one: ${report.stoppedAt}\n`);
       for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
-      for (const p of report.passes) if (p.skipped && opts.explain) process.stderr.write(`skipped ${p.name}: ${p.skipped}\n`);
+      for (const p of report.passes) if (p.skipped && (opts.explain || opts.explainFusions)) process.stderr.write(`skipped ${p.name}: ${p.skipped}\n`);
       if (validation) process.stderr.write(`validated (${validation.tolerance.name}) on ${validation.cases.length} input set(s): worst output '${validation.worst?.output}' max abs error ${validation.worst?.maxAbsError.toExponential(2)}, cosine ${validation.worst?.cosine.toFixed(7)}\n`);
     });
 
@@ -399,6 +400,7 @@ interface CompileCliOptions {
   dumpAfter: string[];
   stopAfterRewrites?: string;
   explain?: boolean;
+  explainFusions?: boolean;
   validate: boolean;
   tolerance: string;
   validateInputs?: string;
