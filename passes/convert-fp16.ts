@@ -96,14 +96,8 @@ export function float32ToFloat16Bits(x: number, saturate = false): number {
   return float32BitsToFloat16Bits(u32buf[0]!, saturate);
 }
 
-export function float16BitsToNumber(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
+/** float16 bits as a number (the IR's decoder, re-exported under the name this pass's callers use). */
+export { fromFloat16Bits as float16BitsToNumber } from '../src/ir/half.js';
 
 export interface Fp16TensorResult {
   tensor: Tensor;

@@ -1,5 +1,6 @@
 /** Numeric comparison of tensors, as ONNX's backend test runner does it (|a-b| <= atol + rtol*|b|). */
 import { DataType, dataTypeName } from './ir/dtype.js';
+import { fromBfloat16Bits, fromFloat16Bits } from './ir/half.js';
 import type { Tensor } from './ir/tensor.js';
 
 export interface Tolerance { rtol: number; atol: number }
@@ -12,27 +13,12 @@ export interface Comparison {
   mismatches: number;
 }
 
-function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-function bf16ToF32(h: number): number {
-  const buf = new DataView(new ArrayBuffer(4));
-  buf.setUint32(0, h << 16);
-  return buf.getFloat32(0);
-}
-
 /** Values as numbers (float16/bfloat16 decoded; 64-bit integers as bigint). */
 export function tensorValues(t: Tensor): ArrayLike<number | bigint> | string[] {
   if (t.dataType === DataType.STRING) return t.strings();
   const a = t.toTypedArray();
-  if (t.dataType === DataType.FLOAT16) return Float32Array.from(a as Uint16Array, f16ToF32);
-  if (t.dataType === DataType.BFLOAT16) return Float32Array.from(a as Uint16Array, bf16ToF32);
+  if (t.dataType === DataType.FLOAT16) return Float32Array.from(a as Uint16Array, fromFloat16Bits);
+  if (t.dataType === DataType.BFLOAT16) return Float32Array.from(a as Uint16Array, fromBfloat16Bits);
   return a as ArrayLike<number | bigint>;
 }
 

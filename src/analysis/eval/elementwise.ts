@@ -4,7 +4,7 @@ import { DataType } from '../../ir/dtype.js';
 import type { Node } from '../../ir/graph.js';
 import type { Tensor, TypedArray } from '../../ir/tensor.js';
 import { alloc, broadcastIndex, broadcastShapes, fromTensor, kindOf, need, refuse, toTensor, type Arr, type Evaluator, type Kind } from './core.js';
-import { fromBfloat16Bits, fromFloat16Bits, toBfloat16Bits, toFloat16Bits } from './half.js';
+import { fromBfloat16Bits, fromFloat16Bits, toBfloat16Bits, toFloat16Bits } from '../../ir/half.js';
 
 type Elem = number | bigint;
 type Store = { [i: number]: Elem; length: number };
