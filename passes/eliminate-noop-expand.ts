@@ -10,11 +10,11 @@
  *   expanded to [4, 3] makes n = 4, though n = 1 is legal and then the Expand is no no-op), so a
  *   constant entry > 1 is trusted only when no symbol of the model was unified to that constant.
  */
+import { noopEliminationPass } from './lib/noop-pass.js';
 import { Sym } from '../src/analysis/symbolic.js';
 import type { InferResult } from '../src/analysis/infer.js';
 import type { Value } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import { Patch } from '../src/pass/patch.js';
 import { constantValue } from '../src/pass/pattern.js';
 
 function inferred(ctx: PassContext): InferResult | undefined {
@@ -48,37 +48,27 @@ function shapeOperand(v: Value, shapes: InferResult): Sym[] | undefined {
   return s && s.dims.length === 1 ? s.values : undefined;
 }
 
-export const eliminateNoopExpand: Pass = {
+export const eliminateNoopExpand: Pass = noopEliminationPass({
   name: 'eliminate-noop-expand',
   description: 'remove Expand whose output shape equals its input shape',
-  level: 1,
-  subgraphs: 'recurse',
-  run(graph, ctx) {
-    let changes = 0;
-    for (const node of graph.nodes) {
-      if (node.removed || node.domain !== '' || node.opType !== 'Expand') continue;
-      const [x, s] = node.inputs;
-      const y = node.outputs[0];
-      if (!x || !s || !y) continue;
-      const shapes = inferred(ctx);
-      if (!shapes) return changes;
-      const xs = symShape(x, shapes);
-      const ys = symShape(y, shapes);
-      const target = shapeOperand(s, shapes);
-      if (!xs || !ys || !target || target.length > xs.length || ys.length !== xs.length) continue;
-      const off = xs.length - target.length;
-      if (!target.every((d, i) => d.value === 1 || d.equals(xs[off + i]!))) continue;
-      const fromUnification = new Set([...shapes.unified.values()].map((d) => d.value).filter((n) => n !== undefined));
-      if (target.some((d) => d.value !== undefined && d.value !== 1 && fromUnification.has(d.value))) {
-        ctx.explain(`${node}: a dim of the input may be a symbol unified with ${target.map(String).join(',')}`);
-        continue;
-      }
-      if (!ys.every((d, i) => d.equals(xs[i]!))) continue;
-      if (!ctx.allowRewrite(`eliminate-noop-expand: ${node}`)) return changes;
-      const patch = new Patch(graph);
-      patch.replace(y, x);
-      changes += patch.commit();
+  ops: ['Expand'],
+  isNoop: (node, ctx) => {
+    const [x, s] = node.inputs;
+    const y = node.outputs[0];
+    if (!x || !s || !y) return false;
+    const shapes = inferred(ctx);
+    if (!shapes) return false;
+    const xs = symShape(x, shapes);
+    const ys = symShape(y, shapes);
+    const target = shapeOperand(s, shapes);
+    if (!xs || !ys || !target || target.length > xs.length || ys.length !== xs.length) return false;
+    const off = xs.length - target.length;
+    if (!target.every((d, i) => d.value === 1 || d.equals(xs[off + i]!))) return false;
+    const fromUnification = new Set([...shapes.unified.values()].map((d) => d.value).filter((n) => n !== undefined));
+    if (target.some((d) => d.value !== undefined && d.value !== 1 && fromUnification.has(d.value))) {
+      ctx.explain(`${node}: a dim of the input may be a symbol unified with ${target.map(String).join(',')}`);
+      return false;
     }
-    return changes;
+    return ys.every((d, i) => d.equals(xs[i]!));
   },
-};
+});

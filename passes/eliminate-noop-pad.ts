@@ -7,10 +7,10 @@
  *   `pads` input from opset 11 (a constant, or known through ctx.shapes()), the `pads` attribute
  *   in opsets 2-10 and `paddings` in opset 1.
  */
+import { noopEliminationPass } from './lib/noop-pass.js';
 import { attrInts } from '../src/ir/attribute.js';
 import type { Value } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import { Patch } from '../src/pass/patch.js';
 import { constantValue } from '../src/pass/pattern.js';
 
 /** Integer contents of `v`: constant, or symbolic values that are all known. */
@@ -27,26 +27,13 @@ function intsOf(v: Value | undefined, ctx: PassContext): number[] | undefined {
   return undefined;
 }
 
-export const eliminateNoopPad: Pass = {
+export const eliminateNoopPad: Pass = noopEliminationPass({
   name: 'eliminate-noop-pad',
   description: 'remove Pad whose pads are all zero',
-  level: 1,
-  subgraphs: 'recurse',
-  run(graph, ctx) {
+  ops: ['Pad'],
+  isNoop: (node, ctx) => {
     const opset = ctx.opset('');
-    let changes = 0;
-    for (const node of graph.nodes) {
-      if (node.removed || node.domain !== '' || node.opType !== 'Pad') continue;
-      const x = node.inputs[0];
-      const y = node.outputs[0];
-      if (!x || !y) continue;
-      const pads = opset >= 11 ? intsOf(node.inputs[1], ctx) : attrInts(node.attr(opset < 2 ? 'paddings' : 'pads')) ?? attrInts(node.attr('pads'));
-      if (!pads || pads.some((p) => p !== 0)) continue;
-      if (!ctx.allowRewrite(`eliminate-noop-pad: ${node}`)) return changes;
-      const patch = new Patch(graph);
-      patch.replace(y, x);
-      changes += patch.commit();
-    }
-    return changes;
+    const pads = opset >= 11 ? intsOf(node.inputs[1], ctx) : attrInts(node.attr(opset < 2 ? 'paddings' : 'pads')) ?? attrInts(node.attr('pads'));
+    return pads !== undefined && pads.every((p) => p === 0);
   },
-};
+});

@@ -6,10 +6,10 @@
  * Conditions: both shapes are known dim by dim from ctx.shapes(): equal sizes, or the same symbolic
  *   expression (e.g. [batch, seq, 32] -> [batch, seq, 32], the target built from Shape(x)).
  */
+import { noopEliminationPass } from './lib/noop-pass.js';
 import type { Sym } from '../src/analysis/symbolic.js';
 import type { Value } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import { Patch } from '../src/pass/patch.js';
 
 function symShape(v: Value | undefined, ctx: PassContext): Sym[] | undefined {
   if (!v) return undefined;
@@ -26,24 +26,9 @@ function sameShape(a: Sym[] | undefined, b: Sym[] | undefined): boolean {
   return a !== undefined && b !== undefined && a.length === b.length && a.every((d, i) => d.equals(b[i]!));
 }
 
-export const eliminateNoopReshape: Pass = {
+export const eliminateNoopReshape: Pass = noopEliminationPass({
   name: 'eliminate-noop-reshape',
   description: 'remove Reshape whose output shape equals its input shape',
-  level: 1,
-  subgraphs: 'recurse',
-  run(graph, ctx) {
-    let changes = 0;
-    for (const node of graph.nodes) {
-      if (node.removed || node.domain !== '' || node.opType !== 'Reshape') continue;
-      const x = node.inputs[0];
-      const y = node.outputs[0];
-      if (!x || !y) continue;
-      if (!sameShape(symShape(x, ctx), symShape(y, ctx))) continue;
-      if (!ctx.allowRewrite(`eliminate-noop-reshape: ${node}`)) return changes;
-      const patch = new Patch(graph);
-      patch.replace(y, x);
-      changes += patch.commit();
-    }
-    return changes;
-  },
-};
+  ops: ['Reshape'],
+  isNoop: (node, ctx) => sameShape(symShape(node.inputs[0]!, ctx), symShape(node.outputs[0]!, ctx)),
+});

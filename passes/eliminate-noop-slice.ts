@@ -9,12 +9,12 @@
  *   >= dim for a static dim, >= 2^62 (INT64_MAX as exporters write it) or the very same symbolic
  *   expression as the dim (ends built from Shape(x)) for a symbolic one. x's rank must be known.
  */
+import { noopEliminationPass } from './lib/noop-pass.js';
 import type { InferResult } from '../src/analysis/infer.js';
 import { Sym } from '../src/analysis/symbolic.js';
 import { attrInts } from '../src/ir/attribute.js';
 import type { Node, Value } from '../src/ir/graph.js';
 import type { Pass } from '../src/pass/pass.js';
-import { Patch } from '../src/pass/patch.js';
 import { constantValue } from '../src/pass/pattern.js';
 
 /** Beyond any real dim: INT64_MAX and its neighbours as exporters write them. */
@@ -77,32 +77,18 @@ function isNoop(node: Node, opset: number, shapes: InferResult): boolean {
   });
 }
 
-export const eliminateNoopSlice: Pass = {
+export const eliminateNoopSlice: Pass = noopEliminationPass({
   name: 'eliminate-noop-slice',
   description: 'remove Slice that takes whole dims (start 0, end past the dim, step 1)',
-  level: 1,
-  subgraphs: 'recurse',
-  run(graph, ctx) {
-    const opset = ctx.opset('');
-    let changes = 0;
-    for (const node of graph.nodes) {
-      if (node.removed || node.domain !== '' || node.opType !== 'Slice') continue;
-      const x = node.inputs[0];
-      const y = node.outputs[0];
-      if (!x || !y) continue;
-      let shapes: InferResult;
-      try {
-        shapes = ctx.shapes();
-      } catch (e) {
-        ctx.explain(`shape inference failed: ${(e as Error).message}`);
-        return changes;
-      }
-      if (!isNoop(node, opset, shapes)) continue;
-      if (!ctx.allowRewrite(`eliminate-noop-slice: ${node}`)) return changes;
-      const patch = new Patch(graph);
-      patch.replace(y, x);
-      changes += patch.commit();
+  ops: ['Slice'],
+  isNoop: (node, ctx) => {
+    let shapes: InferResult;
+    try {
+      shapes = ctx.shapes();
+    } catch (e) {
+      ctx.explain(`shape inference failed: ${(e as Error).message}`);
+      return false;
     }
-    return changes;
+    return isNoop(node, ctx.opset(''), shapes);
   },
-};
+});

@@ -7,11 +7,11 @@
  *   Also a perm that moves only dims of size 1, keeping the other dims in order: the data order is
  *   unchanged, and the output shape equals the input shape (e.g. [1, 1, 5] with perm [1, 0, 2]).
  */
+import { noopEliminationPass } from './lib/noop-pass.js';
 import type { Sym } from '../src/analysis/symbolic.js';
 import { attrInts } from '../src/ir/attribute.js';
 import type { Value } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
-import { Patch } from '../src/pass/patch.js';
 
 function symShape(v: Value, ctx: PassContext): Sym[] | undefined {
   try {
@@ -40,24 +40,9 @@ function isNoop(perm: number[] | undefined, x: Value, ctx: PassContext): boolean
   return perm.every((p, i) => shape[p]!.equals(shape[i]!));
 }
 
-export const eliminateNoopTranspose: Pass = {
+export const eliminateNoopTranspose: Pass = noopEliminationPass({
   name: 'eliminate-noop-transpose',
   description: 'remove Transpose with an identity permutation (or one that moves only size-1 dims)',
-  level: 1,
-  subgraphs: 'recurse',
-  run(graph, ctx) {
-    let changes = 0;
-    for (const node of graph.nodes) {
-      if (node.removed || node.domain !== '' || node.opType !== 'Transpose') continue;
-      const x = node.inputs[0];
-      const y = node.outputs[0];
-      if (!x || !y) continue;
-      if (!isNoop(attrInts(node.attr('perm')), x, ctx)) continue;
-      if (!ctx.allowRewrite(`eliminate-noop-transpose: ${node}`)) return changes;
-      const patch = new Patch(graph);
-      patch.replace(y, x);
-      changes += patch.commit();
-    }
-    return changes;
-  },
-};
+  ops: ['Transpose'],
+  isNoop: (node, ctx) => isNoop(attrInts(node.attr('perm')), node.inputs[0]!, ctx),
+});
