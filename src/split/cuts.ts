@@ -49,6 +49,9 @@ export interface Cut {
   bytesExpr: string;
   edgeFlops: number;
   cloudFlops: number;
+  /** FLOPs by op type on each side */
+  edgeFlopsByOp: Record<string, number>;
+  cloudFlopsByOp: Record<string, number>;
   edgeNodes: number;
   cloudNodes: number;
   /** how the candidate was found */
@@ -131,20 +134,32 @@ function crossingOf(a: SplitAnalysis, v: Value, graphInput: boolean): CrossingVa
   const bits = dataTypeBits(t.elemType) ?? 32;
   let count = Sym.ONE;
   for (const d of t.shape) count = count.mul(d);
-  const expr = count.mul(bits);
+  // bytes when whole (every type of 8 bits or more), else bits / 8 rounded up
+  const expr = bits % 8 === 0 ? count.mul(bits / 8) : count.mul(bits);
   const n = symNumber(expr, ones);
-  return { name: v.name, dtype: dataTypeName(t.elemType), shape: t.shape.map((d) => d.toDim()), bytes: Math.ceil(n / 8), graphInput, expr };
+  return { name: v.name, dtype: dataTypeName(t.elemType), shape: t.shape.map((d) => d.toDim()), bytes: bits % 8 === 0 ? n : Math.ceil(n / 8), graphInput, expr: bits % 8 === 0 ? expr.mul(8) : expr };
+}
+
+function bytesText(crossing: { expr: Sym }[]): string {
+  let e = Sym.ZERO;
+  for (const c of crossing) e = e.add(c.expr);
+  const bytes = e.floorDiv(8);
+  return bytes.toString();
 }
 
 /** The cut for an edge set (a mask over a.nodes; static nodes are ignored). undefined when not a valid cut. */
 export function cutFromEdge(a: SplitAnalysis, edge: Uint8Array, kind: Cut['kind'], maxValues = Infinity): Cut | undefined {
   const g = a.model.graph;
   let edgeNodes = 0, cloudNodes = 0, edgeFlops = 0, cloudFlops = 0;
+  const edgeFlopsByOp: Record<string, number> = {}, cloudFlopsByOp: Record<string, number> = {};
   for (let i = 0; i < a.nodes.length; i++) {
     if (a.isStatic[i]) continue;
-    if (edge[i]) { edgeNodes++; edgeFlops += a.flops[i]!; } else { cloudNodes++; cloudFlops += a.flops[i]!; }
+    const f = a.flops[i]!, op = a.nodes[i]!.opType;
+    if (edge[i]) { edgeNodes++; edgeFlops += f; if (f) edgeFlopsByOp[op] = (edgeFlopsByOp[op] ?? 0) + f; }
+    else { cloudNodes++; cloudFlops += f; if (f) cloudFlopsByOp[op] = (cloudFlopsByOp[op] ?? 0) + f; }
   }
-  if (edgeNodes === 0 || cloudNodes === 0) return undefined;
+  // a side that computes nothing is no split: that is the all-cloud or all-device reference
+  if (edgeNodes === 0 || cloudNodes === 0 || edgeFlops === 0 || cloudFlops === 0) return undefined;
   const onCloud = (i: number): boolean => !a.isStatic[i] && !edge[i];
   const crossing: (CrossingValue & { expr: Sym })[] = [];
   for (const v of g.inputs) {
@@ -175,15 +190,14 @@ export function cutFromEdge(a: SplitAnalysis, edge: Uint8Array, kind: Cut['kind'
   for (const c of crossing) expr = expr.add(c.expr);
   const bytes = crossing.reduce((s, c) => s + c.bytes, 0);
   return {
-    edge, kind, edgeNodes, cloudNodes, edgeFlops, cloudFlops, bytes,
-    bytesExpr: expr.value !== undefined ? String(Math.ceil(expr.value / 8)) : `(${expr.toString()})/8`,
+    edge, kind, edgeNodes, cloudNodes, edgeFlops, cloudFlops, edgeFlopsByOp, cloudFlopsByOp, bytes,
+    bytesExpr: crossing.every((c) => c.expr.equals(Sym.ZERO) || Number.isFinite(c.bytes)) && expr.value !== undefined ? String(Math.ceil(expr.value / 8)) : bytesText(crossing),
     crossing: crossing.map(({ expr: _e, ...c }) => c),
   };
 }
 
-/** Edge = every computing node that does not (transitively) read any of `values`. */
+/** Edge = every computing node that does not (transitively) read any of `values`, plus the producers of the values and their ancestors. */
 function edgeBefore(a: SplitAnalysis, values: Value[]): Uint8Array {
-  const index = new Map<Node, number>(a.nodes.map((n, i) => [n, i]));
   const desc = new Uint8Array(a.nodes.length);
   const stack: number[] = [];
   for (const v of values) for (const j of a.consumers.get(v) ?? []) if (!desc[j]) { desc[j] = 1; stack.push(j); }
@@ -191,9 +205,19 @@ function edgeBefore(a: SplitAnalysis, values: Value[]): Uint8Array {
     const i = stack.pop()!;
     for (const out of a.nodes[i]!.outputs) if (out) for (const j of a.consumers.get(out) ?? []) if (!desc[j]) { desc[j] = 1; stack.push(j); }
   }
+  // the producers of the values, and what they need, stay on the edge (one value may feed another)
+  const index = new Map<Node, number>(a.nodes.map((n, i) => [n, i]));
+  const anc = new Uint8Array(a.nodes.length);
+  for (const v of values) { const i = v.producer ? index.get(v.producer) : undefined; if (i !== undefined && !anc[i]) { anc[i] = 1; stack.push(i); } }
+  while (stack.length) {
+    const n = a.nodes[stack.pop()!]!;
+    for (const v of [...n.inputs, ...n.capturedValues()]) {
+      const j = v?.producer ? index.get(v.producer) : undefined;
+      if (j !== undefined && !anc[j]) { anc[j] = 1; stack.push(j); }
+    }
+  }
   const edge = new Uint8Array(a.nodes.length);
-  for (let i = 0; i < a.nodes.length; i++) edge[i] = desc[i] || a.isStatic[i] ? 0 : 1;
-  void index;
+  for (let i = 0; i < a.nodes.length; i++) edge[i] = (desc[i] && !anc[i]) || a.isStatic[i] ? 0 : 1;
   return edge;
 }
 
@@ -248,6 +272,11 @@ export function candidateCuts(a: SplitAnalysis, opts: CandidateOptions = {}): Cu
   return [...found.values()];
 }
 
+/** An integer tensor of a few elements: shape arithmetic, not data. */
+export function isShapeValue(x: CrossingValue): boolean {
+  return (x.dtype === 'int64' || x.dtype === 'int32') && x.bytes <= 64;
+}
+
 /** The cut where exactly `names` (and any graph inputs the cloud reads) cross. */
 export function cutAt(a: SplitAnalysis, names: string[]): Cut {
   const g = a.model.graph;
@@ -259,7 +288,8 @@ export function cutAt(a: SplitAnalysis, names: string[]): Cut {
   });
   const c = cutFromEdge(a, edgeBefore(a, values), 'manual');
   if (!c) throw new SplitError(`--at ${names.join(',')}: not a cut (nothing left on one side, or a graph output would be on the edge)`);
-  const extra = c.crossing.filter((x) => !x.graphInput && !names.includes(x.name));
+  // small integer shape values (a Reshape's target shape) may cross along: they cost a few bytes
+  const extra = c.crossing.filter((x) => !x.graphInput && !names.includes(x.name) && !isShapeValue(x));
   if (extra.length) throw new SplitError(`--at ${names.join(',')}: does not separate inputs from outputs; ${extra.map((x) => `'${x.name}'`).join(', ')} would cross too`);
   return c;
 }
