@@ -311,7 +311,7 @@ export function buildProgram(): Command {
     .option('--top <n>', 'rows of --list', '10')
     .option('--wire <format>', `format of the crossing tensors: ${WIRE_FORMATS.join(', ')}`, 'fp32')
     .option('--inputs <dir>', 'inputs for validation and int8 calibration (test_data_set_* or .npy); default: seeded synthetic inputs')
-    .action(async (file: string, opts: SplitCliOptions) => {
+    .action(namingFile(async (file: string, opts: SplitCliOptions) => {
       const dims = parseDimsOrUsage(opts.dim);
       const num = (v: string, flag: string, min = 0): number => {
         const n = Number(v);
@@ -405,7 +405,7 @@ export function buildProgram(): Command {
       writeTextAtomic(path.join(opts.output!, 'split.json'), `${toJson(record)}\n`);
       const crossing = cut.crossing.map((c) => `${c.name}${c.graphInput ? ' (graph input)' : ''}`).join(', ');
       process.stderr.write(`split at ${crossing}: ${record.wire.bytes} bytes cross (${wire}), edge ${(cut.edgeFlops / 1e9).toFixed(3)} GFLOPs, cloud ${(cut.cloudFlops / 1e9).toFixed(3)} GFLOPs, estimated ${record.estimate.totalMs.toFixed(1)} ms; validated edge -> cloud: max abs error ${check.maxAbsError.toExponential(2)}, cosine ${check.minCosine.toFixed(6)}; wrote ${edgeFile}, ${cloudFile}, ${path.join(opts.output!, 'split.json')}\n`);
-    });
+    }));
 
   program
     .command('targets')
@@ -595,6 +595,21 @@ function inputLayoutsFromCli(spec: string | undefined): Record<string, 'NHWC' | 
     out[name.trim()] = l;
   }
   return out;
+}
+
+/**
+ * Errors from deep inside (onnxruntime's own messages, say) do not name the model: prefix the file
+ * the command was given, unless the message already names it or it is a usage error.
+ */
+function namingFile<O>(action: (file: string, opts: O) => Promise<void>): (file: string, opts: O) => Promise<void> {
+  return async (file, opts) => {
+    try {
+      await action(file, opts);
+    } catch (e) {
+      if (e instanceof UsageError || !(e instanceof Error) || e.message.includes(file)) throw e;
+      throw new Error(`${file}: ${e.message}`);
+    }
+  };
 }
 
 function collect(v: string, prev: string[]): string[] {
