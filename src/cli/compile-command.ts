@@ -1,0 +1,200 @@
+/** `retarget compile`: a target's pipeline, optional precision lowering, legality check, validation. */
+import type { Command } from 'commander';
+import { TOLERANCES, validate, type Tolerance, type ValidationResult } from '../bench/validate.js';
+import { compile, CompileError } from '../compile.js';
+import { cloneModel } from '../ir/clone.js';
+import { readInputSets } from '../node/inputs.js';
+import { readModel, writeModel, writeTextAtomic } from '../node/files.js';
+import { onnxruntimeNode } from '../node/ort.js';
+import { loadPlugin } from '../node/plugins.js';
+import { hostTarget } from '../node/host.js';
+import type { QuantizeOptions } from '../pass/pass.js';
+import { inputLayoutPass } from '../../passes/apply-input-layout.js';
+import { findTarget, TARGETS } from '../../targets/index.js';
+import { formatBytes } from './inspect.js';
+import { collect, parseDimsOrUsage, toJson, UsageError } from './shared.js';
+
+export function registerCompile(program: Command): void {
+  program
+    .command('compile')
+    .description("run a target's passes on a model and write the result")
+    .argument('<model>', 'ONNX model file')
+    .requiredOption('-o, --output <file>', 'output model file')
+    .option('-t, --target <name>', `target (${TARGETS.map((t) => t.name).join(', ')})`, 'portable')
+    .option('--report <file>', 'write a JSON report: each pass with time and changes, before/after stats')
+    .option('--dim <name=size,...>', 'fix symbolic dims, e.g. batch=1,seq=64 (repeatable)', collect, [] as string[])
+    .option('--plugin <file>', 'load passes/targets from an ESM module (repeatable)', collect, [] as string[])
+    .option('--passes <a,b,c>', 'run exactly these passes, in this order')
+    .option('--disable-pass <name>', 'leave a pass out of the pipeline (repeatable)', collect, [] as string[])
+    .option('--verify-each', 'verify the IR after every pass')
+    .option('--dump-after <pass>', 'print the IR to stderr after this pass (repeatable)', collect, [] as string[])
+    .option('--stop-after-rewrites <n>', 'stop after N rewrites (bisect a rewrite that breaks a model)')
+    .option('--explain', 'print why rewrites did not fire, and why passes were skipped for the target')
+    .option('--explain-fusions', 'the same as --explain (why a fusion did not fire: which condition failed, at which node)')
+    .option('--no-validate', 'do not check the compiled model against the original')
+    .option('--tolerance <kind>', `validation tolerance: ${Object.keys(TOLERANCES).join(', ')}`, 'fp32')
+    .option('--validate-inputs <dir>', 'validate on these inputs (test_data_set_* or .npy) instead of synthetic ones')
+    .option('--quantize <mode>', 'lower precision: dynamic, static, int4, fp16 (the target decides the format)')
+    .option('--calibration <dir>', '--quantize static: calibration inputs (test_data_set_* folders or .npy); default: synthetic, with a warning')
+    .option('--calibration-method <m>', 'minmax, percentile or entropy', 'minmax')
+    .option('--keep-float <names>', 'nodes (names or op types) that stay float, comma separated')
+    .option('--block-size <n>', '--quantize int4: block size along K', '32')
+    .option('--asymmetric', '--quantize int4: store zero points')
+    .option('--fp16-io', '--quantize fp16: float16 model inputs and outputs too')
+    .option('--debug-quant', '--quantize static: a per-layer error table in the report')
+    .option('--accuracy-budget <cosine>', 'lowest cosine similarity accepted for a quantized model (default: int8 0.99, int4 0.98)')
+    .option('--input-layout <layout>', 'NHWC: image inputs arrive channels-last (NAME=NHWC for one input)')
+    .option('--external-data [file]', 'write tensor data to a separate file')
+    .action(async (file: string, opts: CompileCliOptions) => {
+      const dims = parseDimsOrUsage(opts.dim);
+      let stopAfter: number | undefined;
+      if (opts.stopAfterRewrites !== undefined) {
+        stopAfter = Number(opts.stopAfterRewrites);
+        if (!Number.isInteger(stopAfter) || stopAfter < 0) throw new UsageError(`--stop-after-rewrites: '${opts.stopAfterRewrites}' is not a count`);
+      }
+      const plugins = [];
+      for (const p of opts.plugin) plugins.push(await loadPlugin(p));
+      const pluginPasses = plugins.flatMap((p) => p.passes);
+      const target = opts.target === 'host' ? hostTarget() : findTarget(opts.target, plugins.flatMap((p) => p.targets));
+      if (!target) throw new UsageError(`unknown target '${opts.target}' (known: ${[...TARGETS.map((t) => t.name), 'host'].join(', ')})`);
+      const quantize = quantizeFromCli(opts);
+      const layouts = inputLayoutsFromCli(opts.inputLayout);
+      const calibration = opts.calibration && quantize ? readInputSets(readModel(file).model, opts.calibration).map((s) => s.feeds) : undefined;
+      if (calibration && quantize) quantize.calibration = calibration;
+      if (!(opts.tolerance in TOLERANCES)) throw new UsageError(`--tolerance: '${opts.tolerance}' is not one of ${Object.keys(TOLERANCES).join(', ')}`);
+      const loaded = readModel(file);
+      const original = opts.validate ? cloneModel(loaded.model) : undefined;
+      let report;
+      try {
+        report = await compile(loaded.model, target, {
+          dims,
+          ...(quantize ? { quantize } : {}),
+          ...(layouts ? { before: [inputLayoutPass(layouts)] } : {}),
+          runtime: onnxruntimeNode,
+          ...(opts.passes ? { passes: opts.passes.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+          disablePasses: opts.disablePass,
+          plugins: pluginPasses,
+          verifyEach: !!opts.verifyEach,
+          dumpAfter: opts.dumpAfter,
+          onDump: (pass, text) => process.stderr.write(`--- IR after ${pass}\n${text}\n`),
+          ...(stopAfter !== undefined ? { stopAfterRewrites: stopAfter } : {}),
+          ...(opts.explain || opts.explainFusions ? { onExplain: (pass: string, msg: string) => process.stderr.write(`[${pass}] ${msg}\n`) } : {}),
+        });
+      } catch (e) {
+        if (e instanceof CompileError && /unknown pass|allows level|cannot run --quantize/.test(e.message)) throw new UsageError(e.message);
+        throw new Error(`${file}: ${(e as Error).message}`);
+      }
+      if (report.violations.length) {
+        const v = report.violations;
+        if (opts.report) writeTextAtomic(opts.report, `${toJson({ input: file, output: opts.output, ...report })}\n`);
+        throw new Error(`${file}: ${v.length} node(s) target '${target.name}' cannot run: ${v.slice(0, 3).map((x) => `${x.node} ${x.domain}::${x.op} (${x.reason})`).join('; ')}${v.length > 3 ? '; ...' : ''}; nothing written`);
+      }
+      let validation: ValidationResult | undefined;
+      if (original && !opts.inputLayout) {
+        validation = await validate(original, loaded.model, onnxruntimeNode, {
+          dims,
+          tolerance: toleranceFor(opts.tolerance, quantize?.mode, opts.accuracyBudget),
+          ...(opts.validateInputs ? { inputs: readInputSets(original, opts.validateInputs) } : {}),
+        });
+      }
+      const fullReport = { input: file, output: opts.output, ...report, ...(validation ? { validation } : {}) };
+      if (validation && !validation.ok) {
+        if (opts.report) writeTextAtomic(opts.report, `${toJson(fullReport)}\n`);
+        const w = validation.worst!;
+        const why = `output '${w.output}' on ${w.source}: ${w.problem}`;
+        if (quantize) {
+          // a quantized model that misses its accuracy budget is kept aside for inspection
+          const rejected = writeModel(loaded.model, `${opts.output}.rejected`, opts.externalData !== undefined ? { externalData: opts.externalData } : {});
+          throw new Error(`${file}: the ${quantize.mode} model misses its accuracy budget (${validation.tolerance.name}): ${why}; written to ${rejected.path} instead (--accuracy-budget sets the budget)`);
+        }
+        throw new Error(`${file}: the compiled model fails validation (${validation.tolerance.name}): ${why}; nothing written (--no-validate writes it anyway; 'retarget validate --bisect' finds the first diverging value)`);
+      }
+      const written = writeModel(loaded.model, opts.output, opts.externalData !== undefined ? { externalData: opts.externalData } : {});
+      if (opts.report) writeTextAtomic(opts.report, `${toJson(fullReport)}\n`);
+      const b = report.before, a = report.after;
+      process.stderr.write(`compiled for ${target.name}: ${b.nodes} -> ${a.nodes} nodes, ${formatBytes(b.parameterBytes)} -> ${formatBytes(a.parameterBytes)} parameters, ${report.rewrites} rewrites in ${report.timeMs} ms; wrote ${written.path}\n`);
+      if (report.stoppedAt) process.stderr.write(`stopped after ${report.rewrites} rewrites; the last one: ${report.stoppedAt}\n`);
+      for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
+      for (const p of report.passes) if (p.skipped && (opts.explain || opts.explainFusions)) process.stderr.write(`skipped ${p.name}: ${p.skipped}\n`);
+      if (validation) process.stderr.write(`validated (${validation.tolerance.name}) on ${validation.cases.length} input set(s): worst output '${validation.worst?.output}' max abs error ${validation.worst?.maxAbsError.toExponential(2)}, cosine ${validation.worst?.cosine.toFixed(7)}\n`);
+    });
+
+}
+
+interface CompileCliOptions {
+  output: string;
+  target: string;
+  report?: string;
+  dim: string[];
+  plugin: string[];
+  passes?: string;
+  disablePass: string[];
+  verifyEach?: boolean;
+  dumpAfter: string[];
+  stopAfterRewrites?: string;
+  explain?: boolean;
+  explainFusions?: boolean;
+  validate: boolean;
+  tolerance: string;
+  validateInputs?: string;
+  quantize?: string;
+  calibration?: string;
+  calibrationMethod: string;
+  keepFloat?: string;
+  blockSize: string;
+  asymmetric?: boolean;
+  fp16Io?: boolean;
+  debugQuant?: boolean;
+  accuracyBudget?: string;
+  inputLayout?: string;
+  externalData?: boolean | string;
+}
+
+const QUANT_MODES = ['dynamic', 'static', 'int4', 'fp16'] as const;
+
+function quantizeFromCli(opts: CompileCliOptions): QuantizeOptions | undefined {
+  if (opts.quantize === undefined) {
+    if (opts.calibration || opts.debugQuant || opts.fp16Io || opts.accuracyBudget) throw new UsageError('--calibration, --debug-quant, --fp16-io and --accuracy-budget need --quantize');
+    return undefined;
+  }
+  const mode = opts.quantize as QuantizeOptions['mode'];
+  if (!QUANT_MODES.includes(mode)) throw new UsageError(`--quantize: '${opts.quantize}' is not one of ${QUANT_MODES.join(', ')}`);
+  const method = opts.calibrationMethod as NonNullable<QuantizeOptions['method']>;
+  if (!['minmax', 'percentile', 'entropy'].includes(method)) throw new UsageError(`--calibration-method: '${method}' is not minmax, percentile or entropy`);
+  const blockSize = Number(opts.blockSize);
+  if (!Number.isInteger(blockSize) || blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new UsageError(`--block-size: '${opts.blockSize}' is not a power of two >= 16`);
+  return {
+    mode,
+    method,
+    blockSize,
+    symmetric: !opts.asymmetric,
+    ...(opts.keepFloat ? { keepFloat: opts.keepFloat.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+    ...(opts.fp16Io ? { fp16Io: true } : {}),
+    ...(opts.debugQuant ? { debug: true } : {}),
+    report: {},
+  };
+}
+
+/** The validation tolerance: the one asked for, or the quantization mode's, with --accuracy-budget as its cosine floor. */
+function toleranceFor(asked: string, mode: QuantizeOptions['mode'] | undefined, budget: string | undefined): Tolerance {
+  const base = TOLERANCES[mode === 'dynamic' || mode === 'static' ? 'int8' : mode === 'int4' ? 'int4' : mode === 'fp16' ? 'fp16' : asked]!;
+  if (budget === undefined) return base;
+  const c = Number(budget);
+  if (!(c > 0 && c <= 1)) throw new UsageError(`--accuracy-budget: '${budget}' is not a cosine similarity in (0, 1]`);
+  const { atol: _a, rtol: _r, ...rest } = base;
+  return { ...rest, name: `${base.name}, cosine >= ${c}`, minCosine: c };
+}
+
+/** --input-layout NHWC (every 4-D float input) or NAME=NHWC,... */
+function inputLayoutsFromCli(spec: string | undefined): Record<string, 'NHWC' | 'NCHW'> | undefined {
+  if (spec === undefined) return undefined;
+  const out: Record<string, 'NHWC' | 'NCHW'> = {};
+  for (const part of spec.split(',')) {
+    const [name, layout] = part.includes('=') ? part.split('=') as [string, string] : ['*', part];
+    const l = layout.trim().toUpperCase();
+    if (l !== 'NHWC' && l !== 'NCHW') throw new UsageError(`--input-layout: '${part}' is not NHWC, NCHW or NAME=NHWC`);
+    out[name.trim()] = l;
+  }
+  return out;
+}
+
