@@ -32,9 +32,11 @@ export interface Tolerance {
 /** Tolerances per kind of transformation. */
 export const TOLERANCES: Record<string, Tolerance> = {
   fp32: { name: 'fp32', atol: 1e-4, rtol: 1e-3, minCosine: 0.99999 },
-  fp16: { name: 'fp16', minCosine: 0.999, minTop1: 0.99 },
-  int8: { name: 'int8', minCosine: 0.99, minTop1: 0.95 },
-  int4: { name: 'int4', minCosine: 0.98, minTop1: 0.9 },
+  // the accuracy budgets a quantized model must meet (top-1 agreement is reported, not judged: on
+  // models with near-uniform outputs it says little)
+  fp16: { name: 'fp16', atol: 1e-3, rtol: 1e-2, minCosine: 0.999 },
+  int8: { name: 'int8', minCosine: 0.99 },
+  int4: { name: 'int4', minCosine: 0.98 },
 };
 
 export interface OutputVerdict extends OutputMetrics { ok: boolean; problem?: string }

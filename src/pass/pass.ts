@@ -89,6 +89,8 @@ export interface QuantizeOptions {
   keepFloat?: string[];
   /** int4: block size along K (default 32) and whether zero points are stored */
   blockSize?: number;
+  /** int4: 8-bit weights for the most error-prone MatMuls while the weights stay within this share of fp32 (default 0.2; 0 = pure int4) */
+  int8Budget?: number;
   symmetric?: boolean;
   /** fp16: convert the model's inputs/outputs to float16 too (default: keep float32 interface) */
   fp16Io?: boolean;

@@ -74,7 +74,7 @@ describe('quantize-int4: rewrites', () => {
   for (const [blockSize, symmetric, k] of [[32, true, 64], [16, false, 64], [64, true, 80], [128, false, 200]] as const) {
     test(`MatMul/Gemm -> MatMulNBits, Gather -> GatherBlockQuantized, block ${blockSize}, ${symmetric ? 'symmetric' : 'with zero points'}, K ${k}: matches ORT`, async () => {
       const m = model(k);
-      const quant = { mode: 'int4' as const, blockSize, symmetric };
+      const quant = { mode: 'int4' as const, blockSize, symmetric, int8Budget: 0 }; // pure int4: this checks the 4-bit layout
       const { after, changes } = await quantize(m, quantizeInt4, quant, x86Avx2);
       const embeds = k === 64 || blockSize <= 64 ? 1 : 0; // D = 64: a whole number of blocks unless the block is 128
       expect(changes).toBe(2 + embeds);
@@ -156,4 +156,35 @@ describe('quantize-int4: fixtures', () => {
       expect(acc.cosine).toBeGreaterThanOrEqual(0.98);
     });
   }
+});
+
+describe('quantize-int4: 8-bit weights within the size budget', () => {
+  test('the longest-K MatMul gets 8 bits first; the budget caps how many', async () => {
+    const { ModelBuilder } = await import('../../src/ir/builder.js');
+    const { Tensor: T } = await import('../../src/ir/tensor.js');
+    const { PassManager } = await import('../../src/pass/manager.js');
+    const { quantizeInt4 } = await import('../../passes/quantize-int4.js');
+    const { x86Avx2 } = await import('../../targets/x86-avx2.js');
+    const build = () => {
+      const b = new ModelBuilder({ opset: 17 });
+      const x = b.input('x', 'float32', [2, 64]);
+      const w = (k: number, n: number, name: string) => b.constant(T.float32(Array.from({ length: k * n }, (_, i) => Math.sin(i * 0.37)), [k, n]), name);
+      const up = b.node('MatMul', [x, w(64, 256, 'up')], {}, { name: 'up' });
+      const down = b.node('MatMul', [b.node('Relu', [up]), w(256, 64, 'down')], {}, { name: 'down' });
+      b.output(b.node('MatMul', [down, w(64, 64, 'proj')], {}, { name: 'proj' }), 'y');
+      return b.build();
+    };
+    const bitsOf = (m: ReturnType<typeof build>) => Object.fromEntries(m.graph.nodes.filter((n) => n.opType === 'MatMulNBits').map((n) => [n.name, Number(n.attr('bits')!.value)]));
+    // fp32 weights: 64*256*4*2 + 64*64*4 = 147456 bytes. All 4-bit: up and down 8192 + 2048 bytes of
+    // scales each, proj 2048 + 512: 23040. 8 bits costs 8192 more for down (K 256, first in line), 2048 for proj.
+    const roomy = build();
+    await new PassManager([quantizeInt4], { target: x86Avx2, quantize: { mode: 'int4', int8Budget: 0.22 } }).run(roomy);
+    expect(bitsOf(roomy)).toEqual({ down_q8: 8, up_q4: 4, proj_q4: 4 }); // 31232 <= 32440; proj would make 33280
+    const tight = build();
+    await new PassManager([quantizeInt4], { target: x86Avx2, quantize: { mode: 'int4', int8Budget: 0.2 } }).run(tight);
+    expect(bitsOf(tight)).toEqual({ down_q4: 4, up_q4: 4, proj_q8: 8 }); // down does not fit in 29491; proj does
+    const none = build();
+    await new PassManager([quantizeInt4], { target: x86Avx2, quantize: { mode: 'int4', int8Budget: 0 } }).run(none);
+    expect(bitsOf(none)).toEqual({ down_q4: 4, up_q4: 4, proj_q4: 4 });
+  });
 });
