@@ -42,6 +42,7 @@ import { quantizeDynamic } from './quantize-dynamic.js';
 import { quantizeInt4 } from './quantize-int4.js';
 import { quantizeStatic } from './quantize-static.js';
 import { simplifyReshapeShape } from './simplify-reshape-shape.js';
+import { unflattenGemm } from './unflatten-gemm.js';
 
 export const PASSES: readonly Pass[] = [
   convertFp16,
@@ -82,6 +83,7 @@ export const PASSES: readonly Pass[] = [
   quantizeInt4,
   quantizeStatic,
   simplifyReshapeShape,
+  unflattenGemm,
 ];
 
 export function findPass(name: string, extra: readonly Pass[] = []): Pass | undefined {

@@ -14,6 +14,7 @@ export const PORTABLE_PIPELINE: PipelineSpec[] = [
       'fold-constants',
       'fold-shape-ops',
       'simplify-reshape-shape',
+      'unflatten-gemm',
       'eliminate-noop-cast',
       'eliminate-noop-reshape',
       'eliminate-noop-transpose',
