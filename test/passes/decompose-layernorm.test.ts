@@ -1,0 +1,33 @@
+import { describe, expect, test } from 'vitest';
+import { ModelBuilder } from '../../src/ir/builder.js';
+import { attr } from '../../src/ir/attribute.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { decomposeLayernorm } from '../../passes/decompose-layernorm.js';
+import { tensorrt } from '../../targets/tensorrt.js';
+import { x86Avx2 } from '../../targets/x86-avx2.js';
+import { checkPass, ops } from './harness.js';
+
+function layerNorm(opset: number) {
+  const b = new ModelBuilder({ opset });
+  const x = b.input('x', 'float32', ['batch', 'seq', 8]);
+  const gamma = b.constant(Tensor.float32([1.1, 0.9, 1.2, 0.8, 1.05, 0.95, 1.3, 0.7]), 'gamma');
+  const beta = b.constant(Tensor.float32([0.1, -0.1, 0.2, -0.2, 0.05, -0.05, 0.3, -0.3]), 'beta');
+  b.output(b.node('LayerNormalization', [x, gamma, beta], { axis: -1, epsilon: attr.float('epsilon', 1e-3) }), 'y');
+  return b.build();
+}
+
+describe('decompose-layernorm', () => {
+  test.each([17, 18])('opset %i: for a target without LayerNormalization it becomes standard ops, same numbers', async (opset) => {
+    const { after, changes } = await checkPass(layerNorm(opset), decomposeLayernorm, { target: tensorrt, inputDims: { batch: 2, seq: 5 } });
+    expect(changes).toBe(1);
+    expect(ops(after).LayerNormalization).toBeUndefined();
+    expect(ops(after).ReduceMean).toBe(2);
+    expect(ops(after).Sqrt).toBe(1);
+  });
+
+  test('a target that runs LayerNormalization keeps it', async () => {
+    const { after, changes } = await checkPass(layerNorm(17), decomposeLayernorm, { target: x86Avx2, inputDims: { batch: 2, seq: 5 } });
+    expect(changes).toBe(0);
+    expect(ops(after).LayerNormalization).toBe(1);
+  });
+});
