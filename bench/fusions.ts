@@ -2,10 +2,8 @@
  * npm run bench:fusions -- [MODEL_DIR ...] [--runs N] [--warmup N]
  *
  * The transformer fusions against the model as exported. For each model folder (default
- * /work/large/gpt2-small-op17 and /work/large/bert-base-op17): compile with the portable pipeline,
- * then run the fusion passes that exist (fuse-layernorm*, fuse-skip-layernorm, fuse-gelu*,
- * fuse-bias-gelu, registered in passes/index.ts or as files in passes/; absent ones are skipped)
- * and fuse-attention. Then time original vs fused in ONNX Runtime (CPU, optimization level all,
+ * /work/large/gpt2-small-op17 and /work/large/bert-base-op17): compile for the x86-avx2 target
+ * (what users get: the portable passes, then the fusions into com.microsoft ops). Then time original vs fused in ONNX Runtime (CPU, optimization level all,
  * 2 intra-op threads), interleaved A B A B, at gpt2: batch 1 seq 8 and seq 64; bert: batch 1
  * seq 128. Prints the speedup (median original / median fused) with a bootstrap 95% CI, the max
  * abs error of every output against the original, the fused op counts, and achieved GFLOP/s
@@ -13,7 +11,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import ort from 'onnxruntime-node';
 import { evaluateNode } from '../src/analysis/evaluator.js';
 import { inferShapes } from '../src/analysis/infer.js';
@@ -29,41 +26,9 @@ import { verifyModel } from '../src/ir/verify.js';
 import { readModel } from '../src/node/files.js';
 import { onnxruntimeNode } from '../src/node/ort.js';
 import { concatChunks } from '../src/onnx/codec.js';
-import { PassManager } from '../src/pass/manager.js';
-import type { Pass } from '../src/pass/pass.js';
-import { PASSES } from '../passes/index.js';
-import { fuseAttention } from '../passes/fuse-attention.js';
-import { portable } from '../targets/portable.js';
+import { x86Avx2 } from '../targets/x86-avx2.js';
 
 const DEFAULT_DIRS = ['/work/large/gpt2-small-op17', '/work/large/bert-base-op17'];
-/** the order the fusions run in; a name matches its prefix (fuse-layernorm matches fuse-layernorm-contrib) */
-const ORDER = ['fuse-layernorm', 'fuse-layer-norm', 'fuse-skip-layernorm', 'fuse-gelu', 'fuse-fast-gelu', 'fuse-bias-gelu'];
-
-function isPass(x: unknown): x is Pass {
-  return !!x && typeof x === 'object' && typeof (x as Pass).name === 'string' && typeof (x as Pass).run === 'function';
-}
-
-/** The other fusion passes that exist: registered ones, and files in passes/ not yet registered. */
-async function otherFusions(): Promise<Pass[]> {
-  const found = new Map<string, Pass>();
-  for (const p of PASSES) found.set(p.name, p);
-  const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../passes');
-  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
-    if (!/^fuse-(layer-?norm|skip-layer-?norm|gelu|fast-gelu|bias-gelu).*\.js$/.test(f)) continue;
-    try {
-      const mod = (await import(pathToFileURL(path.join(dir, f)).href)) as Record<string, unknown>;
-      for (const v of Object.values(mod)) if (isPass(v) && !found.has(v.name)) found.set(v.name, v);
-    } catch (e) {
-      console.log(`  (skipping ${f}: ${(e as Error).message})`);
-    }
-  }
-  const rank = (name: string): number => {
-    let best = -1;
-    ORDER.forEach((p, i) => { if (name === p || name.startsWith(`${p}-`)) best = i; });
-    return best;
-  };
-  return [...found.values()].filter((p) => rank(p.name) >= 0).sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name));
-}
 
 function opCounts(model: Model): Record<string, number> {
   const h: Record<string, number> = {};
@@ -105,8 +70,7 @@ async function main(argv: string[]): Promise<void> {
   };
   const runs = opt('--runs', 30), warmup = opt('--warmup', 5);
   const dirs = argv.filter((a, i) => !a.startsWith('--') && !['--runs', '--warmup'].includes(argv[i - 1] ?? ''));
-  const fusions = await otherFusions();
-  console.log(`fusion passes: ${[...fusions.map((p) => p.name), fuseAttention.name].join(', ')}`);
+  console.log(`pipeline: the x86-avx2 target's (${x86Avx2.pipeline.length} steps, fusions into com.microsoft ops included)`);
   console.log(`ORT ${ort.env.versions?.common ?? '?'}, graph optimization all, 2 intra-op threads, ${runs} interleaved runs after ${warmup} warmups\n`);
 
   for (const dir of dirs.length ? dirs : DEFAULT_DIRS) {
@@ -118,24 +82,15 @@ async function main(argv: string[]): Promise<void> {
     }
     const original = readModel(file).model;
     const fused = cloneModel(original);
-    let t0 = performance.now();
-    await compile(fused, portable, { runtime: onnxruntimeNode });
-    const portableMs = performance.now() - t0;
-    t0 = performance.now();
-    const applied: string[] = [];
-    for (const p of [...fusions, fuseAttention]) {
-      try {
-        const report = await new PassManager([p], { runtime: onnxruntimeNode }).run(fused);
-        applied.push(`${p.name} ${report.passes[0]?.changes ?? 0}`);
-      } catch (e) {
-        applied.push(`${p.name} FAILED (${(e as Error).message.slice(0, 120)})`);
-      }
-    }
-    const fuseMs = performance.now() - t0;
+    // exactly what users get: the x86-avx2 target's pipeline (portable passes, then the fusions)
+    const t0 = performance.now();
+    const report = await compile(fused, x86Avx2, { runtime: onnxruntimeNode });
+    const compileMs = performance.now() - t0;
+    const applied = report.passes.filter((p) => p.name.startsWith('fuse-')).map((p) => `${p.name} ${p.changes}`);
     const problems = verifyModel(fused);
     const h = opCounts(fused);
     const count = (...ops: string[]): number => ops.reduce((s, o) => s + (h[o] ?? 0), 0);
-    console.log(`${name}: portable ${portableMs.toFixed(0)} ms, fusions ${fuseMs.toFixed(0)} ms (changes: ${applied.join(', ')})${problems.length ? `; VERIFY: ${problems.length} problems` : ''}`);
+    console.log(`${name}: compile --target x86-avx2 ${compileMs.toFixed(0)} ms (fusion changes: ${applied.join(', ')})${problems.length ? `; VERIFY: ${problems.length} problems` : ''}`);
     console.log(`  fused: Attention ${count('Attention')}, SkipLayerNormalization ${count('SkipLayerNormalization', 'SkipSimplifiedLayerNormalization')}, ` +
       `Gelu ${count('Gelu', 'FastGelu', 'BiasGelu')} (Gelu ${count('Gelu')}, FastGelu ${count('FastGelu')}, BiasGelu ${count('BiasGelu')}), ` +
       `LayerNormalization ${count('LayerNormalization')}, Softmax left ${count('Softmax')}; nodes ${original.graph.nodes.length} -> ${fused.graph.nodes.length}`);
