@@ -20,12 +20,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { findPass } from '../passes/index.js';
 import { quantizeDynamic } from '../passes/quantize-dynamic.js';
 import { quantizeInt4 } from '../passes/quantize-int4.js';
 import { outputMetrics } from '../src/bench/metrics.js';
 import { bootstrapRatioCI, median } from '../src/bench/stats.js';
-import { compile, CompileError } from '../src/compile.js';
+import { compile } from '../src/compile.js';
 import { intInputRanges, syntheticInputs } from '../src/inputs.js';
 import { DataType } from '../src/ir/dtype.js';
 import { ModelBuilder } from '../src/ir/builder.js';
@@ -39,8 +38,7 @@ import { concatChunks } from '../src/onnx/codec.js';
 import { PassManager } from '../src/pass/manager.js';
 import type { Pass, QuantizeOptions } from '../src/pass/pass.js';
 import type { Session } from '../src/runtime.js';
-import type { PipelineSpec, Target } from '../src/target.js';
-import { portable } from '../targets/portable.js';
+import type { Target } from '../src/target.js';
 import { x86Avx2 } from '../targets/x86-avx2.js';
 
 const args = process.argv.slice(2);
@@ -66,20 +64,8 @@ async function compileFp32(file: string, disablePasses: string[] = []): Promise<
   const { model } = readModel(file);
   // valid token id ranges come from the original: fusions (EmbedLayerNormalization) hide the Gathers
   const ranges = intInputRanges(model);
-  try {
-    await compile(model, x86Avx2, { disablePasses: disablePasses.filter((n) => findPass(n) !== undefined) });
-    return { model, target: 'x86-avx2', ranges };
-  } catch (e) {
-    if (!(e instanceof CompileError)) throw e;
-    console.log(`  x86-avx2 pipeline does not compile yet (${e.message.slice(0, 80)}...): portable pipeline with the registered passes`);
-  }
-  const known = (n: string): boolean => findPass(n) !== undefined;
-  const pipeline: PipelineSpec[] = portable.pipeline
-    .map((s) => (typeof s === 'string' ? (known(s) ? s : undefined) : { ...s, fixedPoint: s.fixedPoint.filter(known) }))
-    .filter((s): s is PipelineSpec => s !== undefined);
-  const { model: m2 } = readModel(file);
-  await compile(m2, { ...portable, pipeline }, {});
-  return { model: m2, target: 'portable (registered passes only)', ranges };
+  await compile(model, x86Avx2, { disablePasses });
+  return { model, target: 'x86-avx2', ranges };
 }
 
 async function quantized(model: Model, pass: Pass, quantize: QuantizeOptions, target: Target): Promise<{ model: Model; ms: number }> {

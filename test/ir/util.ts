@@ -1,4 +1,5 @@
 /** Helpers shared by the IR tests (not a test file itself). */
+import { seededRandom } from '../../src/inputs.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,16 +52,10 @@ export async function runModel(model: Model, feeds: Record<string, Tensor>): Pro
   return runBytes(modelBytes(model), feeds);
 }
 
-/** Deterministic pseudo-random numbers in [-1, 1) (mulberry32). */
+/** Deterministic pseudo-random numbers in [-1, 1) (the project's seeded generator, rescaled). */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const next = seededRandom(seed);
+  return () => next() * 2 - 1;
 }
 
 export function randomArray(n: number, seed: number): number[] {

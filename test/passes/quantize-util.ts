@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { expect } from 'vitest';
 import { outputMetrics } from '../../src/bench/metrics.js';
-import { compile, CompileError } from '../../src/compile.js';
+import { compile } from '../../src/compile.js';
 import { intInputRanges, seededRandom, syntheticInputs } from '../../src/inputs.js';
 import { cloneModel } from '../../src/ir/clone.js';
 import type { Model } from '../../src/ir/model.js';
@@ -11,9 +11,7 @@ import { verifyModel } from '../../src/ir/verify.js';
 import { readModel } from '../../src/node/files.js';
 import { PassManager, type RunReport } from '../../src/pass/manager.js';
 import type { Pass, QuantizeOptions } from '../../src/pass/pass.js';
-import type { PipelineSpec, Target } from '../../src/target.js';
-import { findPass } from '../../passes/index.js';
-import { portable } from '../../targets/portable.js';
+import type { Target } from '../../src/target.js';
 import { runModel } from './harness.js';
 
 export const fixtures = path.resolve(__dirname, '../../fixtures/models');
@@ -30,28 +28,14 @@ export function feeds(model: Model, seed: number, dims: Record<string, number>, 
   return syntheticInputs(model, { seed, dims, intHigh: 64, intRanges: ranges });
 }
 
-/**
- * A fixture compiled for `target`; when the target's pipeline names passes not registered yet, the
- * portable pipeline restricted to the registered passes (the result says which ran).
- */
+/** A fixture compiled for `target`, with the id ranges read off the original. */
 export async function compiledFixture(name: string, target: Target): Promise<{ model: Model; target: string; ranges: Record<string, number> }> {
   const file = path.join(fixtures, name, 'model.onnx');
   const { model } = readModel(file);
   // valid id ranges are read off the original: fusions (EmbedLayerNormalization) hide the Gathers
   const ranges = intInputRanges(model);
-  try {
-    await compile(model, target, {});
-    return { model, target: target.name, ranges };
-  } catch (e) {
-    if (!(e instanceof CompileError)) throw e;
-  }
-  const known = (n: string): boolean => findPass(n) !== undefined;
-  const pipeline: PipelineSpec[] = portable.pipeline
-    .map((s) => (typeof s === 'string' ? (known(s) ? s : undefined) : { ...s, fixedPoint: s.fixedPoint.filter(known) }))
-    .filter((s): s is PipelineSpec => s !== undefined);
-  const { model: m2 } = readModel(file);
-  await compile(m2, { ...portable, pipeline }, {});
-  return { model: m2, target: 'portable (registered passes)', ranges };
+  await compile(model, target, {});
+  return { model, target: target.name, ranges };
 }
 
 export async function quantize(model: Model, pass: Pass, quantize: QuantizeOptions, target: Target): Promise<{ after: Model; report: RunReport; changes: number }> {
