@@ -12,7 +12,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { quantizeStatic } from '../passes/quantize-static.js';
-import { findPass } from '../passes/index.js';
 import { bootstrapRatioCI, median } from '../src/bench/stats.js';
 import { compile } from '../src/compile.js';
 import { syntheticInputs } from '../src/inputs.js';
@@ -25,7 +24,6 @@ import { onnxruntimeNode } from '../src/node/ort.js';
 import { concatChunks } from '../src/onnx/codec.js';
 import { PassManager } from '../src/pass/manager.js';
 import type { QuantizeOptions } from '../src/pass/pass.js';
-import type { PipelineSpec } from '../src/target.js';
 import { portable } from '../targets/portable.js';
 import { x86Avx2 } from '../targets/x86-avx2.js';
 import { x86Vnni } from '../targets/x86-vnni.js';
@@ -35,13 +33,9 @@ function arg(argv: string[], name: string, dflt: number): number {
   return i >= 0 ? Number(argv[i + 1]) : dflt;
 }
 
-/** The portable pipeline, minus passes not registered in passes/index.ts (yet). */
+/** The portable pipeline: cleanup and folding, no fusions (the quantizer sees standard ops). */
 async function portableCompile(model: Model): Promise<void> {
-  const known = (n: string): boolean => findPass(n) !== undefined;
-  const pipeline = portable.pipeline
-    .map((s): PipelineSpec | undefined => (typeof s === 'string' ? (known(s) ? s : undefined) : { ...s, fixedPoint: s.fixedPoint.filter(known) }))
-    .filter((s): s is PipelineSpec => s !== undefined);
-  await compile(model, { ...portable, pipeline }, {});
+  await compile(model, portable, {});
 }
 
 function hasVnni(): boolean {

@@ -3,8 +3,7 @@
  *
  * Dynamic int8 and int4 against fp32 on exported transformers (default: gpt2-small-op17 at seq 64
  * and bert-base-op17 at seq 128 under /work/large, made by shared/corpus/export.py). Each model is
- * compiled fp32 for x86-avx2 (or, when that pipeline names passes not registered yet, the portable
- * pipeline restricted to the registered passes: the output says which), then quantize-dynamic and
+ * compiled fp32 for x86-avx2, then quantize-dynamic and
  * quantize-int4 run on the compiled model. Reported: file sizes, accuracy of the main output against
  * fp32 (cosine, top-1 over the last axis, worst over several seeded inputs), and latency with ONNX
  * Runtime (CPU, optimization level all, 2 intra-op threads), runs interleaved fp32 / int8 / int4 so

@@ -132,9 +132,12 @@ export function quantizeModes(target: Target): QuantizeMode[] {
 export async function compile(model: Model, target: Target, opts: CompileOptions = {}): Promise<CompileReport> {
   const t0 = performance.now();
   const mode = opts.quantize?.mode;
-  // Weight-quantizing modes need the projection weights as plain MatMuls: the attention and
-  // embedding fusions would hide them inside Attention / EmbedLayerNormalization, where they stay fp32.
-  const hidesWeights = mode === 'dynamic' || mode === 'int4' ? ['fuse-attention', 'fuse-embed-layernorm'] : [];
+  // Weight-quantizing modes need the compute ops as standard ops: the attention and embedding
+  // fusions would hide the projections inside Attention / EmbedLayerNormalization, where they stay
+  // fp32, and ONNX Runtime's QDQ fusion turns only ai.onnx Conv (not com.microsoft FusedConv) into
+  // QLinearConv; it folds the Relu/Clip into the quantized Conv itself.
+  const hidesWeights = mode === 'dynamic' || mode === 'int4' ? ['fuse-attention', 'fuse-embed-layernorm']
+    : mode === 'static' ? ['fuse-attention', 'fuse-embed-layernorm', 'fuse-conv-activation'] : [];
   const steps = [...(opts.before ?? []), ...resolvePipeline(target, { ...opts, disablePasses: [...(opts.disablePasses ?? []), ...hidesWeights] })];
   if (mode) {
     if (!quantizeModes(target).includes(mode)) {
