@@ -7,7 +7,9 @@
  * 2 intra-op threads), interleaved A B A B, at gpt2: batch 1 seq 8 and seq 64; bert: batch 1
  * seq 128. Prints the speedup (median original / median fused) with a bootstrap 95% CI, the max
  * abs error of every output against the original, the fused op counts, and achieved GFLOP/s
- * (the original's cost-model FLOPs over each latency: the same work for both).
+ * (the original's cost-model FLOPs over each latency: the same work for both). A third model, timed
+ * in the same interleaved rounds, holds only the weight GEMMs (see gemmFloor): the floor under
+ * any fp32 rewrite, so original / floor is the largest speedup fusion could give on this machine.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,6 +25,7 @@ import { serializeModel } from '../src/io.js';
 import { cloneModel } from '../src/ir/clone.js';
 import type { Model } from '../src/ir/model.js';
 import { verifyModel } from '../src/ir/verify.js';
+import { ModelBuilder } from '../src/ir/builder.js';
 import { readModel } from '../src/node/files.js';
 import { onnxruntimeNode } from '../src/node/ort.js';
 import { concatChunks } from '../src/onnx/codec.js';
@@ -55,6 +58,32 @@ function feedsFor(model: Model, batch: number, seq: number, seed: number): Recor
     feeds[v.name] = new ort.Tensor('int64', BigInt64Array.from(vals.map(BigInt)), [batch, seq]);
   }
   return feeds;
+}
+
+/**
+ * The floor no graph rewrite can go below: a model of nothing but the compiled model's weight GEMMs
+ * (every 2-D float initializer read by a MatMul, Gemm or Attention, as [tokens, K] x [K, N]), on
+ * the same number of tokens. Streaming those weights and their multiply-adds is work every fp32
+ * graph of this model does; original / floor bounds the speedup any fusion can give.
+ */
+function gemmFloor(fused: Model, tokens: number): Model {
+  const b = new ModelBuilder({ opset: 17 });
+  const inputs = new Map<number, ReturnType<ModelBuilder['input']>>();
+  let i = 0;
+  for (const n of fused.graph.nodes) {
+    if (!['MatMul', 'Gemm', 'Attention'].includes(n.opType)) continue;
+    const w = n.inputs[1];
+    const t = w?.initializer;
+    if (!t || t.dataType !== 1 || t.dims.length !== 2) continue;
+    const tb = n.attr('transB');
+    const transB = n.opType === 'Gemm' && tb?.type === 'int' && Number(tb.value) === 1;
+    const k = transB ? t.dims[1]! : t.dims[0]!;
+    let x = inputs.get(k);
+    if (!x) { x = b.input(`x${k}`, 'float32', [tokens, k]); inputs.set(k, x); }
+    const wv = b.constant(t, `w${i}`);
+    b.output(transB ? b.node('Gemm', [x, wv], { transB: 1 }) : b.node('MatMul', [x, wv]), `y${i++}`);
+  }
+  return b.build();
 }
 
 function seqDims(model: Model): [string, string] {
@@ -105,6 +134,14 @@ async function main(argv: string[]): Promise<void> {
     const cases = name.startsWith('gpt2') ? [[1, 8], [1, 64]] : name.startsWith('bert') ? [[1, 128]] : [[1, 32]];
     for (const [batch, seq] of cases as [number, number][]) {
       const feeds = feedsFor(original, batch, seq, 11);
+      const floor = gemmFloor(fused, batch * seq);
+      const sf = await ort.InferenceSession.create(bytesOf(floor), sessOpts);
+      const floorFeeds: Record<string, ort.Tensor> = {};
+      for (const v of floor.graph.inputs) {
+        const t = v.type;
+        const dims = t?.kind === 'tensor' ? (t.shape ?? []).map(Number) : [];
+        floorFeeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: dims[0]! * dims[1]! }, (_, j) => Math.sin(j)), dims);
+      }
       const flops = modelCost(original, info, { dims: { [batchSym]: batch, [seqSym]: seq } }).numbers?.flops;
       // accuracy on these inputs
       const outA = await sa.run(feeds), outB = await sb.run(feeds);
@@ -113,22 +150,26 @@ async function main(argv: string[]): Promise<void> {
         const a = outA[k]!.data as Float32Array, b = outB[k]!.data as Float32Array;
         for (let i = 0; i < a.length; i++) maxErr = Math.max(maxErr, Math.abs(a[i]! - b[i]!));
       }
-      for (let i = 0; i < warmup; i++) { await sa.run(feeds); await sb.run(feeds); }
-      const la: number[] = [], lb: number[] = [];
+      for (let i = 0; i < warmup; i++) { await sa.run(feeds); await sb.run(feeds); await sf.run(floorFeeds); }
+      const la: number[] = [], lb: number[] = [], lf: number[] = [];
       for (let i = 0; i < runs; i++) {
         // alternate which goes first, so that neither always runs on a warmer cache
-        const order = i % 2 === 0 ? [[sa, la], [sb, lb]] as const : [[sb, lb], [sa, la]] as const;
-        for (const [s, into] of order) {
+        const order = i % 2 === 0 ? [[sa, la, feeds], [sb, lb, feeds], [sf, lf, floorFeeds]] as const : [[sf, lf, floorFeeds], [sb, lb, feeds], [sa, la, feeds]] as const;
+        for (const [s, into, f] of order) {
           const t = performance.now();
-          await s.run(feeds);
+          await s.run(f);
           into.push(performance.now() - t);
         }
       }
+      await sf.release();
       const { ratio, ci95 } = bootstrapRatioCI(la, lb, { seed: 1 });
       const gf = (ms: number): string => (flops ? (flops / (ms / 1000) / 1e9).toFixed(1) : '?');
       console.log(`  batch ${batch} seq ${seq}: original ${median(la).toFixed(2)} ms, fused ${median(lb).toFixed(2)} ms; ` +
         `speedup ${(1 / ratio).toFixed(3)}x (95% CI ${(1 / ci95[1]).toFixed(3)}-${(1 / ci95[0]).toFixed(3)}; fused/original ${ratio.toFixed(3)}); ` +
         `max abs error ${maxErr.toExponential(2)}; ${flops ? (flops / 1e9).toFixed(2) : '?'} GFLOP: ${gf(median(la))} -> ${gf(median(lb))} GFLOP/s`);
+      const floorMB = floor.graph.nodes.reduce((sum, n) => sum + (n.inputs[1]?.initializer?.byteLength ?? 0), 0) / 1e6;
+      console.log(`    floor (the ${floor.graph.nodes.length} weight GEMMs alone, ${floorMB.toFixed(0)} MB of weights): ${median(lf).toFixed(2)} ms = ` +
+        `${(floorMB / 1000 / (median(lf) / 1000)).toFixed(1)} GB/s; the most any fusion could give: ${(median(la) / median(lf)).toFixed(3)}x, the fused model reaches ${(median(la) / median(lb)).toFixed(3)}x`);
     }
     await sa.release();
     await sb.release();

@@ -4,6 +4,7 @@
  * it is made per call from --input-layout (passes/apply-input-layout.ts).
  */
 import type { Pass } from '../src/pass/pass.js';
+import { convertConvNhwc } from './convert-conv-nhwc.js';
 import { convertFp16 } from './convert-fp16.js';
 import { decomposeLayernorm } from './decompose-layernorm.js';
 import { dedupeInitializers } from './dedupe-initializers.js';
@@ -45,6 +46,7 @@ import { simplifyReshapeShape } from './simplify-reshape-shape.js';
 import { unflattenGemm } from './unflatten-gemm.js';
 
 export const PASSES: readonly Pass[] = [
+  convertConvNhwc,
   convertFp16,
   decomposeLayernorm,
   dedupeInitializers,

@@ -1,11 +1,13 @@
 /**
  * cuda: ONNX Runtime's CUDA execution provider. fp16 with fp32 islands (ops that overflow or lack
  * fp16 kernels stay fp32), fused attention (com.microsoft Attention has CUDA kernels), NHWC
- * preferred for convolutions (provider option prefer_nhwc, tensor cores want channels-last).
+ * convolutions (tensor cores want channels-last): the trunk converted in the graph to
+ * com.microsoft NhwcConv (convert-conv-nhwc), and prefer_nhwc for the ops the graph cannot say in
+ * NHWC (pools, resizes).
  */
 import type { Target } from '../src/target.js';
 import { ortCuda } from './capabilities/ort-cuda.js';
-import { FINAL_CLEANUP, ORT_FUSIONS, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
+import { FINAL_CLEANUP, NHWC_LAYOUT, ORT_FUSIONS, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
 
 export const cuda: Target = {
   name: 'cuda',
@@ -17,7 +19,7 @@ export const cuda: Target = {
   layout: 'NHWC',
   capabilities: ortCuda,
   quantization: { mode: 'fp16', source: 'ORT CUDA EP: fp16 tensor-core kernels; keep fp32 for ops that overflow (Softmax input, LayerNorm statistics)' },
-  pipeline: pipeline(PORTABLE_PIPELINE, ORT_FUSIONS, FINAL_CLEANUP),
+  pipeline: pipeline(PORTABLE_PIPELINE, NHWC_LAYOUT, ORT_FUSIONS, FINAL_CLEANUP),
   sessionOptions: {
     graphOptimizationLevel: 'all',
     'cuda:prefer_nhwc': 1,

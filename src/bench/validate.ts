@@ -7,6 +7,7 @@
  *
  * Browser-safe: models run through the Runtime interface.
  */
+import { cpuStandIn } from './stand-in.js';
 import { evaluateNode } from '../analysis/evaluator.js';
 import { inferShapes } from '../analysis/infer.js';
 import { RULES } from '../analysis/ops/index.js';
@@ -55,6 +56,8 @@ export interface ValidationResult {
   cases: ValidationCase[];
   /** the worst output over all cases (lowest cosine) */
   worst?: { source: string; output: string; maxAbsError: number; cosine: number; problem?: string };
+  /** ops the validating runtime lacks, run as their standard-op composition (see stand-in.ts), with counts */
+  standIns?: Record<string, number>;
 }
 
 export class ValidationError extends Error {}
@@ -127,9 +130,10 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
     feeds: syntheticInputs(ref, { seed: opts.seed ?? 0, dims, intRanges: intInputRanges(ref) }),
   }));
   const cases: ValidationCase[] = [];
+  const { model: runnable, replaced } = cpuStandIn(cand);
   for (const set of sets) {
     const want = await run(runtime, ref, set.feeds);
-    const got = await run(runtime, cand, set.feeds);
+    const got = await run(runtime, runnable, set.feeds);
     const outputs: OutputVerdict[] = [];
     for (const v of ref.graph.outputs) {
       const a = want[v.name];
@@ -155,7 +159,7 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
       }
     }
   }
-  return { tolerance: tol, ok: cases.every((c) => c.ok), cases, ...(worst ? { worst } : {}) };
+  return { tolerance: tol, ok: cases.every((c) => c.ok), cases, ...(worst ? { worst } : {}), ...(Object.keys(replaced).length ? { standIns: replaced } : {}) };
 }
 
 export interface BisectResult {
@@ -176,7 +180,7 @@ export interface BisectResult {
 export async function bisect(ref: Model, cand: Model, runtime: Runtime, feeds: Record<string, Tensor>, tolerance: Tolerance | keyof typeof TOLERANCES = 'fp32'): Promise<BisectResult | undefined> {
   const tol = typeof tolerance === 'string' ? TOLERANCES[tolerance]! : tolerance;
   const r = cloneModel(ref);
-  const c = cloneModel(cand);
+  const c = cloneModel(cpuStandIn(cand).model);
   // graph outputs need types: infer them where the models do not say (best effort)
   for (const m of [r, c]) {
     try {

@@ -116,7 +116,7 @@ export function registerCompile(program: Command): void {
       if (report.stoppedAt) process.stderr.write(`stopped after ${report.rewrites} rewrites; the last one: ${report.stoppedAt}\n`);
       for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
       for (const p of report.passes) if (p.skipped && (opts.explain || opts.explainFusions)) process.stderr.write(`skipped ${p.name}: ${p.skipped}\n`);
-      if (validation) process.stderr.write(`validated (${validation.tolerance.name}) on ${validation.cases.length} input set(s): worst output '${validation.worst?.output}' max abs error ${validation.worst?.maxAbsError.toExponential(2)}, cosine ${validation.worst?.cosine.toFixed(7)}\n`);
+      if (validation) process.stderr.write(`validated (${validation.tolerance.name}) on ${validation.cases.length} input set(s): worst output '${validation.worst?.output}' max abs error ${validation.worst?.maxAbsError.toExponential(2)}, cosine ${validation.worst?.cosine.toFixed(7)}${validation.standIns ? ` (on the CPU, with ${Object.entries(validation.standIns).map(([op, n]) => `${n} ${op}`).join(', ')} run as standard ops)` : ''}\n`);
     });
 
 }

@@ -47,6 +47,16 @@ export const FINAL_CLEANUP: PipelineSpec[] = [
   'eliminate-unused-initializers',
 ];
 
+/**
+ * The convolution trunk in channels-last for NHWC targets (convert-conv-nhwc, then the Transpose
+ * pairs between convolutions sunk and cancelled). Before ORT_FUSIONS: an NhwcConv is not a Conv, so
+ * fuse-conv-activation leaves it (the runtime fuses the activation into its NHWC kernel itself).
+ */
+export const NHWC_LAYOUT: PipelineSpec[] = [
+  // CSE merges the Transposes two convolutions put on one shared NCHW input (after a MaxPool)
+  { fixedPoint: ['convert-conv-nhwc', 'propagate-transposes', 'merge-transposes', 'eliminate-noop-transpose', 'eliminate-common-subexpressions', 'eliminate-dead-nodes'] },
+];
+
 /** Fusions into ONNX Runtime's com.microsoft contrib ops (level 2), in dependency order. */
 export const ORT_FUSIONS: PipelineSpec[] = [
   'fuse-layernorm-contrib',

@@ -1,7 +1,8 @@
 /**
  * Every target compiles every fixture model: the result passes the target's own capability check,
  * and its outputs match the original's (all the targets' fp32 output runs on ONNX Runtime's CPU EP,
- * CUDA/WebGPU ones included, since the contrib ops they use have CPU kernels too).
+ * CUDA/WebGPU ones included: the contrib ops they use have CPU kernels too, but for the CUDA-only
+ * NhwcConv, which validation runs as its standard-op composition, src/bench/stand-in.ts).
  */
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -54,6 +55,19 @@ test('ORT targets fuse transformers; portable and tensorrt keep standard ops onl
     await compile(m, TARGETS.find((t) => t.name === name)!, { runtime: onnxruntimeNode });
     expect(ops(m).filter((o) => !o.startsWith('ai.onnx::'))).toEqual([]);
   }
+});
+
+test('cuda converts the convolution trunk to NhwcConv; validation says it ran them as standard ops', async () => {
+  const dir = path.join(FIXTURES, 'cnn-tiny-op13');
+  const original = readModel(path.join(dir, 'model.onnx')).model;
+  const compiled = cloneModel(original);
+  await compile(compiled, TARGETS.find((t) => t.name === 'cuda')!, { runtime: onnxruntimeNode });
+  const count = (op: string): number => compiled.graph.nodes.filter((n) => n.opType === op).length;
+  expect(count('NhwcConv')).toBe(original.graph.nodes.filter((n) => n.opType === 'Conv').length);
+  expect(count('Conv')).toBe(0);
+  const res = await validate(original, compiled, onnxruntimeNode, { inputs: readInputSets(original, dir), tolerance: 'fp32' });
+  expect(res.ok).toBe(true);
+  expect(res.standIns).toEqual({ 'com.microsoft::NhwcConv': count('NhwcConv') });
 });
 
 test('host detection reads the CPU flags', () => {

@@ -9,7 +9,7 @@ import type { InferContext, Rule, RuleTable } from '../infer.js';
 import { Sym } from '../symbolic.js';
 import type { OutputInfo } from '../types.js';
 import { sameAs } from './common.js';
-import { convShape, layerNorm, matmulShape, nnOps, t } from './nn.js';
+import { convShape, layerNorm, matmulShape, nnOps, t, windowShape } from './nn.js';
 import { divide } from './shape-ops.js';
 
 const FLOAT = DataType.FLOAT;
@@ -171,6 +171,17 @@ const qgemm: Rule = (ctx) => {
 };
 
 const fusedConv: Rule = (ctx) => [t(ctx.elemType(0), convShape(ctx, 0, 1))];
+/** NhwcConv: X [N, spatial..., C], W [M, kernel..., C/group] -> [N, out spatial..., M] */
+const nhwcConv: Rule = (ctx) => {
+  const xs = ctx.shape(0), ws = ctx.shape(1);
+  if (!xs || xs.length < 3) return [t(ctx.elemType(0))];
+  const n = xs.length - 2;
+  const kernel = ctx.attrInts('kernel_shape') ?? ws?.slice(1, 1 + n).map((d) => d.value ?? NaN);
+  if (!kernel || kernel.length !== n) return [t(ctx.elemType(0))];
+  const spatial = xs.slice(1, 1 + n);
+  const out = kernel.some((k) => Number.isNaN(k)) ? spatial.map(() => ctx.fresh()) : windowShape(ctx, spatial, kernel);
+  return [t(ctx.elemType(0), [xs[0]!, ...out, ws?.[0] ?? ctx.fresh()])];
+};
 
 export const contribOps: RuleTable = {
   'com.microsoft:Attention': attention,
@@ -191,6 +202,7 @@ export const contribOps: RuleTable = {
   'com.microsoft:BiasAdd': sameAs(0),
   'com.microsoft:RotaryEmbedding': sameAs(0),
   'com.microsoft:FusedConv': fusedConv,
+  'com.microsoft:NhwcConv': nhwcConv,
   'com.microsoft:FusedMatMul': fusedMatMul,
   'com.microsoft:MatMulNBits': matMulNBits,
   'com.microsoft:DynamicQuantizeMatMul': dynamicQuantizeMatMul,
