@@ -1,15 +1,15 @@
 /**
- * npm run bench:fusions -- [MODEL_DIR ...] [--runs N] [--warmup N]
+ * npm run bench:fusions -- [MODEL_DIR ...] [--runs ROUNDS] [--block N] [--warmup N]
  *
  * The transformer fusions against the model as exported. For each model folder (default
  * /work/large/gpt2-small-op17 and /work/large/bert-base-op17): compile for the x86-avx2 target
  * (what users get: the portable passes, then the fusions into com.microsoft ops). Then time original vs fused in ONNX Runtime (CPU, optimization level all,
- * 2 intra-op threads), interleaved A B A B, at gpt2: batch 1 seq 8 and seq 64; bert: batch 1
+ * 2 intra-op threads), interleaved in blocks (see timeBlocks), at gpt2: batch 1 seq 8 and seq 64; bert: batch 1
  * seq 128. Prints the speedup (median original / median fused) with a bootstrap 95% CI, the max
  * abs error of every output against the original, the fused op counts, and achieved GFLOP/s
- * (the original's cost-model FLOPs over each latency: the same work for both). A third model, timed
- * in the same interleaved rounds, holds only the weight GEMMs (see gemmFloor): the floor under
- * any fp32 rewrite, so original / floor is the largest speedup fusion could give on this machine.
+ * (the original's cost-model FLOPs over each latency: the same work for both). A third model,
+ * timed in the same rounds, holds only the weight GEMMs (see gemmFloor): the floor under any fp32
+ * rewrite, so original / floor is the largest speedup fusion could give on this machine.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,10 +26,17 @@ import { cloneModel } from '../src/ir/clone.js';
 import type { Model } from '../src/ir/model.js';
 import { verifyModel } from '../src/ir/verify.js';
 import { ModelBuilder } from '../src/ir/builder.js';
+import { DataType } from '../src/ir/dtype.js';
+import type { Value } from '../src/ir/graph.js';
+import { Tensor } from '../src/ir/tensor.js';
 import { readModel } from '../src/node/files.js';
 import { onnxruntimeNode } from '../src/node/ort.js';
 import { concatChunks } from '../src/onnx/codec.js';
 import { x86Avx2 } from '../targets/x86-avx2.js';
+
+/** The x86-avx2 target's recommended ORT session config entries ('session.config:KEY'), used for every session alike. */
+const CONFIG: Record<string, string> = Object.fromEntries(Object.entries(x86Avx2.sessionOptions ?? {})
+  .filter(([k]) => k.startsWith('session.config:')).map(([k, v]) => [k.slice('session.config:'.length), String(v)]));
 
 const DEFAULT_DIRS = ['/work/large/gpt2-small-op17', '/work/large/bert-base-op17'];
 
@@ -61,29 +68,62 @@ function feedsFor(model: Model, batch: number, seq: number, seed: number): Recor
 }
 
 /**
- * The floor no graph rewrite can go below: a model of nothing but the compiled model's weight GEMMs
- * (every 2-D float initializer read by a MatMul, Gemm or Attention, as [tokens, K] x [K, N]), on
- * the same number of tokens. Streaming those weights and their multiply-adds is work every fp32
- * graph of this model does; original / floor bounds the speedup any fusion can give.
+ * The floor no fp32 graph rewrite can go below: a model of nothing but the fused model's weight
+ * GEMMs (every 2-D float initializer a MatMul, Gemm or Attention reads, as [tokens, K] x [K, N]),
+ * on the same number of tokens; each output is cut to its first row (a Slice) so that copying
+ * outputs out costs nothing. Streaming those weights through their multiply-adds is work every
+ * fp32 form of the model does: original / floor bounds the speedup any fusion can give.
  */
 function gemmFloor(fused: Model, tokens: number): Model {
   const b = new ModelBuilder({ opset: 17 });
-  const inputs = new Map<number, ReturnType<ModelBuilder['input']>>();
+  const inputs = new Map<number, Value>();
+  const [starts, ends, axes] = [b.constant(Tensor.int64([0], [1]), 'starts'), b.constant(Tensor.int64([1], [1]), 'ends'), b.constant(Tensor.int64([0], [1]), 'axes')];
   let i = 0;
   for (const n of fused.graph.nodes) {
     if (!['MatMul', 'Gemm', 'Attention'].includes(n.opType)) continue;
-    const w = n.inputs[1];
-    const t = w?.initializer;
-    if (!t || t.dataType !== 1 || t.dims.length !== 2) continue;
+    const t = n.inputs[1]?.initializer;
+    if (!t || t.dataType !== DataType.FLOAT || t.dims.length !== 2) continue;
     const tb = n.attr('transB');
     const transB = n.opType === 'Gemm' && tb?.type === 'int' && Number(tb.value) === 1;
     const k = transB ? t.dims[1]! : t.dims[0]!;
     let x = inputs.get(k);
     if (!x) { x = b.input(`x${k}`, 'float32', [tokens, k]); inputs.set(k, x); }
-    const wv = b.constant(t, `w${i}`);
-    b.output(transB ? b.node('Gemm', [x, wv], { transB: 1 }) : b.node('MatMul', [x, wv]), `y${i++}`);
+    const y = transB ? b.node('Gemm', [x, b.constant(t, `w${i}`)], { transB: 1 }) : b.node('MatMul', [x, b.constant(t, `w${i}`)]);
+    b.output(b.node('Slice', [y, starts, ends, axes]), `y${i++}`);
   }
   return b.build();
+}
+
+function floorFeeds(floor: Model): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const v of floor.graph.inputs) {
+    const t = v.type;
+    const dims = t?.kind === 'tensor' ? (t.shape ?? []).map(Number) : [];
+    feeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: dims[0]! * dims[1]! }, (_, j) => Math.sin(j) * 0.5), dims);
+  }
+  return feeds;
+}
+
+/**
+ * Time sessions in blocks: each block runs one session `size` times in a row; blocks rotate through
+ * the sessions (A B C, B C A, ...) so drift hits all alike. The first run of a block follows another
+ * model, whose weights evicted this one's from the caches: it is the cold sample; the others are
+ * warm (steady-state serving). gpt2-small's weights are about this machine's L3, so the two differ.
+ */
+async function timeBlocks(sessions: { s: ort.InferenceSession; feeds: Record<string, ort.Tensor> }[], blocks: number, size: number): Promise<{ warm: number[]; cold: number[] }[]> {
+  const out = sessions.map(() => ({ warm: [] as number[], cold: [] as number[] }));
+  for (let r = 0; r < blocks; r++) {
+    for (let j = 0; j < sessions.length; j++) {
+      const k = (r + j) % sessions.length;
+      const { s, feeds } = sessions[k]!;
+      for (let i = 0; i < size; i++) {
+        const t = performance.now();
+        await s.run(feeds);
+        (i === 0 ? out[k]!.cold : out[k]!.warm).push(performance.now() - t);
+      }
+    }
+  }
+  return out;
 }
 
 function seqDims(model: Model): [string, string] {
@@ -97,10 +137,10 @@ async function main(argv: string[]): Promise<void> {
     const i = argv.indexOf(name);
     return i >= 0 ? Number(argv[i + 1]) : dflt;
   };
-  const runs = opt('--runs', 30), warmup = opt('--warmup', 5);
-  const dirs = argv.filter((a, i) => !a.startsWith('--') && !['--runs', '--warmup'].includes(argv[i - 1] ?? ''));
+  const runs = opt('--runs', 12), warmup = opt('--warmup', 3), blockSize = opt('--block', 5);
+  const dirs = argv.filter((a, i) => !a.startsWith('--') && !['--runs', '--warmup', '--block'].includes(argv[i - 1] ?? ''));
   console.log(`pipeline: the x86-avx2 target's (${x86Avx2.pipeline.length} steps, fusions into com.microsoft ops included)`);
-  console.log(`ORT ${ort.env.versions?.common ?? '?'}, graph optimization all, 2 intra-op threads, ${runs} interleaved runs after ${warmup} warmups\n`);
+  console.log(`ORT ${ort.env.versions?.common ?? '?'}, graph optimization all, 2 intra-op threads, the target's session config ${JSON.stringify(CONFIG)} for every model, ${runs} rounds of ${blockSize}-run blocks per model (first run of a block: cold), after ${warmup} warmups\n`);
 
   for (const dir of dirs.length ? dirs : DEFAULT_DIRS) {
     const name = path.basename(dir);
@@ -126,7 +166,7 @@ async function main(argv: string[]): Promise<void> {
 
     const bytesA = new Uint8Array(fs.readFileSync(file));
     const bytesB = bytesOf(fused);
-    const sessOpts: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: 2, interOpNumThreads: 1, logSeverityLevel: 3 };
+    const sessOpts: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: 2, interOpNumThreads: 1, logSeverityLevel: 3, extra: CONFIG };
     const sa = await ort.InferenceSession.create(bytesA, sessOpts);
     const sb = await ort.InferenceSession.create(bytesB, sessOpts);
     const info = inferShapes(original, RULES, { evaluate: evaluateNode });
@@ -134,14 +174,6 @@ async function main(argv: string[]): Promise<void> {
     const cases = name.startsWith('gpt2') ? [[1, 8], [1, 64]] : name.startsWith('bert') ? [[1, 128]] : [[1, 32]];
     for (const [batch, seq] of cases as [number, number][]) {
       const feeds = feedsFor(original, batch, seq, 11);
-      const floor = gemmFloor(fused, batch * seq);
-      const sf = await ort.InferenceSession.create(bytesOf(floor), sessOpts);
-      const floorFeeds: Record<string, ort.Tensor> = {};
-      for (const v of floor.graph.inputs) {
-        const t = v.type;
-        const dims = t?.kind === 'tensor' ? (t.shape ?? []).map(Number) : [];
-        floorFeeds[v.name] = new ort.Tensor('float32', Float32Array.from({ length: dims[0]! * dims[1]! }, (_, j) => Math.sin(j)), dims);
-      }
       const flops = modelCost(original, info, { dims: { [batchSym]: batch, [seqSym]: seq } }).numbers?.flops;
       // accuracy on these inputs
       const outA = await sa.run(feeds), outB = await sb.run(feeds);
@@ -150,26 +182,21 @@ async function main(argv: string[]): Promise<void> {
         const a = outA[k]!.data as Float32Array, b = outB[k]!.data as Float32Array;
         for (let i = 0; i < a.length; i++) maxErr = Math.max(maxErr, Math.abs(a[i]! - b[i]!));
       }
-      for (let i = 0; i < warmup; i++) { await sa.run(feeds); await sb.run(feeds); await sf.run(floorFeeds); }
-      const la: number[] = [], lb: number[] = [], lf: number[] = [];
-      for (let i = 0; i < runs; i++) {
-        // alternate which goes first, so that neither always runs on a warmer cache
-        const order = i % 2 === 0 ? [[sa, la, feeds], [sb, lb, feeds], [sf, lf, floorFeeds]] as const : [[sf, lf, floorFeeds], [sb, lb, feeds], [sa, la, feeds]] as const;
-        for (const [s, into, f] of order) {
-          const t = performance.now();
-          await s.run(f);
-          into.push(performance.now() - t);
-        }
-      }
+      const floor = gemmFloor(fused, batch * seq);
+      const sf = await ort.InferenceSession.create(bytesOf(floor), sessOpts);
+      const ff = floorFeeds(floor);
+      for (let i = 0; i < warmup; i++) { await sa.run(feeds); await sb.run(feeds); await sf.run(ff); }
+      const [ta, tb, tf] = await timeBlocks([{ s: sa, feeds }, { s: sb, feeds }, { s: sf, feeds: ff }], runs, blockSize);
       await sf.release();
-      const { ratio, ci95 } = bootstrapRatioCI(la, lb, { seed: 1 });
+      const { ratio, ci95 } = bootstrapRatioCI(ta!.warm, tb!.warm, { seed: 1 });
       const gf = (ms: number): string => (flops ? (flops / (ms / 1000) / 1e9).toFixed(1) : '?');
-      console.log(`  batch ${batch} seq ${seq}: original ${median(la).toFixed(2)} ms, fused ${median(lb).toFixed(2)} ms; ` +
-        `speedup ${(1 / ratio).toFixed(3)}x (95% CI ${(1 / ci95[1]).toFixed(3)}-${(1 / ci95[0]).toFixed(3)}; fused/original ${ratio.toFixed(3)}); ` +
-        `max abs error ${maxErr.toExponential(2)}; ${flops ? (flops / 1e9).toFixed(2) : '?'} GFLOP: ${gf(median(la))} -> ${gf(median(lb))} GFLOP/s`);
+      const [ma, mb, mf] = [median(ta!.warm), median(tb!.warm), median(tf!.warm)];
+      console.log(`  batch ${batch} seq ${seq} (warm): original ${ma.toFixed(2)} ms, fused ${mb.toFixed(2)} ms; ` +
+        `speedup ${(1 / ratio).toFixed(3)}x (95% CI ${(1 / ci95[1]).toFixed(3)}-${(1 / ci95[0]).toFixed(3)}); ` +
+        `max abs error ${maxErr.toExponential(2)}; ${flops ? (flops / 1e9).toFixed(2) : '?'} GFLOP: ${gf(ma)} -> ${gf(mb)} GFLOP/s`);
       const floorMB = floor.graph.nodes.reduce((sum, n) => sum + (n.inputs[1]?.initializer?.byteLength ?? 0), 0) / 1e6;
-      console.log(`    floor (the ${floor.graph.nodes.length} weight GEMMs alone, ${floorMB.toFixed(0)} MB of weights): ${median(lf).toFixed(2)} ms = ` +
-        `${(floorMB / 1000 / (median(lf) / 1000)).toFixed(1)} GB/s; the most any fusion could give: ${(median(la) / median(lf)).toFixed(3)}x, the fused model reaches ${(median(la) / median(lb)).toFixed(3)}x`);
+      console.log(`    floor: the ${floor.graph.outputs.length} weight GEMMs alone (${floorMB.toFixed(0)} MB) ${mf.toFixed(2)} ms: no fp32 rewrite can beat ${(ma / mf).toFixed(3)}x here; ` +
+        `cold (after another model): original ${median(ta!.cold).toFixed(2)} ms, fused ${median(tb!.cold).toFixed(2)} ms (${(median(ta!.cold) / median(tb!.cold)).toFixed(3)}x), floor ${median(tf!.cold).toFixed(2)} ms`);
     }
     await sa.release();
     await sb.release();

@@ -57,6 +57,21 @@ test('ORT targets fuse transformers; portable and tensorrt keep standard ops onl
   }
 });
 
+test('ORT CPU targets keep Add + LayerNormalization (the SkipLayerNormalization CPU kernel is slower) and ask ORT not to fuse it; cuda fuses it', async () => {
+  const load = () => readModel(path.join(FIXTURES, 'bert-tiny-op17/model.onnx')).model;
+  for (const name of ['x86-avx2', 'x86-avx512', 'x86-vnni', 'arm64']) {
+    const t = TARGETS.find((x) => x.name === name)!;
+    const m = load();
+    await compile(m, t, { runtime: onnxruntimeNode });
+    expect(m.graph.nodes.filter((n) => n.opType === 'SkipLayerNormalization')).toHaveLength(0);
+    expect(m.graph.nodes.filter((n) => n.opType === 'Attention')).toHaveLength(2);
+    expect(t.sessionOptions?.['session.config:optimization.disable_specified_optimizers']).toBe('SkipLayerNormFusion');
+  }
+  const m = load();
+  await compile(m, TARGETS.find((x) => x.name === 'cuda')!, { runtime: onnxruntimeNode });
+  expect(m.graph.nodes.filter((n) => n.opType === 'SkipLayerNormalization').length).toBeGreaterThan(0);
+});
+
 test('cuda converts the convolution trunk to NhwcConv; validation says it ran them as standard ops', async () => {
   const dir = path.join(FIXTURES, 'cnn-tiny-op13');
   const original = readModel(path.join(dir, 'model.onnx')).model;
