@@ -70,8 +70,8 @@ function feedsFor(model: Model, batch: number, seq: number, seed: number): Recor
 /**
  * The floor no fp32 graph rewrite can go below: a model of nothing but the fused model's weight
  * GEMMs (every 2-D float initializer a MatMul, Gemm or Attention reads, as [tokens, K] x [K, N]),
- * on the same number of tokens; each output is cut to its first row (a Slice) so that copying
- * outputs out costs nothing. Streaming those weights through their multiply-adds is work every
+ * on the same number of tokens; each output is cut to its first row (a Slice), but for the GEMM
+ * that computes a graph output (the LM head's logits), handed out whole as the models do. Streaming those weights through their multiply-adds is work every
  * fp32 form of the model does: original / floor bounds the speedup any fusion can give.
  */
 function gemmFloor(fused: Model, tokens: number): Model {
@@ -89,7 +89,8 @@ function gemmFloor(fused: Model, tokens: number): Model {
     let x = inputs.get(k);
     if (!x) { x = b.input(`x${k}`, 'float32', [tokens, k]); inputs.set(k, x); }
     const y = transB ? b.node('Gemm', [x, b.constant(t, `w${i}`)], { transB: 1 }) : b.node('MatMul', [x, b.constant(t, `w${i}`)]);
-    b.output(b.node('Slice', [y, starts, ends, axes]), `y${i++}`);
+    // a GEMM that computes a graph output (the LM head) hands all of it out, as the models do
+    b.output(n.outputs[0]?.isGraphOutput ? y : b.node('Slice', [y, starts, ends, axes]), `y${i++}`);
   }
   return b.build();
 }
