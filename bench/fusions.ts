@@ -1,10 +1,10 @@
 /**
- * npm run bench:fusions -- [MODEL_DIR ...] [--runs ROUNDS] [--block N] [--warmup N]
+ * npm run bench:fusions -- [MODEL_DIR ...] [--runs N] [--block N] [--warmup N]
  *
  * The transformer fusions against the model as exported. For each model folder (default
  * /work/large/gpt2-small-op17 and /work/large/bert-base-op17): compile for the x86-avx2 target
  * (what users get: the portable passes, then the fusions into com.microsoft ops). Then time original vs fused in ONNX Runtime (CPU, optimization level all,
- * 2 intra-op threads), interleaved in blocks (see timeBlocks), at gpt2: batch 1 seq 8 and seq 64; bert: batch 1
+ * 2 intra-op threads), interleaved in settled blocks (src/bench/interleave.ts), at gpt2: batch 1 seq 8 and seq 64; bert: batch 1
  * seq 128. Prints the speedup (median original / median fused) with a bootstrap 95% CI, the max
  * abs error of every output against the original, the fused op counts, and achieved GFLOP/s
  * (the original's cost-model FLOPs over each latency: the same work for both). A third model,
@@ -18,6 +18,7 @@ import { evaluateNode } from '../src/analysis/evaluator.js';
 import { inferShapes } from '../src/analysis/infer.js';
 import { modelCost } from '../src/analysis/cost.js';
 import { RULES } from '../src/analysis/ops/index.js';
+import { timeInterleaved } from '../src/bench/interleave.js';
 import { bootstrapRatioCI, median } from '../src/bench/stats.js';
 import { compile } from '../src/compile.js';
 import { intInputRanges, seededRandom } from '../src/inputs.js';
@@ -105,28 +106,6 @@ function floorFeeds(floor: Model): Record<string, ort.Tensor> {
   return feeds;
 }
 
-/**
- * Time sessions in blocks: each block runs one session `size` times in a row; blocks rotate through
- * the sessions (A B C, B C A, ...) so drift hits all alike. The first run of a block follows another
- * model, whose weights evicted this one's from the caches: it is the cold sample; the others are
- * warm (steady-state serving). gpt2-small's weights are about this machine's L3, so the two differ.
- */
-async function timeBlocks(sessions: { s: ort.InferenceSession; feeds: Record<string, ort.Tensor> }[], blocks: number, size: number): Promise<{ warm: number[]; cold: number[] }[]> {
-  const out = sessions.map(() => ({ warm: [] as number[], cold: [] as number[] }));
-  for (let r = 0; r < blocks; r++) {
-    for (let j = 0; j < sessions.length; j++) {
-      const k = (r + j) % sessions.length;
-      const { s, feeds } = sessions[k]!;
-      for (let i = 0; i < size; i++) {
-        const t = performance.now();
-        await s.run(feeds);
-        (i === 0 ? out[k]!.cold : out[k]!.warm).push(performance.now() - t);
-      }
-    }
-  }
-  return out;
-}
-
 function seqDims(model: Model): [string, string] {
   const t = model.graph.inputs[0]!.type;
   const shape = t?.kind === 'tensor' ? t.shape ?? [] : [];
@@ -138,10 +117,10 @@ async function main(argv: string[]): Promise<void> {
     const i = argv.indexOf(name);
     return i >= 0 ? Number(argv[i + 1]) : dflt;
   };
-  const runs = opt('--runs', 12), warmup = opt('--warmup', 3), blockSize = opt('--block', 5);
+  const runs = opt('--runs', 40), warmup = opt('--warmup', 3), blockSize = opt('--block', 5);
   const dirs = argv.filter((a, i) => !a.startsWith('--') && !['--runs', '--warmup', '--block'].includes(argv[i - 1] ?? ''));
   console.log(`pipeline: the x86-avx2 target's (${x86Avx2.pipeline.length} steps, fusions into com.microsoft ops included)`);
-  console.log(`ORT ${ort.env.versions?.common ?? '?'}, graph optimization all, 2 intra-op threads, the target's session config ${JSON.stringify(CONFIG)} for every model, ${runs} rounds of ${blockSize}-run blocks per model (first run of a block: cold), after ${warmup} warmups\n`);
+  console.log(`ORT ${ort.env.versions?.common ?? '?'}, graph optimization all, 2 intra-op threads, the target's session config ${JSON.stringify(CONFIG)} for every model, ${runs} timed runs per model in settled blocks of ${blockSize}, after ${warmup} warmups\n`);
 
   for (const dir of dirs.length ? dirs : DEFAULT_DIRS) {
     const name = path.basename(dir);
@@ -187,17 +166,17 @@ async function main(argv: string[]): Promise<void> {
       const sf = await ort.InferenceSession.create(bytesOf(floor), sessOpts);
       const ff = floorFeeds(floor);
       for (let i = 0; i < warmup; i++) { await sa.run(feeds); await sb.run(feeds); await sf.run(ff); }
-      const [ta, tb, tf] = await timeBlocks([{ s: sa, feeds }, { s: sb, feeds }, { s: sf, feeds: ff }], runs, blockSize);
+      const { timed: [ta, tb, tf], transition: [ca, cb, cf] } = await timeInterleaved([() => sa.run(feeds), () => sb.run(feeds), () => sf.run(ff)], { runs, block: blockSize });
       await sf.release();
-      const { ratio, ci95 } = bootstrapRatioCI(ta!.warm, tb!.warm, { seed: 1 });
+      const { ratio, ci95 } = bootstrapRatioCI(ta!, tb!, { seed: 1 });
       const gf = (ms: number): string => (flops ? (flops / (ms / 1000) / 1e9).toFixed(1) : '?');
-      const [ma, mb, mf] = [median(ta!.warm), median(tb!.warm), median(tf!.warm)];
+      const [ma, mb, mf] = [median(ta!), median(tb!), median(tf!)];
       console.log(`  batch ${batch} seq ${seq} (warm): original ${ma.toFixed(2)} ms, fused ${mb.toFixed(2)} ms; ` +
         `speedup ${(1 / ratio).toFixed(3)}x (95% CI ${(1 / ci95[1]).toFixed(3)}-${(1 / ci95[0]).toFixed(3)}); ` +
         `max abs error ${maxErr.toExponential(2)}; ${flops ? (flops / 1e9).toFixed(2) : '?'} GFLOP: ${gf(ma)} -> ${gf(mb)} GFLOP/s`);
       const floorMB = floor.graph.nodes.reduce((sum, n) => sum + (n.inputs[1]?.initializer?.byteLength ?? 0), 0) / 1e6;
       console.log(`    floor: the ${floor.graph.outputs.length} weight GEMMs alone (${floorMB.toFixed(0)} MB) ${mf.toFixed(2)} ms: no fp32 rewrite can beat ${(ma / mf).toFixed(3)}x here; ` +
-        `cold (after another model): original ${median(ta!.cold).toFixed(2)} ms, fused ${median(tb!.cold).toFixed(2)} ms (${(median(ta!.cold) / median(tb!.cold)).toFixed(3)}x), floor ${median(tf!.cold).toFixed(2)} ms`);
+        `just after a switch (caches cold, the other session's threads spinning): original ${median(ca!).toFixed(2)} ms, fused ${median(cb!).toFixed(2)} ms (${(median(ca!) / median(cb!)).toFixed(3)}x), floor ${median(cf!).toFixed(2)} ms`);
     }
     await sa.release();
     await sb.release();

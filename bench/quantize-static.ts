@@ -4,8 +4,11 @@
  * Static int8 QDQ as users get it (`compile --target T --quantize static`, minmax, N seeded
  * calibration sets) against the untouched fp32 original. Defaults: /work/large/resnet50 and
  * /work/shared/models/mobilenet_v2. ONNX Runtime CPU, optimization level 'all', 2 intra-op threads,
- * batch 1; latency interleaved A B A B with the ratio of medians and a bootstrap 95% CI; top-1
+ * batch 1; latency interleaved in settled blocks (src/bench/interleave.ts) with the ratio of medians and a bootstrap 95% CI; top-1
  * agreement and cosine of the logits on seeded inputs. The issue's bar: >= 1.5x faster, top-1 >= 95%.
+ * A model folder with calibration/ and eval/ (test_data_set_* of input_0.pb) and labels.json brings
+ * its own inputs (bench/make-trained-cnn.py makes one with trained weights); the accuracy against
+ * the labels is printed for fp32 and int8.
  * A second table shows how fragile the model's top-1 is: the agreement with only the Conv weights
  * rounded to 8 and 12 bits (activations float), a bound on what weight rounding alone allows.
  * The quantization preset is the host's: x86-vnni when the CPU has VNNI, else x86-avx2.
@@ -13,6 +16,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { timeInterleaved } from '../src/bench/interleave.js';
 import { bootstrapRatioCI, median } from '../src/bench/stats.js';
 import { compile } from '../src/compile.js';
 import { syntheticInputs } from '../src/inputs.js';
@@ -21,6 +25,7 @@ import { cloneModel } from '../src/ir/clone.js';
 import type { Model } from '../src/ir/model.js';
 import { Tensor } from '../src/ir/tensor.js';
 import { readModel } from '../src/node/files.js';
+import { readInputSets } from '../src/node/inputs.js';
 import { onnxruntimeNode } from '../src/node/ort.js';
 import { concatChunks } from '../src/onnx/codec.js';
 import type { QuantizeOptions } from '../src/pass/pass.js';
@@ -70,18 +75,18 @@ function weightOnly(fp32: Model, bits: number): Model {
   return m;
 }
 
-interface Agreement { top1: number; cosMean: number; cosMin: number; centeredCos: number }
+interface Agreement { top1: number; cosMean: number; cosMin: number; centeredCos: number; accuracy?: number; refAccuracy?: number }
 
 /**
  * Top-1 agreement and cosine of `cand` against `ref` on `samples` seeded inputs; also the cosine of
  * the input-dependent part (logits minus their mean over the samples), which is what top-1 decides on.
  */
-async function agreement(ref: Session, cands: Session[], model: Model, samples: number): Promise<Agreement[]> {
+async function agreement(ref: Session, cands: Session[], model: Model, sets: Record<string, Tensor>[], labels?: number[]): Promise<Agreement[]> {
   const out = model.graph.outputs[0]!.name;
+  const samples = sets.length;
   const refs: Float32Array[] = [];
   const got: Float32Array[][] = cands.map(() => []);
-  for (let i = 0; i < samples; i++) {
-    const feeds = syntheticInputs(model, { seed: 20000 + i, dims: { batch: 1 } });
+  for (const feeds of sets) {
     refs.push((await ref.run(feeds))[out]!.toTypedArray() as Float32Array);
     for (const [k, c] of cands.entries()) got[k]!.push((await c.run(feeds))[out]!.toTypedArray() as Float32Array);
   }
@@ -97,6 +102,8 @@ async function agreement(ref: Session, cands: Session[], model: Model, samples: 
     }
     return dot / Math.sqrt(nx * ny);
   };
+  const correct = (vs: Float32Array[]): number | undefined => (labels ? vs.filter((v, i) => argmax(v) === labels[i]).length / samples : undefined);
+  const refAccuracy = correct(refs);
   return got.map((ys) => {
     let agree = 0, cosSum = 0, cosMin = 1, centered = 0;
     ys.forEach((y, i) => {
@@ -105,7 +112,8 @@ async function agreement(ref: Session, cands: Session[], model: Model, samples: 
       const c = cos(x, y);
       cosSum += c; cosMin = Math.min(cosMin, c); centered += cos(x, y, mean) / samples;
     });
-    return { top1: agree / samples, cosMean: cosSum / samples, cosMin, centeredCos: centered };
+    const accuracy = correct(ys);
+    return { top1: agree / samples, cosMean: cosSum / samples, cosMin, centeredCos: centered, ...(accuracy !== undefined ? { accuracy, refAccuracy: refAccuracy! } : {}) };
   });
 }
 
@@ -128,7 +136,15 @@ async function main(argv: string[]): Promise<void> {
     const { model } = readModel(path.join(dir, 'model.onnx'));
     // what a user gets: retarget compile --target T --quantize static
     const q = cloneModel(model);
-    const calibration: Record<string, Tensor>[] = Array.from({ length: calibrationCount }, (_, i) => syntheticInputs(model, { seed: 10000 + i, dims: { batch: 1 } }));
+    // a folder may bring its own data (bench/make-trained-cnn.py): calibration/ and eval/ input sets, labels.json
+    const own = (sub: string): Record<string, Tensor>[] | undefined =>
+      fs.existsSync(path.join(dir, sub)) ? readInputSets(model, path.join(dir, sub)).map((s) => s.feeds) : undefined;
+    const calibration: Record<string, Tensor>[] = own('calibration')?.slice(0, calibrationCount)
+      ?? Array.from({ length: calibrationCount }, (_, i) => syntheticInputs(model, { seed: 10000 + i, dims: { batch: 1 } }));
+    const evalSets = own('eval')?.slice(0, samples) ?? Array.from({ length: samples }, (_, i) => syntheticInputs(model, { seed: 20000 + i, dims: { batch: 1 } }));
+    const labelsFile = path.join(dir, 'labels.json');
+    const labels = fs.existsSync(labelsFile) ? (JSON.parse(fs.readFileSync(labelsFile, 'utf8')) as { labels: number[] }).labels : undefined;
+    console.log(`${name}: ${own('calibration') ? 'its own calibration and eval inputs' : 'seeded synthetic inputs (uniform -1..1)'}: ${calibration.length} calibration, ${evalSets.length} eval sets${labels ? ', with labels' : ''}`);
     const quantize: QuantizeOptions = { mode: 'static', method, calibration };
     const t0 = performance.now();
     await compile(q, target, { quantize, runtime: onnxruntimeNode });
@@ -144,24 +160,21 @@ async function main(argv: string[]): Promise<void> {
     const b = await onnxruntimeNode.createSession(qBytes, opts);
     const w8 = await onnxruntimeNode.createSession(bytesOf(weightOnly(folded, 8)), opts);
     const w12 = await onnxruntimeNode.createSession(bytesOf(weightOnly(folded, 12)), opts);
-    const [acc, acc8, acc12] = await agreement(a, [b, w8, w12], model, samples);
+    const [acc, acc8, acc12] = await agreement(a, [b, w8, w12], model, evalSets, labels);
     await w8.release(); await w12.release();
-    // latency, interleaved
-    const feeds = syntheticInputs(model, { seed: 1, dims: { batch: 1 } });
+    // latency, interleaved in settled blocks (src/bench/interleave.ts)
+    const feeds = evalSets[0]!;
     for (let i = 0; i < 5; i++) { await a.run(feeds); await b.run(feeds); }
-    const ta: number[] = [], tb: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      let t = performance.now(); await a.run(feeds); ta.push(performance.now() - t);
-      t = performance.now(); await b.run(feeds); tb.push(performance.now() - t);
-    }
+    const [ta, tb] = (await timeInterleaved([() => a.run(feeds), () => b.run(feeds)], { runs })).timed as [number[], number[]];
     await a.release(); await b.release();
     const { ratio, ci95 } = bootstrapRatioCI(tb, ta); // median(fp32) / median(int8): the speedup
     const pass = ratio >= 1.5 && acc!.top1 >= 0.95;
+    if (acc!.accuracy !== undefined) console.log(`${name}: accuracy against the labels: fp32 ${(acc!.refAccuracy! * 100).toFixed(1)}%, int8 ${(acc!.accuracy * 100).toFixed(1)}%`);
     rows.push(`| ${name} | ${median(ta).toFixed(2)} | ${median(tb).toFixed(2)} | ${ratio.toFixed(2)}x [${ci95[0].toFixed(2)}, ${ci95[1].toFixed(2)}] | ${(acc!.top1 * 100).toFixed(1)}% | ${acc!.cosMean.toFixed(4)} / ${acc!.cosMin.toFixed(4)} | ${acc!.centeredCos.toFixed(3)} | ${(fpBytes.length / 1e6).toFixed(1)} -> ${(qBytes.length / 1e6).toFixed(1)} | ${pass ? 'meets' : 'misses'} the bar |`);
     const pct = (x: Agreement): string => `${(x.top1 * 100).toFixed(1)}% (centered cosine ${x.centeredCos.toFixed(3)})`;
     fragility.push(`| ${name} | ${pct(acc8!)} | ${pct(acc12!)} | ${pct(acc!)} |`);
   }
-  console.log(`\n| model | fp32 p50 ms | int8 p50 ms | speedup [95% CI] | top-1 agreement (${samples}) | cosine mean / min | centered cosine | MB | >= 1.5x and >= 95% |`);
+  console.log(`\n| model | fp32 p50 ms | int8 p50 ms | speedup [95% CI] | top-1 agreement | cosine mean / min | centered cosine | MB | >= 1.5x and >= 95% |`);
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
   console.log('\nHow fragile the fp32 decisions are: top-1 agreement with only the Conv weights rounded (per channel, activations float)');

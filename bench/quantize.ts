@@ -7,7 +7,7 @@
  * quantize-int4 run on the compiled model. Reported: file sizes, accuracy of the main output against
  * fp32 (cosine, top-1 over the last axis, worst over several seeded inputs), and latency with ONNX
  * Runtime (CPU, optimization level all, 2 intra-op threads), runs interleaved fp32 / int8 / int4 so
- * drift hits all alike, as p50 ratios fp32/variant (speedup) with a bootstrap 95% CI.
+ * drift hits all alike (in settled blocks: src/bench/interleave.ts), as p50 ratios fp32/variant (speedup) with a bootstrap 95% CI.
  *
  * Bars (issue "Quantization and precision"): int8 >= 1.6x faster than fp32 with cosine >= 0.99;
  * int4 file <= 1/5 of fp32 with cosine >= 0.98.
@@ -22,6 +22,7 @@ import path from 'node:path';
 import { quantizeDynamic } from '../passes/quantize-dynamic.js';
 import { quantizeInt4 } from '../passes/quantize-int4.js';
 import { outputMetrics } from '../src/bench/metrics.js';
+import { timeInterleaved } from '../src/bench/interleave.js';
 import { bootstrapRatioCI, median } from '../src/bench/stats.js';
 import { compile } from '../src/compile.js';
 import { intInputRanges, syntheticInputs } from '../src/inputs.js';
@@ -135,16 +136,10 @@ async function benchModel(dir: string): Promise<void> {
       if (m.top1 !== undefined) acc[key].top1 = Math.min(acc[key].top1, m.top1);
     }
   }
-  // latency, interleaved
+  // latency, interleaved in settled blocks (src/bench/interleave.ts)
   const feeds = syntheticInputs(fp32, { seed: 1, dims, intRanges: ranges });
-  const samples: number[][] = [[], [], []];
-  for (let r = 0; r < WARMUP + RUNS; r++) {
-    for (let i = 0; i < sessions.length; i++) {
-      const t = performance.now();
-      await sessions[i]!.run(feeds, { outputs: [mainOut] });
-      if (r >= WARMUP) samples[i]!.push(performance.now() - t);
-    }
-  }
+  for (let r = 0; r < WARMUP; r++) for (const s of sessions) await s.run(feeds, { outputs: [mainOut] });
+  const samples = (await timeInterleaved(sessions.map((s) => () => s.run(feeds, { outputs: [mainOut] })), { runs: RUNS })).timed;
   for (const s of sessions) await s.release();
 
   console.log('');
@@ -177,14 +172,8 @@ async function benchConv(): Promise<void> {
   const acc = q.node('ConvInteger', [xq!, q.constant(wq, 'wq'), xzp!], { pads: [1, 1, 1, 1] });
   q.output(q.node('Mul', [q.node('Cast', [acc], { to: DataType.FLOAT }), q.node('Mul', [xs!, q.constant(Tensor.float32([scale], []), 's')])]), 'y');
   const sessions = [await session(f.build()), await session(q.build())];
-  const samples: number[][] = [[], []];
-  for (let r = 0; r < WARMUP + RUNS * 2; r++) {
-    for (let i = 0; i < 2; i++) {
-      const t = performance.now();
-      await sessions[i]!.run({ x });
-      if (r >= WARMUP) samples[i]!.push(performance.now() - t);
-    }
-  }
+  for (let r = 0; r < WARMUP; r++) for (const s of sessions) await s.run({ x });
+  const samples = (await timeInterleaved(sessions.map((s) => () => s.run({ x })), { runs: RUNS * 2 })).timed;
   for (const s of sessions) await s.release();
   const ci = bootstrapRatioCI(samples[1]!, samples[0]!, { seed: 7 });
   console.log(`\n## Conv 64->64 3x3 on 56x56: fp32 p50 ${fmt(median(samples[0]!))} ms, DynamicQuantizeLinear+ConvInteger p50 ${fmt(median(samples[1]!))} ms: speedup ${fmt(ci.ratio)}x (${fmt(ci.ci95[0])}-${fmt(ci.ci95[1])})`);

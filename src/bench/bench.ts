@@ -15,9 +15,11 @@
  *     after each warm-up run: `peakRssBytes` is the largest sample minus the RSS just before the
  *     creation. Best effort: it is the process's growth, so memory freed by earlier sessions and
  *     reused makes it an underestimate, and allocations ORT defers past warm-up are missed.
- *  3. timed runs, interleaved A B C A B C ..., for `runs` rounds or until `timeBudgetMs` has been
- *     spent in this phase (whichever comes first; never fewer than 5 rounds, or `runs` if smaller),
- *     so that drift of the machine (clock, thermals, neighbours) hits every model alike.
+ *  3. timed runs, interleaved in blocks (interleave.ts): each round runs every model `block` times
+ *     in a row after one untimed run (the first run after another model is not the model's
+ *     steady state), rounds rotating the order so that drift of the machine (clock, thermals,
+ *     neighbours) hits every model alike; `runs` timed runs per model or until `timeBudgetMs` has
+ *     been spent in this phase (whichever comes first; never fewer than 5, or `runs` if smaller).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,13 +36,16 @@ import { readInputSets } from '../node/inputs.js';
 import { concatChunks } from '../onnx/codec.js';
 import { benchEnvironment } from './environment.js';
 import { outputMetrics } from './metrics.js';
+import { timeInterleaved } from './interleave.js';
 import { bootstrapRatioCI, latencyStats } from './stats.js';
 import { judge, TOLERANCES, type Tolerance } from './validate.js';
 import { BENCH_SCHEMA, type BenchResult, type ModelBenchResult } from './types.js';
 
 export interface BenchOptions {
-  /** timed rounds (each runs every model once); default 50 */
+  /** timed runs per model; default 50 */
   runs?: number;
+  /** timed runs per model in a row, after one untimed run (see interleave.ts); default 5 */
+  block?: number;
   /** untimed runs per model before timing; default 5 */
   warmup?: number;
   /** stop the timed rounds once this much time has gone by (after at least 5 rounds) */
@@ -212,6 +217,7 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
   if (files.length === 0) throw new BenchOptionError('no models to benchmark');
   const runs = positiveInt(opts.runs, 50, '--runs');
   const warmup = positiveInt(opts.warmup, 5, '--warmup', 0);
+  const block = positiveInt(opts.block, 5, '--block');
   const sessionRuns = positiveInt(opts.sessionRuns, 3, '--session-runs');
   const threads = positiveInt(opts.threads, 1, '--threads');
   const seed = opts.seed ?? 0;
@@ -281,18 +287,17 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
       }
     }
 
-    // 3. timed rounds, interleaved
-    const minRounds = Math.min(5, runs);
+    // 3. timed runs, interleaved in blocks
+    const minRuns = Math.min(5, runs);
     const start = performance.now();
-    for (let r = 0; r < runs; r++) {
-      progress({ phase: 'run', done: r, total: runs });
-      for (const m of models) {
-        const t0 = performance.now();
-        await run(m);
-        m.latencyMs.push(performance.now() - t0);
-      }
-      if (opts.timeBudgetMs !== undefined && r + 1 >= minRounds && performance.now() - start >= opts.timeBudgetMs) break;
-    }
+    progress({ phase: 'run', done: 0, total: runs });
+    const { timed } = await timeInterleaved(models.map((m) => () => run(m)), {
+      runs,
+      block,
+      onRound: (done) => progress({ phase: 'run', done, total: runs }),
+      shouldStop: (done) => opts.timeBudgetMs !== undefined && done >= minRuns && performance.now() - start >= opts.timeBudgetMs,
+    });
+    models.forEach((m, i) => { m.latencyMs.push(...timed[i]!); });
     progress({ phase: 'run', done: runs, total: runs });
   } finally {
     for (const m of models) {
@@ -330,14 +335,14 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
     schema: BENCH_SCHEMA,
     createdAt: new Date().toISOString(),
     environment: benchEnvironment({ threads, ...(opts.machine !== undefined ? { machine: opts.machine } : {}), ...(opts.target !== undefined ? { target: opts.target } : {}) }),
-    options: { warmup, runs, ...(opts.timeBudgetMs !== undefined ? { timeBudgetMs: opts.timeBudgetMs } : {}), seed },
+    options: { warmup, runs, block, ...(opts.timeBudgetMs !== undefined ? { timeBudgetMs: opts.timeBudgetMs } : {}), seed },
     models: results,
   };
 }
 
 /** Parse the CLI's option strings (commander gives strings); errors are BenchOptionErrors. Threads default to os.cpus().length. */
 export function benchOptionsFromCli(o: {
-  runs: string; warmup: string; timeBudget?: string; sessionRuns: string; threads?: string; seed: string;
+  runs: string; warmup: string; timeBudget?: string; sessionRuns: string; threads?: string; seed: string; block?: string;
   inputs?: string; name?: string; machine?: string; target?: string; tolerance?: string;
 }, defaults: { threads?: number } = {}): Omit<BenchOptions, 'dims' | 'onProgress'> {
   const int = (v: string, what: string, min: number): number => {
@@ -358,6 +363,7 @@ export function benchOptionsFromCli(o: {
   }
   return {
     runs: int(o.runs, '--runs', 1),
+    ...(o.block !== undefined ? { block: int(o.block, '--block', 1) } : {}),
     warmup: int(o.warmup, '--warmup', 0),
     sessionRuns: int(o.sessionRuns, '--session-runs', 1),
     threads: o.threads !== undefined ? int(o.threads, '--threads', 1) : defaults.threads ?? os.cpus().length,

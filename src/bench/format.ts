@@ -70,13 +70,14 @@ function environmentLine(result: BenchResult): string {
 }
 
 function runLine(result: BenchResult): string {
-  const rounds = result.models[0]?.latencyMs.length ?? 0;
+  const rounds = result.models[0]?.latencyMs.length ?? 0; // timed runs per model
   const o = result.options;
   const all = new Map<string, number>();
   for (const m of result.models) for (const [k, v] of Object.entries(m.dims)) if (!all.has(k)) all.set(k, v);
   const dims = all.size ? `, dims ${[...all].map(([k, v]) => `${k}=${v}`).join(',')}` : '';
   const budget = o.timeBudgetMs !== undefined ? ` (of ${o.runs}, time budget ${o.timeBudgetMs / 1000} s)` : '';
-  return `${rounds} interleaved rounds${budget}, ${o.warmup} warm-up runs, seed ${o.seed}${dims}; create ms is the median of ${result.models[0]?.sessionCreateMs.length ?? 0} session creations`;
+  const blocks = o.block !== undefined ? ` in blocks of ${o.block} (settled after each switch)` : '';
+  return `${rounds} timed runs per model, interleaved${blocks}${budget}, ${o.warmup} warm-up runs, seed ${o.seed}${dims}; create ms is the median of ${result.models[0]?.sessionCreateMs.length ?? 0} session creations`;
 }
 
 /** A plain-text table for the terminal, with the environment above it. */

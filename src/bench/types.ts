@@ -64,6 +64,7 @@ export interface BenchResult {
   schema: typeof BENCH_SCHEMA;
   createdAt: string;
   environment: BenchEnvironment;
-  options: { warmup: number; runs: number; timeBudgetMs?: number; seed: number };
+  /** block: timed runs per model in a row (after one untimed run), see interleave.ts */
+  options: { warmup: number; runs: number; block?: number; timeBudgetMs?: number; seed: number };
   models: ModelBenchResult[];
 }

@@ -143,11 +143,12 @@ export function buildProgram(): Command {
 
   program
     .command('bench')
-    .description('time models with onnxruntime (CPU), interleaved: latency percentiles, throughput, GFLOP/s, ratios vs the first model')
+    .description('time models with onnxruntime (CPU), interleaved in blocks: latency percentiles, throughput, GFLOP/s, ratios vs the first model')
     .argument('<models...>', 'ONNX model files; the first is the baseline for ratios')
-    .option('--runs <n>', 'timed rounds, each running every model once', '50')
+    .option('--runs <n>', 'timed runs per model', '50')
+    .option('--block <n>', 'timed runs per model in a row, interleaved A..A B..B; the first run after another model is not timed (cold caches, the other session\'s threads still spinning)', '5')
     .option('--warmup <n>', 'untimed runs per model before timing', '5')
-    .option('--time-budget <seconds>', 'stop timing after this long (after at least 5 rounds)')
+    .option('--time-budget <seconds>', 'stop timing after this long (after at least 5 timed runs per model)')
     .option('--session-runs <n>', 'session creations per model, each timed', '3')
     .option('--threads <n>', 'intra-op threads (default: all cores)')
     .option('--dim <name=size,...>', 'symbolic input dims, e.g. batch=1,sequence=64 (repeatable)', collect, [] as string[])

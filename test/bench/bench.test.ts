@@ -63,7 +63,7 @@ describe('retarget bench', () => {
     expect(e.node).toBe(process.version);
     expect(e.onnxruntime).toMatch(/^\d+\.\d+/);
     expect(e.retarget).toBe((JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
-    expect(json.options).toEqual({ warmup: 1, runs: 10, seed: 0 });
+    expect(json.options).toEqual({ warmup: 1, runs: 10, block: 5, seed: 0 });
 
     expect(json.models.map((m) => m.path)).toEqual([CNN, GPT2]);
     expect(json.models.map((m) => m.name)).toEqual(['cnn-tiny-op13/model', 'gpt2-tiny-op14/model']);
