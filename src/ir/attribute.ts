@@ -53,14 +53,25 @@ export const attr = {
  * other numbers FLOAT, strings STRING, arrays the list kind of their elements. Use `attr.float`
  * for a float attribute whose value happens to be integral.
  */
+/**
+ * Attribute names that are FLOAT (or FLOATS) wherever ONNX and com.microsoft use them, so that a
+ * plain number like `{ alpha: 1 }` becomes FLOAT 1.0 and not INT 1 (which runtimes refuse).
+ */
+export const FLOAT_ATTRIBUTE_NAMES: ReadonlySet<string> = new Set([
+  'alpha', 'beta', 'gamma', 'epsilon', 'momentum', 'bias', 'lambd', 'scale', 'spatial_scale', 'threshold',
+  'seed', 'mean', 'low', 'high', 'min', 'max', 'value_float', 'extrapolation_value', 'cubic_coeff_a',
+  'mask_filter_value', 'scales', 'activation_params', 'activation_alpha', 'activation_beta', 'value_floats',
+]);
+
 export function toAttribute(name: string, value: unknown): Attribute {
-  if (typeof value === 'number') return Number.isInteger(value) ? attr.int(name, value) : attr.float(name, value);
+  const isFloat = FLOAT_ATTRIBUTE_NAMES.has(name);
+  if (typeof value === 'number') return Number.isInteger(value) && !isFloat ? attr.int(name, value) : attr.float(name, value);
   if (typeof value === 'bigint') return attr.int(name, value);
   if (typeof value === 'string') return attr.string(name, value);
   if (value instanceof Float32Array) return attr.floats(name, value);
   if (Array.isArray(value)) {
     if (value.every((x) => typeof x === 'string')) return attr.strings(name, value as string[]);
-    if (value.every((x) => typeof x === 'bigint' || (typeof x === 'number' && Number.isInteger(x)))) return attr.ints(name, value as Int64[]);
+    if (!isFloat && value.every((x) => typeof x === 'bigint' || (typeof x === 'number' && Number.isInteger(x)))) return attr.ints(name, value as Int64[]);
     if (value.every((x) => typeof x === 'number')) return attr.floats(name, value as number[]);
   }
   if (value && typeof value === 'object' && 'type' in value && 'name' in value) return value as Attribute;

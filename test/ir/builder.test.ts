@@ -236,4 +236,22 @@ describe('toAttribute', () => {
     expect(toAttribute('ignored', given)).toBe(given);
     expect(() => toAttribute('a', { foo: 1 })).toThrow(/attribute 'a': cannot infer/);
   });
+
+  test('names that are FLOAT in ONNX stay FLOAT for integral numbers (Gemm alpha 1, Clip-6 max 6, Upsample scales)', async () => {
+    expect(toAttribute('alpha', 1)).toEqual({ name: 'alpha', type: 'float', value: 1 });
+    expect(toAttribute('max', 6).type).toBe('float');
+    expect(toAttribute('scales', [1, 1, 2, 2]).type).toBe('floats');
+    expect(toAttribute('axis', 1).type).toBe('int');
+    // and ONNX Runtime takes the result: Gemm with alpha 2 and beta 1 given as plain numbers
+    const b = new ModelBuilder({ opset: 13 });
+    const x = b.input('x', 'float32', [1, 2]);
+    b.output(b.node('Gemm', [x, b.constant(Tensor.float32([1, 0, 0, 1], [2, 2]), 'w'), b.constant(Tensor.float32([1, 1], [2]), 'c')], { alpha: 2, beta: 1 }), 'y');
+    const { onnxruntimeNode } = await import('../../src/node/ort.js');
+    const { serializeModel } = await import('../../src/io.js');
+    const { concatChunks } = await import('../../src/onnx/codec.js');
+    const s = await onnxruntimeNode.createSession(concatChunks(serializeModel(b.build()).chunks));
+    const y = (await s.run({ x: Tensor.float32([3, 4], [1, 2]) })).y!;
+    expect(Array.from(y.toTypedArray())).toEqual([7, 9]);
+    await s.release();
+  });
 });
