@@ -12,6 +12,8 @@ export interface OutputMetrics {
   shape: number[];
   maxAbsError: number;
   maxRelError: number;
+  /** max |ref-cand| / max |ref|: the largest error relative to the output's own scale */
+  maxScaledError?: number;
   meanAbsError: number;
   cosine: number;
   /** 10*log10(signal power / error power); Infinity when identical */
@@ -52,13 +54,14 @@ export function outputMetrics(name: string, ref: Tensor, cand: Tensor, tol?: { a
     return { name, shape, maxAbsError: err, maxRelError: err, meanAbsError: err, cosine: exact === 1 ? 1 : 0, snrDb: exact === 1 ? Infinity : 0, exactMatch: exact };
   }
   const x = a as ArrayLike<number>, y = b as ArrayLike<number>;
-  let maxAbs = 0, maxRel = 0, sumAbs = 0, dot = 0, nx = 0, ny = 0, noise = 0, violations = 0;
+  let maxAbs = 0, maxRel = 0, sumAbs = 0, dot = 0, nx = 0, ny = 0, noise = 0, violations = 0, refMax = 0;
   for (let i = 0; i < x.length; i++) {
     const p = x[i]!, q = y[i]!;
     if (Number.isNaN(p) && Number.isNaN(q)) continue;
     const d = p === q ? 0 : Math.abs(p - q);
     const dd = Number.isNaN(d) ? Infinity : d;
     maxAbs = Math.max(maxAbs, dd);
+    if (Number.isFinite(p)) refMax = Math.max(refMax, Math.abs(p));
     maxRel = Math.max(maxRel, dd === 0 ? 0 : dd / Math.max(Math.abs(p), 1e-12));
     sumAbs += dd;
     if (tol && !(dd <= tol.atol + tol.rtol * Math.abs(p))) violations++;
@@ -66,7 +69,8 @@ export function outputMetrics(name: string, ref: Tensor, cand: Tensor, tol?: { a
   }
   const cosine = nx === 0 && ny === 0 ? 1 : nx === 0 || ny === 0 ? 0 : dot / Math.sqrt(nx * ny);
   const snrDb = noise === 0 ? Infinity : nx === 0 ? -Infinity : 10 * Math.log10(nx / noise);
-  const m: OutputMetrics = { name, shape, maxAbsError: maxAbs, maxRelError: maxRel, meanAbsError: x.length ? sumAbs / x.length : 0, cosine, snrDb, ...(tol ? { violations } : {}) };
+  const maxScaledError = maxAbs === 0 ? 0 : refMax === 0 ? Infinity : maxAbs / refMax;
+  const m: OutputMetrics = { name, shape, maxAbsError: maxAbs, maxRelError: maxRel, maxScaledError, meanAbsError: x.length ? sumAbs / x.length : 0, cosine, snrDb, ...(tol ? { violations } : {}) };
   const last = shape[shape.length - 1] ?? 0;
   if (shape.length >= 1 && last >= 5) {
     const rows = x.length / last;

@@ -25,6 +25,8 @@ export interface Tolerance {
   /** |a-b| <= atol + rtol*|a| for every element (float outputs), unless only cosine/top-1 are judged */
   atol?: number;
   rtol?: number;
+  /** max |a-b| <= maxScaledError * max |a| (the error relative to the output's scale) */
+  maxScaledError?: number;
   minCosine: number;
   /** top-1 agreement over the last axis, where it applies */
   minTop1?: number;
@@ -34,8 +36,11 @@ export interface Tolerance {
 export const TOLERANCES: Record<string, Tolerance> = {
   fp32: { name: 'fp32', atol: 1e-4, rtol: 1e-3, minCosine: 0.99999 },
   // the accuracy budgets a quantized model must meet (top-1 agreement is reported, not judged: on
-  // models with near-uniform outputs it says little)
-  fp16: { name: 'fp16', atol: 1e-3, rtol: 1e-2, minCosine: 0.999 },
+  // models with near-uniform outputs it says little). fp16: the max error relative to the output's
+  // scale, not per element: float16 keeps ~3 significant digits of each activation, so a logit near
+  // zero next to logits of 10 carries an absolute error of ~1e-2 that no per-element rtol allows
+  // (a trained mobilenet_v2 failed atol 1e-3 + rtol 1e-2 on 1 value of 2560 with max error 5.5e-3).
+  fp16: { name: 'fp16', maxScaledError: 1e-2, minCosine: 0.999 },
   int8: { name: 'int8', minCosine: 0.99 },
   int4: { name: 'int4', minCosine: 0.98 },
 };
@@ -72,6 +77,9 @@ export function judge(m: OutputMetrics, tol: Tolerance): OutputVerdict {
     if (m.exactMatch < 1) problems.push(`${((1 - m.exactMatch) * 100).toFixed(2)}% of elements differ`);
   } else {
     if (m.violations) problems.push(`${m.violations} values beyond ${tol.atol} + ${tol.rtol ?? 0}*|ref| (max abs error ${m.maxAbsError.toExponential(2)})`);
+    if (tol.maxScaledError !== undefined && !((m.maxScaledError ?? Infinity) <= tol.maxScaledError)) {
+      problems.push(`max error ${m.maxAbsError.toExponential(2)} is ${((m.maxScaledError ?? Infinity) * 100).toPrecision(3)}% of the output's largest magnitude (budget ${tol.maxScaledError * 100}%)`);
+    }
     if (!(m.cosine >= tol.minCosine)) problems.push(`cosine ${m.cosine.toFixed(6)} < ${tol.minCosine}`);
     if (tol.minTop1 !== undefined && m.top1 !== undefined && m.top1 < tol.minTop1) problems.push(`top-1 agreement ${(m.top1 * 100).toFixed(1)}% < ${tol.minTop1 * 100}%`);
   }
@@ -151,11 +159,14 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
     }
     cases.push({ source: set.source, dims: 'dims' in set ? (set as { dims: Record<string, number> }).dims : {}, outputs, ok: outputs.every((o) => o.ok) });
   }
+  // the worst output: a failing one before any that passes, then the lowest cosine
   let worst: ValidationResult['worst'];
+  let worstOk = true;
   for (const c of cases) {
     for (const o of c.outputs) {
-      if (!worst || o.cosine < worst.cosine || (!o.ok && worst.problem === undefined)) {
+      if (!worst || (worstOk && !o.ok) || (worstOk === o.ok && o.cosine < worst.cosine)) {
         worst = { source: c.source, output: o.name, maxAbsError: o.maxAbsError, cosine: o.cosine, ...(o.problem ? { problem: o.problem } : {}) };
+        worstOk = o.ok;
       }
     }
   }

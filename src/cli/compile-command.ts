@@ -181,7 +181,7 @@ function toleranceFor(asked: string, mode: QuantizeOptions['mode'] | undefined, 
   if (budget === undefined) return base;
   const c = Number(budget);
   if (!(c > 0 && c <= 1)) throw new UsageError(`--accuracy-budget: '${budget}' is not a cosine similarity in (0, 1]`);
-  const { atol: _a, rtol: _r, ...rest } = base;
+  const { atol: _a, rtol: _r, maxScaledError: _s, ...rest } = base;
   return { ...rest, name: `${base.name}, cosine >= ${c}`, minCosine: c };
 }
 

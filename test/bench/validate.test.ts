@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { bisect, defaultSweep, TOLERANCES, validate } from '../../src/bench/validate.js';
+import { bisect, defaultSweep, judge, TOLERANCES, validate } from '../../src/bench/validate.js';
 import { outputMetrics } from '../../src/bench/metrics.js';
 import { syntheticInputs } from '../../src/inputs.js';
 import { cloneModel } from '../../src/ir/clone.js';
@@ -64,6 +64,25 @@ describe('validate', () => {
     const broken = withWeight(original, weight, (w) => { for (let i = 0; i < w.length; i++) w[i] = w[i]! * 1.01; });
     const res = await validate(original, broken, onnxruntimeNode, { tolerance: TOLERANCES.int8! });
     expect(res.ok).toBe(true);
+  });
+
+  test('fp16 judges the max error against the output scale: a small error on a near-zero logit passes, 2% of the largest fails', () => {
+    const ref = Tensor.float32([0.01, -3, 10, 2, 0.5], [1, 5]);
+    const near = Tensor.float32([0.0155, -3.004, 10.008, 2.002, 0.5], [1, 5]);
+    const m = outputMetrics('y', ref, near);
+    expect(m.maxScaledError).toBeCloseTo(0.0008, 6);
+    expect(judge(m, TOLERANCES.fp16!).ok).toBe(true);
+    const far = Tensor.float32([0.01, -3, 10.2, 2, 0.5], [1, 5]);
+    const v = judge(outputMetrics('y', ref, far), TOLERANCES.fp16!);
+    expect(v.ok).toBe(false);
+    expect(v.problem).toMatch(/2\.00% of the output's largest magnitude \(budget 1%\)/);
+  });
+
+  test('the worst output reported is a failing one, even when a passing one has a lower cosine', async () => {
+    const broken = withWeight(original, weight, (w) => { w[0] = w[0]! + 1; });
+    const res = await validate(original, broken, onnxruntimeNode, { tolerance: TOLERANCES.fp32! });
+    expect(res.ok).toBe(false);
+    expect(res.worst?.problem).toBeDefined();
   });
 
   test('metrics: cosine, SNR and top-k on known vectors', () => {
