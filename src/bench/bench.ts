@@ -46,6 +46,8 @@ export interface BenchOptions {
   runs?: number;
   /** timed runs per model in a row, after one untimed run (see interleave.ts); default 5 */
   block?: number;
+  /** ONNX Runtime session config entries for every model alike, e.g. the CPU targets' { 'optimization.disable_specified_optimizers': 'SkipLayerNormFusion' } */
+  sessionConfig?: Record<string, string>;
   /** untimed runs per model before timing; default 5 */
   warmup?: number;
   /** stop the timed rounds once this much time has gone by (after at least 5 rounds) */
@@ -236,7 +238,10 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
     models.push(prepare(files[i]!, names[i]!, opts));
   }
 
-  const sessionOptions: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: threads, logSeverityLevel: 4 };
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all', intraOpNumThreads: threads, logSeverityLevel: 4,
+    ...(opts.sessionConfig && Object.keys(opts.sessionConfig).length ? { extra: { ...opts.sessionConfig } } : {}),
+  };
   const create = async (m: Prepared): Promise<ort.InferenceSession> => {
     const t0 = performance.now();
     let s: ort.InferenceSession;
@@ -335,15 +340,26 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
     schema: BENCH_SCHEMA,
     createdAt: new Date().toISOString(),
     environment: benchEnvironment({ threads, ...(opts.machine !== undefined ? { machine: opts.machine } : {}), ...(opts.target !== undefined ? { target: opts.target } : {}) }),
-    options: { warmup, runs, block, ...(opts.timeBudgetMs !== undefined ? { timeBudgetMs: opts.timeBudgetMs } : {}), seed },
+    options: { warmup, runs, block, ...(opts.sessionConfig && Object.keys(opts.sessionConfig).length ? { sessionConfig: opts.sessionConfig } : {}), ...(opts.timeBudgetMs !== undefined ? { timeBudgetMs: opts.timeBudgetMs } : {}), seed },
     models: results,
   };
 }
 
 /** Parse the CLI's option strings (commander gives strings); errors are BenchOptionErrors. Threads default to os.cpus().length. */
+/** --session-config KEY=VALUE (repeatable) -> { KEY: VALUE } */
+function sessionConfigFromCli(entries: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of entries) {
+    const i = e.indexOf('=');
+    if (i <= 0) throw new BenchOptionError(`--session-config: '${e}' is not KEY=VALUE`);
+    out[e.slice(0, i).trim()] = e.slice(i + 1).trim();
+  }
+  return out;
+}
+
 export function benchOptionsFromCli(o: {
   runs: string; warmup: string; timeBudget?: string; sessionRuns: string; threads?: string; seed: string; block?: string;
-  inputs?: string; name?: string; machine?: string; target?: string; tolerance?: string;
+  inputs?: string; name?: string; machine?: string; target?: string; tolerance?: string; sessionConfig?: string[];
 }, defaults: { threads?: number } = {}): Omit<BenchOptions, 'dims' | 'onProgress'> {
   const int = (v: string, what: string, min: number): number => {
     const n = /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
@@ -363,6 +379,7 @@ export function benchOptionsFromCli(o: {
   }
   return {
     runs: int(o.runs, '--runs', 1),
+    ...(o.sessionConfig?.length ? { sessionConfig: sessionConfigFromCli(o.sessionConfig) } : {}),
     ...(o.block !== undefined ? { block: int(o.block, '--block', 1) } : {}),
     warmup: int(o.warmup, '--warmup', 0),
     sessionRuns: int(o.sessionRuns, '--session-runs', 1),

@@ -65,6 +65,6 @@ export interface BenchResult {
   createdAt: string;
   environment: BenchEnvironment;
   /** block: timed runs per model in a row (after one untimed run), see interleave.ts */
-  options: { warmup: number; runs: number; block?: number; timeBudgetMs?: number; seed: number };
+  options: { warmup: number; runs: number; block?: number; sessionConfig?: Record<string, string>; timeBudgetMs?: number; seed: number };
   models: ModelBenchResult[];
 }

@@ -151,6 +151,7 @@ export function buildProgram(): Command {
     .option('--time-budget <seconds>', 'stop timing after this long (after at least 5 timed runs per model)')
     .option('--session-runs <n>', 'session creations per model, each timed', '3')
     .option('--threads <n>', 'intra-op threads (default: all cores)')
+    .option('--session-config <key=value>', 'an ONNX Runtime session config entry for every model, e.g. optimization.disable_specified_optimizers=SkipLayerNormFusion (what the CPU targets recommend; repeatable)', collect, [] as string[])
     .option('--dim <name=size,...>', 'symbolic input dims, e.g. batch=1,sequence=64 (repeatable)', collect, [] as string[])
     .option('--inputs <dir>', 'inputs from a folder (test_data_set_*/input_N.pb, input_N.pb or .npy) instead of synthetic ones')
     .option('--seed <n>', 'seed of the synthetic inputs and of the bootstrap', '0')

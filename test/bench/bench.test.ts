@@ -115,6 +115,18 @@ describe('retarget bench', () => {
     expect(json.models[1]!.ratioVsFirst).toBeDefined();
   });
 
+  test('--session-config entries reach every session and the JSON; one that makes ORT read the file as ORT format fails to load (exit 1): the entries do reach ORT', () => {
+    const r = run('bench', CNN, CNN, '--runs', '5', '--warmup', '0', '--session-runs', '1', '--block', '2',
+      '--session-config', 'optimization.disable_specified_optimizers=SkipLayerNormFusion', '--json', 'cfg.json');
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(fs.readFileSync(path.join(tmp, 'cfg.json'), 'utf8')) as BenchResult;
+    expect(json.options.sessionConfig).toEqual({ 'optimization.disable_specified_optimizers': 'SkipLayerNormFusion' });
+    expect(json.options.block).toBe(2);
+    const bad = run('bench', CNN, '--runs', '5', '--session-config', 'session.load_model_format=ORT');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/^retarget: .*cnn-tiny-op13\/model\.onnx: onnxruntime cannot load the model/);
+  });
+
   test('bad options exit 2, bad inputs exit 1, with one-line errors', () => {
     const usage = [
       ['--runs', '0'],
@@ -124,6 +136,8 @@ describe('retarget bench', () => {
       ['--time-budget', 'soon'],
       ['--dim', 'batch'],
       ['--name', 'only-one,two,three'],
+      ['--session-config', 'no-equals-sign'],
+      ['--block', '0'],
     ];
     for (const args of usage) {
       const r = run('bench', CNN, GPT2, ...args);
