@@ -27,12 +27,20 @@ export function intInputRanges(model: Model): Record<string, number> {
   const out: Record<string, number> = {};
   // ops that move values without changing them: ids reach their Gather through these
   const passThrough = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Expand', 'Cast', 'Transpose']);
-  const tableRows = (n: Node): number | undefined => {
-    const table = n.inputs[0];
+  // index input slot -> table input slot, for ops that look ids up in a table
+  const lookups: Record<string, Record<number, number>> = {
+    ':Gather': { 1: 0 },
+    'com.microsoft:EmbedLayerNormalization': { 0: 2, 1: 4, 7: 3 }, // input_ids, segment_ids, position_ids
+    'com.microsoft:GatherBlockQuantized': { 1: 0 },
+  };
+  const tableRows = (n: Node, slot: number): number | undefined => {
+    const tableSlot = lookups[`${n.domain}:${n.opType}`]?.[slot];
+    if (tableSlot === undefined) return undefined;
+    const table = n.inputs[tableSlot];
     const t = table?.initializer ?? (table?.producer?.opType === 'Constant' ? (() => { const a = table.producer!.attr('value'); return a?.type === 'tensor' ? a.value : undefined; })() : undefined);
     if (!t) return undefined;
-    const a = n.attr('axis');
-    const axis = a?.type === 'int' ? Number(a.value) : 0;
+    const a = n.attr(n.opType === 'GatherBlockQuantized' ? 'gather_axis' : 'axis');
+    const axis = n.opType === 'EmbedLayerNormalization' ? 0 : a?.type === 'int' ? Number(a.value) : 0;
     return t.dims[axis < 0 ? axis + t.dims.length : axis];
   };
   for (const v of model.graph.inputs) {
@@ -45,9 +53,9 @@ export function intInputRanges(model: Model): Record<string, number> {
       seen.add(x);
       for (const u of x.uses) {
         const n = u.node;
-        if (n.opType === 'Gather' && u.slot === 1) {
-          const rows = tableRows(n);
-          if (rows !== undefined) high = Math.min(high ?? rows, rows);
+        const rows = tableRows(n, u.slot);
+        if (rows !== undefined) {
+          high = Math.min(high ?? rows, rows);
         } else if (passThrough.has(n.opType) && u.slot === 0 && n.outputs[0]) {
           visit(n.outputs[0], depth + 1);
         }

@@ -94,6 +94,8 @@ interface Prepared {
   dims: Record<string, number>;
   batch: number;
   gflops?: number;
+  /** valid id ranges of integer inputs used for the synthetic feeds */
+  intRanges: Record<string, number>;
   sessionCreateMs: number[];
   latencyMs: number[];
   peakRssBytes?: number;
@@ -172,7 +174,11 @@ function gflopsOf(model: Model, dims: Record<string, number>): number | undefine
   }
 }
 
-function prepare(file: string, name: string, opts: BenchOptions): Prepared {
+/**
+ * `firstRanges`: the first model's valid id ranges; a later model's inputs stay within both its own
+ * and those, so that every model gets the same synthetic inputs.
+ */
+function prepare(file: string, name: string, opts: BenchOptions, firstRanges?: Record<string, number>): Prepared {
   const loaded = readModel(file);
   const model = loaded.model;
   let source: Uint8Array | string;
@@ -181,11 +187,13 @@ function prepare(file: string, name: string, opts: BenchOptions): Prepared {
   } catch {
     source = file; // too large to hold inline: ORT reads the file and its external data itself
   }
+  const intRanges = { ...intInputRanges(model) };
+  for (const [k, v] of Object.entries(firstRanges ?? {})) intRanges[k] = Math.min(intRanges[k] ?? v, v);
   let tensors: Record<string, Tensor>;
   if (opts.inputsDir !== undefined) tensors = feedsFromDir(model, file, opts.inputsDir);
   else {
     try {
-      tensors = syntheticInputs(model, { seed: opts.seed ?? 0, dims: opts.dims ?? {}, intRanges: intInputRanges(model) });
+      tensors = syntheticInputs(model, { seed: opts.seed ?? 0, dims: opts.dims ?? {}, intRanges });
     } catch (e) {
       if (e instanceof SyntheticInputError) throw new BenchError(`${file}: ${e.message}`);
       throw e;
@@ -202,7 +210,7 @@ function prepare(file: string, name: string, opts: BenchOptions): Prepared {
   const batch = first && tensors[first.name]?.dims.length ? Number(tensors[first.name]!.dims[0]) : 1;
   const gflops = gflopsOf(model, { ...(opts.dims ?? {}), ...dims });
   return {
-    name, file, source, feeds, dims, batch,
+    name, file, source, feeds, dims, batch, intRanges,
     sizeBytes: sizeOnDisk(file, loaded.fileSize, loaded.externalFiles),
     ...(gflops !== undefined ? { gflops } : {}),
     sessionCreateMs: [], latencyMs: [],
@@ -235,7 +243,7 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
   const models: Prepared[] = [];
   for (let i = 0; i < files.length; i++) {
     progress({ phase: 'load', done: i, total: files.length, model: names[i]! });
-    models.push(prepare(files[i]!, names[i]!, opts));
+    models.push(prepare(files[i]!, names[i]!, opts, models[0]?.intRanges));
   }
 
   const sessionOptions: ort.InferenceSession.SessionOptions = {

@@ -115,6 +115,16 @@ describe('retarget bench', () => {
     expect(json.models[1]!.ratioVsFirst).toBeDefined();
   });
 
+  test('a compiled BERT (EmbedLayerNormalization hides the id lookups) gets the same in-range synthetic ids as its original', () => {
+    const bert = path.join(ROOT, 'fixtures/models/bert-tiny-op17/model.onnx');
+    const c = run('compile', bert, '--target', 'x86-avx2', '-o', 'bert.x86.onnx');
+    expect(c.code, c.stderr).toBe(0);
+    const r = run('bench', bert, 'bert.x86.onnx', '--runs', '5', '--warmup', '0', '--session-runs', '1', '--dim', 'batch=2,sequence=9', '--json', 'bert.json');
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(fs.readFileSync(path.join(tmp, 'bert.json'), 'utf8')) as BenchResult;
+    expect(json.models[1]!.accuracy?.ok).toBe(true);
+  });
+
   test('--session-config entries reach every session and the JSON; one that makes ORT read the file as ORT format fails to load (exit 1): the entries do reach ORT', () => {
     const r = run('bench', CNN, CNN, '--runs', '5', '--warmup', '0', '--session-runs', '1', '--block', '2',
       '--session-config', 'optimization.disable_specified_optimizers=SkipLayerNormFusion', '--json', 'cfg.json');
