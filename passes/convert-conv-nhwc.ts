@@ -18,7 +18,7 @@
  * `--input-layout NHWC`: the input's own Transpose cancels with it), one where it ends (on [N,1,1,C]
  * after a global pool), and a pair around ops with no NHWC form in the runtime (MaxPool, Resize...).
  *
- * Conditions: the target's layout is NHWC (other targets: nothing, explained); a 2-D convolution
+ * Conditions: the target's layout is NHWC (other targets: nothing happens); a 2-D convolution
  * (W of rank 4) of float32 or float16 with a constant W (and B, when given); main graph only.
  */
 import { DataType } from '../src/ir/dtype.js';

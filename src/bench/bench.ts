@@ -16,8 +16,8 @@
  *     creation. Best effort: it is the process's growth, so memory freed by earlier sessions and
  *     reused makes it an underestimate, and allocations ORT defers past warm-up are missed.
  *  3. timed runs, interleaved in blocks (interleave.ts): each round runs every model `block` times
- *     in a row after one untimed run (the first run after another model is not the model's
- *     steady state), rounds rotating the order so that drift of the machine (clock, thermals,
+ *     in a row after untimed settling runs (the runs just after another model are not the
+ *     model's steady state), rounds rotating the order so that drift of the machine (clock, thermals,
  *     neighbours) hits every model alike; `runs` timed runs per model or until `timeBudgetMs` has
  *     been spent in this phase (whichever comes first; never fewer than 5, or `runs` if smaller).
  */
@@ -44,7 +44,7 @@ import { BENCH_SCHEMA, type BenchResult, type ModelBenchResult } from './types.j
 export interface BenchOptions {
   /** timed runs per model; default 50 */
   runs?: number;
-  /** timed runs per model in a row, after one untimed run (see interleave.ts); default 5 */
+  /** timed runs per model in a row, after untimed settling runs (see interleave.ts); default 5 */
   block?: number;
   /** ONNX Runtime session config entries for every model alike, e.g. the CPU targets' { 'optimization.disable_specified_optimizers': 'SkipLayerNormFusion' } */
   sessionConfig?: Record<string, string>;

@@ -64,7 +64,7 @@ export interface BenchResult {
   schema: typeof BENCH_SCHEMA;
   createdAt: string;
   environment: BenchEnvironment;
-  /** block: timed runs per model in a row (after one untimed run), see interleave.ts */
+  /** block: timed runs per model in a row (after untimed settling runs), see interleave.ts */
   options: { warmup: number; runs: number; block?: number; sessionConfig?: Record<string, string>; timeBudgetMs?: number; seed: number };
   models: ModelBenchResult[];
 }
