@@ -135,9 +135,10 @@ export async function compile(model: Model, target: Target, opts: CompileOptions
   // Weight-quantizing modes need the compute ops as standard ops: the attention and embedding
   // fusions would hide the projections inside Attention / EmbedLayerNormalization, where they stay
   // fp32, and ONNX Runtime's QDQ fusion turns only ai.onnx Conv (not com.microsoft FusedConv) into
-  // QLinearConv; it folds the Relu/Clip into the quantized Conv itself.
+  // QLinearConv; it folds the Relu/Clip into the quantized Conv itself. Likewise NhwcConv
+  // (convert-conv-nhwc) is no Conv to the QDQ quantizer, and calibration runs on the CPU, which lacks it.
   const hidesWeights = mode === 'dynamic' || mode === 'int4' ? ['fuse-attention', 'fuse-embed-layernorm']
-    : mode === 'static' ? ['fuse-attention', 'fuse-embed-layernorm', 'fuse-conv-activation'] : [];
+    : mode === 'static' ? ['fuse-attention', 'fuse-embed-layernorm', 'fuse-conv-activation', 'convert-conv-nhwc'] : [];
   const steps = [...(opts.before ?? []), ...resolvePipeline(target, { ...opts, disablePasses: [...(opts.disablePasses ?? []), ...hidesWeights] })];
   if (mode) {
     if (!quantizeModes(target).includes(mode)) {

@@ -18,6 +18,7 @@ import { readModel } from '../src/node/files.js';
 import { onnxruntimeNode } from '../src/node/ort.js';
 import { concatChunks } from '../src/onnx/codec.js';
 import { arm64 } from '../targets/arm64.js';
+import { cuda } from '../targets/cuda.js';
 import { x86Avx2 } from '../targets/x86-avx2.js';
 import { x86Vnni } from '../targets/x86-vnni.js';
 
@@ -71,6 +72,16 @@ describe('compile --quantize static for the CPU targets', () => {
     expect(quantized).toBe((ops.MatMul ?? 0) - 1);
     const optimized = await ortOptimizedOps(concatChunks(serializeModel(model).chunks));
     expect(optimized.QLinearMatMul).toBe(quantized);
+  });
+
+  test('cuda: static keeps the Convs NCHW ai.onnx Conv (no NhwcConv: the QDQ quantizer and the CPU calibration need Conv)', async () => {
+    const { model } = readModel(path.join(fixtures, 'cnn-tiny-op13', 'model.onnx'));
+    const calibration = Array.from({ length: 4 }, (_, i) => syntheticInputs(model, { seed: 300 + i, dims: { batch: 1 } }));
+    const report = await compile(model, cuda, { quantize: { mode: 'static', calibration }, runtime: onnxruntimeNode });
+    expect(report.violations).toEqual([]);
+    const ops = histogram(model);
+    expect(ops.NhwcConv ?? 0).toBe(0);
+    expect(model.graph.nodes.filter((n) => n.opType === 'Conv' && n.inputs[1]?.producer?.opType === 'DequantizeLinear').length).toBe(ops.Conv);
   });
 
   test('without --quantize the same target still fuses Conv + activation into FusedConv', async () => {
