@@ -9,34 +9,20 @@
  *   tensors of the main graph, not graph outputs themselves. 'NCHW' leaves an input as it is.
  *   The model's metadata records what was changed (key `retarget.input_layout`), so running the
  *   pass again, or compiling the compiled model again with the same flag, changes nothing more.
- *   The model's interface changes on purpose: validating against the original needs the feeds
- *   transposed (the CLI skips --validate when --input-layout is given).
+ *   The model's interface changes on purpose: validation and bench transpose the original's feeds
+ *   for it (src/layout.ts, from that metadata).
  * subgraphs: 'skip': only the main graph has the model's inputs.
  */
 import { attr } from '../src/ir/attribute.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Graph, Value } from '../src/ir/graph.js';
-import type { Model } from '../src/ir/model.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { propagateTransposes } from './propagate-transposes.js';
+import { appliedInputLayouts, INPUT_LAYOUT_KEY, type InputLayout } from '../src/layout.js';
 
-export type InputLayout = 'NHWC' | 'NCHW';
-
-export const INPUT_LAYOUT_KEY = 'retarget.input_layout';
+export { appliedInputLayouts, INPUT_LAYOUT_KEY, type InputLayout };
 
 const FLOATS = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
-
-/** Inputs already given a layout by this pass (from the model's metadata). */
-export function appliedInputLayouts(model: Model): Record<string, InputLayout> {
-  const text = model.metadata(INPUT_LAYOUT_KEY);
-  if (!text) return {};
-  try {
-    const v = JSON.parse(text) as unknown;
-    return v && typeof v === 'object' ? (v as Record<string, InputLayout>) : {};
-  } catch {
-    return {};
-  }
-}
 
 function channelsLast(graph: Graph, v: Value): void {
   const t = v.type;

@@ -178,3 +178,18 @@ describe('retarget inspect --shapes', () => {
     expect(run('inspect', GPT2, '--dim', 'batch=1').code).toBe(2);
   });
 });
+
+describe('retarget compile --input-layout NHWC', () => {
+  test('the NHWC model is validated on the original\'s data laid out channels-last, for cuda (NhwcConv) and x86-avx2; bench feeds it the same data', () => {
+    for (const target of ['cuda', 'x86-avx2']) {
+      const r = run('compile', CNN, '--target', target, '--input-layout', 'NHWC', '-o', `cnn.${target}.nhwc.onnx`);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/validated \(fp32\) on 2 input set\(s\): worst output 'output' max abs error/);
+    }
+    const b = run('bench', CNN, 'cnn.x86-avx2.nhwc.onnx', '--runs', '5', '--warmup', '0', '--session-runs', '1', '--json', 'nhwc.json');
+    expect(b.code, b.stderr).toBe(0);
+    const json = JSON.parse(fs.readFileSync(path.join(tmp, 'nhwc.json'), 'utf8')) as { models: { accuracy?: { ok: boolean; maxAbsError: number } }[] };
+    expect(json.models[1]!.accuracy?.ok).toBe(true);
+    expect(json.models[1]!.accuracy!.maxAbsError).toBeLessThan(1e-4);
+  });
+});

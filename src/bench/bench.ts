@@ -33,6 +33,7 @@ import type { Tensor } from '../ir/tensor.js';
 import { readModel } from '../node/files.js';
 import { fromOrtTensor, toOrtTensor } from '../node/ort.js';
 import { readInputSets } from '../node/inputs.js';
+import { appliedInputLayouts, feedsForLayouts } from '../layout.js';
 import { concatChunks } from '../onnx/codec.js';
 import { benchEnvironment } from './environment.js';
 import { outputMetrics } from './metrics.js';
@@ -96,6 +97,8 @@ interface Prepared {
   gflops?: number;
   /** valid id ranges of integer inputs used for the synthetic feeds */
   intRanges: Record<string, number>;
+  /** the inputs, as tensors */
+  inputs: Record<string, Tensor>;
   sessionCreateMs: number[];
   latencyMs: number[];
   peakRssBytes?: number;
@@ -175,10 +178,12 @@ function gflopsOf(model: Model, dims: Record<string, number>): number | undefine
 }
 
 /**
- * `firstRanges`: the first model's valid id ranges; a later model's inputs stay within both its own
- * and those, so that every model gets the same synthetic inputs.
+ * `first`: the first model, already prepared. A later model's ids stay within both its own valid
+ * ranges and the first's, and a model compiled with --input-layout gets the first's data laid out
+ * channels-last: every model gets the same synthetic inputs.
  */
-function prepare(file: string, name: string, opts: BenchOptions, firstRanges?: Record<string, number>): Prepared {
+function prepare(file: string, name: string, opts: BenchOptions, first?: Prepared): Prepared {
+  const firstRanges = first?.intRanges;
   const loaded = readModel(file);
   const model = loaded.model;
   let source: Uint8Array | string;
@@ -191,7 +196,10 @@ function prepare(file: string, name: string, opts: BenchOptions, firstRanges?: R
   for (const [k, v] of Object.entries(firstRanges ?? {})) intRanges[k] = Math.min(intRanges[k] ?? v, v);
   let tensors: Record<string, Tensor>;
   if (opts.inputsDir !== undefined) tensors = feedsFromDir(model, file, opts.inputsDir);
-  else {
+  else if (first && Object.keys(appliedInputLayouts(model)).length) {
+    // compiled with --input-layout: the first model's data, laid out as this model takes it
+    tensors = feedsForLayouts(model, first.inputs);
+  } else {
     try {
       tensors = syntheticInputs(model, { seed: opts.seed ?? 0, dims: opts.dims ?? {}, intRanges });
     } catch (e) {
@@ -206,11 +214,11 @@ function prepare(file: string, name: string, opts: BenchOptions, firstRanges?: R
     throw new BenchError(`${file}: ${firstLine(e)}`);
   }
   const dims = dimsOf(model, tensors);
-  const first = modelInputs(model)[0];
-  const batch = first && tensors[first.name]?.dims.length ? Number(tensors[first.name]!.dims[0]) : 1;
+  const firstInput = modelInputs(model)[0];
+  const batch = firstInput && tensors[firstInput.name]?.dims.length ? Number(tensors[firstInput.name]!.dims[0]) : 1;
   const gflops = gflopsOf(model, { ...(opts.dims ?? {}), ...dims });
   return {
-    name, file, source, feeds, dims, batch, intRanges,
+    name, file, source, feeds, dims, batch, intRanges, inputs: tensors,
     sizeBytes: sizeOnDisk(file, loaded.fileSize, loaded.externalFiles),
     ...(gflops !== undefined ? { gflops } : {}),
     sessionCreateMs: [], latencyMs: [],
@@ -243,7 +251,7 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
   const models: Prepared[] = [];
   for (let i = 0; i < files.length; i++) {
     progress({ phase: 'load', done: i, total: files.length, model: names[i]! });
-    models.push(prepare(files[i]!, names[i]!, opts, models[0]?.intRanges));
+    models.push(prepare(files[i]!, names[i]!, opts, models[0]));
   }
 
   const sessionOptions: ort.InferenceSession.SessionOptions = {

@@ -8,6 +8,7 @@
  * Browser-safe: models run through the Runtime interface.
  */
 import { cpuStandIn } from './stand-in.js';
+import { feedsForLayouts } from '../layout.js';
 import { evaluateNode } from '../analysis/evaluator.js';
 import { inferShapes } from '../analysis/infer.js';
 import { RULES } from '../analysis/ops/index.js';
@@ -141,7 +142,8 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
   const { model: runnable, replaced } = cpuStandIn(cand);
   for (const set of sets) {
     const want = await run(runtime, ref, set.feeds);
-    const got = await run(runtime, runnable, set.feeds);
+    // a candidate compiled with --input-layout NHWC takes the same data channels-last
+    const got = await run(runtime, runnable, feedsForLayouts(cand, set.feeds));
     const outputs: OutputVerdict[] = [];
     for (const v of ref.graph.outputs) {
       const a = want[v.name];

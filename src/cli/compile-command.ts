@@ -90,7 +90,7 @@ export function registerCompile(program: Command): void {
         throw new Error(`${file}: ${v.length} node(s) target '${target.name}' cannot run: ${v.slice(0, 3).map((x) => `${x.node} ${x.domain}::${x.op} (${x.reason})`).join('; ')}${v.length > 3 ? '; ...' : ''}; nothing written`);
       }
       let validation: ValidationResult | undefined;
-      if (original && !opts.inputLayout) {
+      if (original) {
         validation = await validate(original, loaded.model, onnxruntimeNode, {
           dims,
           tolerance: toleranceFor(opts.tolerance, quantize?.mode, opts.accuracyBudget),
