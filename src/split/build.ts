@@ -8,6 +8,7 @@
  *
  * Running them, and comparing edge -> cloud with the original, goes through the Runtime interface.
  */
+import { cpuStandIn } from '../bench/stand-in.js';
 import { evaluateNode } from '../analysis/evaluator.js';
 import { inferShapes } from '../analysis/infer.js';
 import { RULES } from '../analysis/ops/index.js';
@@ -143,8 +144,9 @@ export function buildSplit(a: SplitAnalysis, cut: Cut, opts: BuildOptions = {}):
 
 // ---------------------------------------------------------------- running
 
+/** Bytes for a session of the validating (CPU) runtime: ops only a GPU runtime has run as their standard-op composition. */
 function modelBytes(m: Model): Uint8Array {
-  return concatChunks(serializeModel(m).chunks);
+  return concatChunks(serializeModel(cpuStandIn(m).model).chunks);
 }
 
 /** Open sessions for the two halves; `run` feeds the edge's outputs (and the original inputs the cloud reads) into the cloud. */

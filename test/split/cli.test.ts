@@ -53,6 +53,15 @@ describe('retarget split', () => {
     expect(fs.readdirSync(out).filter((f) => f.includes('tmp'))).toEqual([]);
   });
 
+  test('both halves for cuda (NhwcConv, which the CPU lacks) are validated with the CPU stand-in', () => {
+    const out = path.join(tmp, 'cnn-cuda');
+    const r = run('split', CNN, '--edge-target', 'cuda', '--cloud-target', 'cuda', '-o', out, '--dim', 'batch=1');
+    expect(r.code, r.stderr).toBe(0);
+    const rec = JSON.parse(fs.readFileSync(path.join(out, 'split.json'), 'utf8'));
+    expect(rec.validation.maxAbsError).toBeLessThanOrEqual(1e-5);
+    expect(fs.readFileSync(path.join(out, 'edge.onnx')).includes(Buffer.from('NhwcConv'))).toBe(true);
+  });
+
   test('--at with --wire int8 reports the extra error', () => {
     const out = path.join(tmp, 'gpt2');
     const r = run('split', GPT2, '--edge-target', 'portable', '--cloud-target', 'portable', '-o', out, '--at', '/h.0/Add_1_output_0', '--wire', 'int8');
