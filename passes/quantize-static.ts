@@ -47,6 +47,7 @@ import { cloneModel } from '../src/ir/clone.js';
 import { serializeModel } from '../src/io.js';
 import { concatChunks } from '../src/onnx/codec.js';
 import { intInputRanges, syntheticInputs } from '../src/inputs.js';
+import { feedsForLayouts } from '../src/layout.js';
 import { outputMetrics } from '../src/bench/metrics.js';
 import type { Pass, PassContext, QuantizeOptions } from '../src/pass/pass.js';
 import type { Runtime } from '../src/runtime.js';
@@ -373,7 +374,8 @@ export const quantizeStatic: Pass = {
     if (!ctx.allowRewrite(`quantize-static: ${plan.nodes.size} nodes`)) return 0;
 
     // calibration data
-    let sets = q.calibration;
+    // data made for the original model, laid out as this one takes it (--input-layout NHWC)
+    let sets = q.calibration?.map((f) => feedsForLayouts(model, f));
     if (!sets || sets.length === 0) {
       const dims = ctx.options.dims ?? {};
       const intRanges = intInputRanges(model);

@@ -45,13 +45,24 @@ export function toChannelsLast(t: Tensor): Tensor {
   return Tensor.fromRaw(t.dataType, [n, h, w, c], out);
 }
 
-/** Feeds made for the original model, laid out as `model`'s inputs expect (NHWC where it says so). */
+/**
+ * Feeds made for the original model, laid out as `model`'s inputs expect (NHWC where its metadata
+ * says so). A feed that already fits the input's shape (data given channels-last) is left as it is;
+ * one is transposed only when it does not fit and its channels-last form does.
+ */
 export function feedsForLayouts(model: Model, feeds: Record<string, Tensor>): Record<string, Tensor> {
   const layouts = appliedInputLayouts(model);
   const out = { ...feeds };
   for (const [name, layout] of Object.entries(layouts)) {
     const t = out[name];
-    if (layout === 'NHWC' && t && t.dims.length === 4) out[name] = toChannelsLast(t);
+    if (layout !== 'NHWC' || !t || t.dims.length !== 4) continue;
+    const v = model.graph.inputs.find((x) => x.name === name);
+    const shape = v?.type?.kind === 'tensor' ? v.type.shape : undefined;
+    const fits = (dims: readonly number[]): boolean =>
+      !shape || (shape.length === dims.length && shape.every((d, i) => typeof d !== 'number' || d === dims[i]));
+    const [n, c, h, w] = t.dims as [number, number, number, number];
+    if (!fits(t.dims) && fits([n, h, w, c])) out[name] = toChannelsLast(t);
+    else if (!shape) out[name] = toChannelsLast(t);
   }
   return out;
 }
