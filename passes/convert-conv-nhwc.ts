@@ -23,7 +23,7 @@
  */
 import { DataType } from '../src/ir/dtype.js';
 import type { Node, Value } from '../src/ir/graph.js';
-import { Tensor } from '../src/ir/tensor.js';
+import { Tensor, transposeTensor } from '../src/ir/tensor.js';
 import { rulePass, type PassContext, type Rule } from '../src/pass/pass.js';
 
 const MS = 'com.microsoft';
@@ -34,24 +34,9 @@ function nhwcTarget(ctx: PassContext): boolean {
   return ctx.options.target?.layout === 'NHWC';
 }
 
-/** [M, C, kH, kW] -> [M, kH, kW, C], any element type (moves whole elements as bytes). */
+/** [M, C, kH, kW] -> [M, kH, kW, C] */
 export function oihwToOhwi(t: Tensor): Tensor {
-  const [m, c, h, w] = t.dims as [number, number, number, number];
-  const src = t.rawBytes();
-  const size = src.length / (m * c * h * w);
-  const out = new Uint8Array(src.length);
-  for (let o = 0; o < m; o++) {
-    for (let i = 0; i < c; i++) {
-      for (let y = 0; y < h; y++) {
-        for (let x = 0; x < w; x++) {
-          const from = (((o * c + i) * h + y) * w + x) * size;
-          const to = (((o * h + y) * w + x) * c + i) * size;
-          out.set(src.subarray(from, from + size), to);
-        }
-      }
-    }
-  }
-  return Tensor.fromRaw(t.dataType, [m, h, w, c], out);
+  return transposeTensor(t, TO_NHWC)!;
 }
 
 function permOf(v: Value | undefined): number[] | undefined {

@@ -38,9 +38,9 @@
  *   A Transpose whose perm is missing (reversal) needs the rank from shape inference.
  */
 import { attrInt, attrInts, type Attribute, toAttribute } from '../src/ir/attribute.js';
-import { DataType, dataTypeBits } from '../src/ir/dtype.js';
+import { DataType } from '../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../src/ir/graph.js';
-import { Tensor } from '../src/ir/tensor.js';
+import { Tensor, transposeTensor } from '../src/ir/tensor.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { Patch } from '../src/pass/patch.js';
 import { constantValue } from '../src/pass/pattern.js';
@@ -62,32 +62,6 @@ function validPerm(p: readonly number[], r: number): boolean {
   if (p.length !== r) return false;
   const seen = new Set<number>();
   return p.every((a) => Number.isInteger(a) && a >= 0 && a < r && !seen.has(a) && (seen.add(a), true));
-}
-
-/** Transpose a constant tensor (any fixed-width element type of 8 bits or more). */
-export function transposeTensor(t: Tensor, perm: readonly number[]): Tensor | undefined {
-  const bits = dataTypeBits(t.dataType);
-  if (!bits || bits % 8 !== 0 || t.dataType === DataType.STRING || perm.length !== t.dims.length) return undefined;
-  if ('segment' in t.extra) return undefined;
-  const es = bits / 8;
-  const src = t.rawBytes();
-  const r = t.dims.length;
-  const outDims = perm.map((a) => t.dims[a]!);
-  const inStrides = new Array<number>(r).fill(1);
-  for (let i = r - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1]! * t.dims[i + 1]!;
-  const dst = new Uint8Array(src.length);
-  const n = t.elementCount;
-  const idx = new Array<number>(r).fill(0);
-  for (let o = 0; o < n; o++) {
-    let off = 0;
-    for (let i = 0; i < r; i++) off += idx[i]! * inStrides[perm[i]!]!;
-    dst.set(src.subarray(off * es, off * es + es), o * es);
-    for (let i = r - 1; i >= 0; i--) {
-      if (++idx[i]! < outDims[i]!) break;
-      idx[i] = 0;
-    }
-  }
-  return Tensor.fromRaw(t.dataType, outDims, dst);
 }
 
 function intValues(t: Tensor | undefined): number[] | undefined {

@@ -4,7 +4,7 @@
  * data out the same way.
  */
 import type { Model } from './ir/model.js';
-import { Tensor } from './ir/tensor.js';
+import { type Tensor, transposeTensor } from './ir/tensor.js';
 
 export type InputLayout = 'NHWC' | 'NCHW';
 
@@ -23,26 +23,11 @@ export function appliedInputLayouts(model: Model): Record<string, InputLayout> {
   }
 }
 
-/** [N, C, H, W] -> [N, H, W, C], any fixed-size element type (moves whole elements as bytes). */
+/** [N, C, H, W] -> [N, H, W, C], any fixed-width element type of 8 bits or more. */
 export function toChannelsLast(t: Tensor): Tensor {
-  if (t.dims.length !== 4) throw new Error(`toChannelsLast: rank ${t.dims.length}, expected 4`);
-  const [n, c, h, w] = t.dims as [number, number, number, number];
-  const src = t.rawBytes();
-  const count = n * c * h * w;
-  const size = count ? src.length / count : 1;
-  const out = new Uint8Array(src.length);
-  for (let b = 0; b < n; b++) {
-    for (let ch = 0; ch < c; ch++) {
-      for (let y = 0; y < h; y++) {
-        for (let x = 0; x < w; x++) {
-          const from = (((b * c + ch) * h + y) * w + x) * size;
-          const to = (((b * h + y) * w + x) * c + ch) * size;
-          out.set(src.subarray(from, from + size), to);
-        }
-      }
-    }
-  }
-  return Tensor.fromRaw(t.dataType, [n, h, w, c], out);
+  const out = t.dims.length === 4 ? transposeTensor(t, [0, 2, 3, 1]) : undefined;
+  if (!out) throw new Error(`toChannelsLast: cannot transpose a rank-${t.dims.length} ${t.dataType} tensor`);
+  return out;
 }
 
 /**

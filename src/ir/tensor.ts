@@ -213,3 +213,29 @@ function int32FieldToRaw(dataType: number, values: Int32Array, count: number): U
   }
   return out;
 }
+
+/** Transpose a constant tensor (any fixed-width element type of 8 bits or more). */
+export function transposeTensor(t: Tensor, perm: readonly number[]): Tensor | undefined {
+  const bits = dataTypeBits(t.dataType);
+  if (!bits || bits % 8 !== 0 || t.dataType === DataType.STRING || perm.length !== t.dims.length) return undefined;
+  if ('segment' in t.extra) return undefined;
+  const es = bits / 8;
+  const src = t.rawBytes();
+  const r = t.dims.length;
+  const outDims = perm.map((a) => t.dims[a]!);
+  const inStrides = new Array<number>(r).fill(1);
+  for (let i = r - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1]! * t.dims[i + 1]!;
+  const dst = new Uint8Array(src.length);
+  const n = t.elementCount;
+  const idx = new Array<number>(r).fill(0);
+  for (let o = 0; o < n; o++) {
+    let off = 0;
+    for (let i = 0; i < r; i++) off += idx[i]! * inStrides[perm[i]!]!;
+    dst.set(src.subarray(off * es, off * es + es), o * es);
+    for (let i = r - 1; i >= 0; i--) {
+      if (++idx[i]! < outDims[i]!) break;
+      idx[i] = 0;
+    }
+  }
+  return Tensor.fromRaw(t.dataType, outDims, dst);
+}

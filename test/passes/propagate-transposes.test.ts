@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'vitest';
-import { propagateTransposes, transposeTensor } from '../../passes/propagate-transposes.js';
+import { propagateTransposes } from '../../passes/propagate-transposes.js';
 import { mergeTransposes } from '../../passes/merge-transposes.js';
 import { attrInt, attrInts } from '../../src/ir/attribute.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import type { Model } from '../../src/ir/model.js';
-import { Tensor } from '../../src/ir/tensor.js';
+import { Tensor, transposeTensor } from '../../src/ir/tensor.js';
 import { seededRandom } from '../../src/inputs.js';
 import type { ManagerOptions } from '../../src/pass/manager.js';
 import { checkPass, ops, type CheckOptions } from './harness.js';
