@@ -51,6 +51,7 @@ import { feedsForLayouts } from '../src/layout.js';
 import { outputMetrics } from '../src/bench/metrics.js';
 import type { Pass, PassContext, QuantizeOptions } from '../src/pass/pass.js';
 import type { Runtime } from '../src/runtime.js';
+import { staged } from '../src/errors.js';
 import type { QuantizationPreset } from '../src/target.js';
 import {
   qRange, quantizeValue, rangeFromStats, scaleZeroPoint, TensorStats,
@@ -384,7 +385,7 @@ export const quantizeStatic: Pass = {
     }
     const floatModel = q.debug ? cloneModel(model) : undefined;
     const statNames = [...new Set([...plan.tensors.values()].map((t) => t.stat))];
-    const stats = await calibrate(model, runtime, sets, statNames, method);
+    const stats = await staged('calibration', { pass: 'quantize-static' }, () => calibrate(model, runtime, sets, statNames, method));
 
     for (const t of plan.tensors.values()) {
       const s = stats.get(t.stat);

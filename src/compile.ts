@@ -3,17 +3,19 @@
  * each pass did and what the model looked like before and after.
  */
 import { inferShapes } from './analysis/infer.js';
+import { OptionError } from './errors.js';
 import { RULES } from './analysis/ops/index.js';
 import { evaluateNode } from './analysis/evaluator.js';
 import { dataTypeName } from './ir/dtype.js';
 import type { Model } from './ir/model.js';
 import { PassManager, type ManagerOptions, type PassStat, type PipelineStep } from './pass/manager.js';
 import type { Pass, QuantizeMode } from './pass/pass.js';
-import { checkCapabilities, type Violation } from '../targets/capabilities/check.js';
+import { checkPlacement, type CpuPlaced, type Violation } from '../targets/capabilities/check.js';
 import type { PipelineSpec, Target } from './target.js';
 import { findPass, PASSES } from '../passes/index.js';
 
-export class CompileError extends Error {}
+/** An option compile() cannot honour (unknown pass, level above the target's, quantize mode): a usage error. */
+export class CompileError extends OptionError {}
 
 export interface ModelStats {
   nodes: number;
@@ -52,6 +54,8 @@ export interface CompileReport {
   quantization?: Record<string, unknown>;
   /** nodes the target cannot run (empty when legal) */
   violations: Violation[];
+  /** nodes the target's EP lacks that its runtime's CPU fallback runs (a warning; empty without a fallback) */
+  cpuPlaced: CpuPlaced[];
   pipeline: string[];
   passes: PassStat[];
   rewrites: number;
@@ -128,7 +132,10 @@ export function quantizeModes(target: Target): QuantizeMode[] {
   return target.quantizeModes ?? [];
 }
 
-/** Compile `model` in place for `target`. Throws CompileError when the result has ops the target cannot run. */
+/**
+ * Compile `model` in place for `target`. Throws CompileError for options it cannot honour, and a
+ * RetargetError (stage 'pass', naming it) when a pass fails; ops the target cannot run are in `violations`.
+ */
 export async function compile(model: Model, target: Target, opts: CompileOptions = {}): Promise<CompileReport> {
   const t0 = performance.now();
   const mode = opts.quantize?.mode;
@@ -155,7 +162,7 @@ export async function compile(model: Model, target: Target, opts: CompileOptions
   } catch (e) {
     run.warnings.push(`shape inference after compiling: ${(e as Error).message}`);
   }
-  const violations = target.capabilities ? checkCapabilities(model, target.capabilities) : [];
+  const { violations, cpuPlaced } = target.capabilities ? checkPlacement(model, target.capabilities) : { violations: [], cpuPlaced: [] };
   model.setMetadata('retarget.target', target.name);
   if (target.sessionOptions) model.setMetadata('retarget.session_options', JSON.stringify(target.sessionOptions));
   return {
@@ -163,6 +170,7 @@ export async function compile(model: Model, target: Target, opts: CompileOptions
     ...(target.sessionOptions ? { sessionOptions: target.sessionOptions } : {}),
     ...(opts.quantize?.report ? { quantization: opts.quantize.report } : {}),
     violations,
+    cpuPlaced,
     pipeline: stepNames(steps),
     passes: run.passes,
     rewrites: run.rewrites,

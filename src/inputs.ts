@@ -1,8 +1,12 @@
 /**
  * Seeded synthetic inputs for a model, from its input types: floats uniform in [-1, 1), integers
- * in [0, intHigh) (valid token ids and indices for small vocabularies), bools at random.
- * Symbolic dims take their value from `dims`, else `defaultDim`.
+ * in [0, intHigh) (valid token ids and indices for small vocabularies), masks all ones, bools at
+ * random, and inputs given a value (`values`: a sample rate, a selector) filled with it.
+ * Symbolic dims take their value from `dims`, else `defaultDim`; a dim whose text is an expression
+ * of others (`past_sequence + sequence`), or that shape inference unified with one (`unified`),
+ * is computed from them, so inputs that must agree do.
  */
+import { parseSym, Sym } from './analysis/symbolic.js';
 import { DataType } from './ir/dtype.js';
 import type { Node, Value } from './ir/graph.js';
 import type { Model } from './ir/model.js';
@@ -17,6 +21,102 @@ export interface SyntheticOptions {
   intHigh?: number;
   /** per-input upper bounds for integer inputs (see intInputRanges) */
   intRanges?: Record<string, number>;
+  /** inputs filled with one value (every element) */
+  values?: Record<string, number>;
+  /** symbols that shape inference found equal to an expression of others (InferResult.unified) */
+  unified?: ReadonlyMap<string, Sym>;
+}
+
+/** A dim's expression in terms of free symbols: its text parsed, unified symbols substituted. */
+function dimExpr(d: string, unified: ReadonlyMap<string, Sym> | undefined): Sym {
+  let s = parseSym(d);
+  for (let i = 0; i < 8 && unified?.size; i++) {
+    const next = s.subst(unified);
+    if (next.equals(s)) break;
+    s = next;
+  }
+  return s;
+}
+
+/**
+ * The symbols the inputs' dims are made of, once dims that are expressions of others
+ * (`past_sequence + sequence`) or that unify with others are written in terms of them.
+ */
+export function freeSymbols(model: Model, unified?: ReadonlyMap<string, Sym>): string[] {
+  const out: string[] = [];
+  for (const v of model.graph.inputs) {
+    if (v.initializer || v.type?.kind !== 'tensor') continue;
+    for (const d of v.type.shape ?? []) {
+      if (typeof d !== 'string') continue;
+      for (const s of dimExpr(d, unified).symbols()) if (!out.includes(s)) out.push(s);
+    }
+  }
+  return out;
+}
+
+/** The value of dim `d` given the free symbols' values (`fallback` for those not given). */
+export function dimValue(d: string, dims: Record<string, number>, fallback: number, unified?: ReadonlyMap<string, Sym>): number {
+  if (d in dims) return dims[d]!;
+  const e = dimExpr(d, unified);
+  const bind = new Map<string, Sym>();
+  for (const s of e.symbols()) bind.set(s, Sym.const(dims[s] ?? fallback));
+  const v = e.subst(bind).value;
+  return v !== undefined && v >= 0 ? v : fallback;
+}
+
+const COMPARISONS = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual']);
+
+/**
+ * Values that select a branch: integer inputs compared (Equal, Less, ...) with a constant, as a
+ * sample-rate input `sr == 16000` that picks an If branch. Each input gets the constants it is
+ * compared with, in graph order; validation tries them in turn so that each branch is taken.
+ */
+export function selectorValues(model: Model): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  const passThrough = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Identity', 'Cast', 'Flatten']);
+  const constantOf = (v: Value | undefined): number | undefined => {
+    const t = v?.initializer ?? (v?.producer?.opType === 'Constant' ? (() => { const a = v.producer!.attr('value'); return a?.type === 'tensor' ? a.value : undefined; })() : undefined);
+    if (!t || t.elementCount !== 1) return undefined;
+    try {
+      const x = Number(t.toTypedArray()[0]);
+      return Number.isFinite(x) ? x : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  for (const input of model.graph.inputs) {
+    const t = input.type;
+    if (input.initializer || t?.kind !== 'tensor' || (t.elemType !== DataType.INT64 && t.elemType !== DataType.INT32)) continue;
+    const found: number[] = [];
+    const seen = new Set<Value>();
+    const visit = (x: Value, depth: number): void => {
+      if (seen.has(x) || depth > 6) return;
+      seen.add(x);
+      for (const u of x.uses) {
+        const n = u.node;
+        if (COMPARISONS.has(n.opType)) {
+          const c = constantOf(n.inputs[1 - u.slot]);
+          if (c !== undefined && Number.isInteger(c) && !found.includes(c)) found.push(c);
+        } else if (passThrough.has(n.opType) && u.slot === 0 && n.outputs[0]) {
+          visit(n.outputs[0], depth + 1);
+        }
+      }
+    };
+    visit(input, 0);
+    // subgraphs read outer-scope values by name: follow the input into If/Loop bodies too
+    for (const g of model.allGraphs()) {
+      if (g === model.graph) continue;
+      for (const n of g.nodes) {
+        n.inputs.forEach((x, slot) => {
+          if (x !== input || !COMPARISONS.has(n.opType)) return;
+          const c = constantOf(n.inputs[1 - slot]);
+          if (c !== undefined && Number.isInteger(c) && !found.includes(c)) found.push(c);
+        });
+      }
+    }
+    if (found.length) out[input.name] = found;
+  }
+  return out;
 }
 
 /**
@@ -89,9 +189,21 @@ export function syntheticInputs(model: Model, opts: SyntheticOptions = {}): Reco
     if (v.initializer) continue;
     const t = v.type;
     if (!t || t.kind !== 'tensor' || !t.shape) throw new SyntheticInputError(`input '${v.name}': needs a tensor type with a known rank`);
-    const dims = t.shape.map((d) => (typeof d === 'number' ? d : d === null ? opts.defaultDim ?? 2 : opts.dims?.[d] ?? opts.defaultDim ?? 2));
+    const fallback = opts.defaultDim ?? 2;
+    const dims = t.shape.map((d) => (typeof d === 'number' ? d : d === null ? fallback : dimValue(d, opts.dims ?? {}, fallback, opts.unified)));
     const n = dims.reduce((a, b) => a * b, 1);
     const high = opts.intRanges?.[v.name] ?? opts.intHigh ?? 10;
+    const fill = opts.values?.[v.name];
+    if (fill !== undefined) {
+      out[v.name] = filled(t.elemType, dims, n, fill, v.name);
+      continue;
+    }
+    // a mask input: all positions valid (random 0/1 masks would mask whole rows, which decoders
+    // answer with garbage that no two implementations need agree on; padding comes from test data)
+    if (high === 2 && /mask/i.test(v.name) && t.elemType !== DataType.BOOL) {
+      out[v.name] = filled(t.elemType, dims, n, 1, v.name);
+      continue;
+    }
     switch (t.elemType) {
       case DataType.FLOAT: out[v.name] = Tensor.float32(Array.from({ length: n }, () => rand() * 2 - 1), dims); break;
       case DataType.DOUBLE: out[v.name] = Tensor.fromTypedArray(DataType.DOUBLE, dims, Float64Array.from({ length: n }, () => rand() * 2 - 1)); break;
@@ -104,4 +216,17 @@ export function syntheticInputs(model: Model, opts: SyntheticOptions = {}): Reco
     }
   }
   return out;
+}
+
+function filled(elemType: number, dims: number[], n: number, x: number, name: string): Tensor {
+  switch (elemType) {
+    case DataType.FLOAT: return Tensor.float32(new Array<number>(n).fill(x), dims);
+    case DataType.DOUBLE: return Tensor.fromTypedArray(DataType.DOUBLE, dims, new Float64Array(n).fill(x));
+    case DataType.INT64: return Tensor.int64(new Array<number>(n).fill(Math.trunc(x)), dims);
+    case DataType.INT32: return Tensor.int32(new Array<number>(n).fill(Math.trunc(x)), dims);
+    case DataType.BOOL: return Tensor.fromTypedArray(DataType.BOOL, dims, new Uint8Array(n).fill(x ? 1 : 0));
+    case DataType.UINT8: return Tensor.fromTypedArray(DataType.UINT8, dims, new Uint8Array(n).fill(x));
+    case DataType.INT8: return Tensor.fromTypedArray(DataType.INT8, dims, new Int8Array(n).fill(x));
+    default: throw new SyntheticInputError(`input '${name}': no synthetic data for element type ${elemType}`);
+  }
 }

@@ -26,6 +26,22 @@ export interface OutputMetrics {
   exactMatch?: number;
   /** with a tolerance: elements where |ref-cand| > atol + rtol*|ref| */
   violations?: number;
+  /**
+   * the element furthest from its tolerance (largest |ref-cand| / (atol + rtol*|ref|)), or with the
+   * largest error when no tolerance is given: where it is, both values, its abs and rel error
+   */
+  worstElement?: { index: number[]; ref: number; got: number; absError: number; relError: number };
+}
+
+/** The multi-index of flat position `i` in `shape`. */
+function unflatten(i: number, shape: readonly number[]): number[] {
+  const out = new Array<number>(shape.length).fill(0);
+  for (let k = shape.length - 1; k >= 0; k--) {
+    const d = shape[k]!;
+    out[k] = d ? i % d : 0;
+    i = d ? Math.floor(i / d) : 0;
+  }
+  return out;
 }
 
 const FLOATS = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.BFLOAT16]);
@@ -55,6 +71,7 @@ export function outputMetrics(name: string, ref: Tensor, cand: Tensor, tol?: { a
   }
   const x = a as ArrayLike<number>, y = b as ArrayLike<number>;
   let maxAbs = 0, maxRel = 0, sumAbs = 0, dot = 0, nx = 0, ny = 0, noise = 0, violations = 0, refMax = 0;
+  let worstAt = -1, worstScore = -1;
   for (let i = 0; i < x.length; i++) {
     const p = x[i]!, q = y[i]!;
     if (Number.isNaN(p) && Number.isNaN(q)) continue;
@@ -64,13 +81,21 @@ export function outputMetrics(name: string, ref: Tensor, cand: Tensor, tol?: { a
     if (Number.isFinite(p)) refMax = Math.max(refMax, Math.abs(p));
     maxRel = Math.max(maxRel, dd === 0 ? 0 : dd / Math.max(Math.abs(p), 1e-12));
     sumAbs += dd;
-    if (tol && !(dd <= tol.atol + tol.rtol * Math.abs(p))) violations++;
+    const allowed = tol ? tol.atol + tol.rtol * Math.abs(p) : 1;
+    if (tol && !(dd <= allowed)) violations++;
+    const score = allowed > 0 ? dd / allowed : dd;
+    if (score > worstScore) { worstScore = score; worstAt = i; }
     dot += p * q; nx += p * p; ny += q * q; noise += dd * dd;
   }
   const cosine = nx === 0 && ny === 0 ? 1 : nx === 0 || ny === 0 ? 0 : dot / Math.sqrt(nx * ny);
   const snrDb = noise === 0 ? Infinity : nx === 0 ? -Infinity : 10 * Math.log10(nx / noise);
   const maxScaledError = maxAbs === 0 ? 0 : refMax === 0 ? Infinity : maxAbs / refMax;
   const m: OutputMetrics = { name, shape, maxAbsError: maxAbs, maxRelError: maxRel, maxScaledError, meanAbsError: x.length ? sumAbs / x.length : 0, cosine, snrDb, ...(tol ? { violations } : {}) };
+  if (worstAt >= 0 && worstScore > 0) {
+    const p = x[worstAt]!, q = y[worstAt]!;
+    const d = Math.abs(p - q);
+    m.worstElement = { index: unflatten(worstAt, shape), ref: p, got: q, absError: Number.isNaN(d) ? Infinity : d, relError: d === 0 ? 0 : d / Math.max(Math.abs(p), 1e-12) };
+  }
   const last = shape[shape.length - 1] ?? 0;
   if (shape.length >= 1 && last >= 5) {
     const rows = x.length / last;

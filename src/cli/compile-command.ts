@@ -1,7 +1,11 @@
 /** `retarget compile`: a target's pipeline, optional precision lowering, legality check, validation. */
 import type { Command } from 'commander';
-import { TOLERANCES, validate, type Tolerance, type ValidationResult } from '../bench/validate.js';
-import { compile, CompileError } from '../compile.js';
+import { TOLERANCES, validate, validationInputs, type PreparedInputs, type Tolerance, type ValidationResult } from '../bench/validate.js';
+import { compile } from '../compile.js';
+import { RetargetError } from '../errors.js';
+import type { Model } from '../ir/model.js';
+import type { Tensor } from '../ir/tensor.js';
+import { modelFolderTestData } from '../node/testdata.js';
 import { cloneModel } from '../ir/clone.js';
 import { readInputSets } from '../node/inputs.js';
 import { readModel, writeModel, writeTextAtomic } from '../node/files.js';
@@ -33,7 +37,8 @@ export function registerCompile(program: Command): void {
     .option('--explain-fusions', 'the same as --explain (why a fusion did not fire: which condition failed, at which node)')
     .option('--no-validate', 'do not check the compiled model against the original')
     .option('--tolerance <kind>', `validation tolerance: ${Object.keys(TOLERANCES).join(', ')}`, 'fp32')
-    .option('--validate-inputs <dir>', 'validate on these inputs (test_data_set_* or .npy) instead of synthetic ones')
+    .option('--validate-inputs <dir>', "validate on these inputs (test_data_set_* or .npy); default: the model folder's test_data_set_*, else synthetic inputs the original accepts")
+    .option('--input-value <name=value>', 'fill an input with one value in synthetic validation inputs, e.g. sr=16000 (repeatable)', collect, [] as string[])
     .option('--quantize <mode>', 'lower precision: dynamic, static, int4, fp16 (the target decides the format)')
     .option('--calibration <dir>', '--quantize static: calibration inputs (test_data_set_* folders or .npy); default: synthetic, with a warning')
     .option('--calibration-method <m>', 'minmax, percentile or entropy', 'minmax')
@@ -45,8 +50,10 @@ export function registerCompile(program: Command): void {
     .option('--accuracy-budget <cosine>', 'lowest cosine similarity accepted for a quantized model (default: int8 0.99, int4 0.98)')
     .option('--input-layout <layout>', 'NHWC: image inputs arrive channels-last (NAME=NHWC for one input)')
     .option('--external-data [file]', 'write tensor data to a separate file')
-    .action(async (file: string, opts: CompileCliOptions) => {
+    .action(async (file: string, opts: CompileCliOptions, command: Command) => {
+      const verbose = !!(command.optsWithGlobals() as { verbose?: boolean }).verbose;
       const dims = parseDimsOrUsage(opts.dim);
+      const values = parseInputValues(opts.inputValue);
       let stopAfter: number | undefined;
       if (opts.stopAfterRewrites !== undefined) {
         stopAfter = Number(opts.stopAfterRewrites);
@@ -64,6 +71,21 @@ export function registerCompile(program: Command): void {
       if (!(opts.tolerance in TOLERANCES)) throw new UsageError(`--tolerance: '${opts.tolerance}' is not one of ${Object.keys(TOLERANCES).join(', ')}`);
       const loaded = readModel(file);
       const original = opts.validate ? cloneModel(loaded.model) : undefined;
+      // inputs the original accepts, chosen (and run on it) before compiling: a model that cannot be
+      // validated is refused before any pass runs, in the stage that failed
+      let prepared: PreparedInputs | undefined;
+      if (original) {
+        const given = opts.validateInputs ?? modelFolderTestData(file, original.graph.inputs.filter((v) => !v.initializer).map((v) => v.name));
+        // with --dim the compiled model takes only those sizes: sets of other sizes are left out
+        const sets = given ? readInputSets(original, given).filter((s) => fitsDims(original, s.feeds, dims)) : undefined;
+        if (opts.validateInputs && sets?.length === 0) throw new RetargetError('validate-original', `no input set in ${opts.validateInputs} has the sizes --dim fixes`, { file });
+        try {
+          prepared = await validationInputs(original, onnxruntimeNode, { dims, values, ...(sets?.length ? { inputs: sets } : {}) });
+        } catch (e) {
+          if (e instanceof RetargetError) throw e.inFile(file);
+          throw e;
+        }
+      }
       let report;
       try {
         report = await compile(loaded.model, target, {
@@ -81,8 +103,8 @@ export function registerCompile(program: Command): void {
           ...(opts.explain || opts.explainFusions ? { onExplain: (pass: string, msg: string) => process.stderr.write(`[${pass}] ${msg}\n`) } : {}),
         });
       } catch (e) {
-        if (e instanceof CompileError && /unknown pass|allows level|cannot run --quantize/.test(e.message)) throw new UsageError(e.message);
-        throw new Error(`${file}: ${(e as Error).message}`);
+        if (e instanceof RetargetError) throw e.inFile(file);
+        throw e;
       }
       if (report.violations.length) {
         const v = report.violations;
@@ -91,11 +113,16 @@ export function registerCompile(program: Command): void {
       }
       let validation: ValidationResult | undefined;
       if (original) {
-        validation = await validate(original, loaded.model, onnxruntimeNode, {
-          dims,
-          tolerance: toleranceFor(opts.tolerance, quantize?.mode, opts.accuracyBudget),
-          ...(opts.validateInputs ? { inputs: readInputSets(original, opts.validateInputs) } : {}),
-        });
+        try {
+          validation = await validate(original, loaded.model, onnxruntimeNode, {
+            dims,
+            tolerance: toleranceFor(opts.tolerance, quantize?.mode, opts.accuracyBudget),
+            ...(prepared ? { prepared } : {}),
+          });
+        } catch (e) {
+          if (e instanceof RetargetError) throw e.inFile(file);
+          throw e;
+        }
       }
       const fullReport = { input: file, output: opts.output, ...report, ...(validation ? { validation } : {}) };
       if (validation && !validation.ok) {
@@ -105,9 +132,9 @@ export function registerCompile(program: Command): void {
         if (quantize) {
           // a quantized model that misses its accuracy budget is kept aside for inspection
           const rejected = writeModel(loaded.model, `${opts.output}.rejected`, opts.externalData !== undefined ? { externalData: opts.externalData } : {});
-          throw new Error(`${file}: the ${quantize.mode} model misses its accuracy budget (${validation.tolerance.name}): ${why}; written to ${rejected.path} instead (--accuracy-budget sets the budget)`);
+          throw new RetargetError('validate-compiled', `the ${quantize.mode} model misses its accuracy budget (${validation.tolerance.name}): ${why}; written to ${rejected.path} instead (--accuracy-budget sets the budget)`, { file, ...(w.output ? {} : {}) });
         }
-        throw new Error(`${file}: the compiled model fails validation (${validation.tolerance.name}): ${why}; nothing written (--no-validate writes it anyway; 'retarget validate --bisect' finds the first diverging value)`);
+        throw new RetargetError('validate-compiled', `it differs from the original (${validation.tolerance.name}): ${why}; nothing written (--no-validate writes it anyway; 'retarget validate --bisect' finds the first diverging value)`, { file });
       }
       const written = writeModel(loaded.model, opts.output, opts.externalData !== undefined ? { externalData: opts.externalData } : {});
       if (opts.report) writeTextAtomic(opts.report, `${toJson(fullReport)}\n`);
@@ -116,7 +143,10 @@ export function registerCompile(program: Command): void {
       if (report.stoppedAt) process.stderr.write(`stopped after ${report.rewrites} rewrites; the last one: ${report.stoppedAt}\n`);
       for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
       for (const p of report.passes) if (p.skipped && (opts.explain || opts.explainFusions)) process.stderr.write(`skipped ${p.name}: ${p.skipped}\n`);
-      if (validation) process.stderr.write(`validated (${validation.tolerance.name}) on ${validation.cases.length} input set(s): worst output '${validation.worst?.output}' max abs error ${validation.worst?.maxAbsError.toExponential(2)}, cosine ${validation.worst?.cosine.toFixed(7)}${validation.standIns ? ` (on the CPU, with ${Object.entries(validation.standIns).map(([op, n]) => `${n} ${op}`).join(', ')} run as standard ops)` : ''}\n`);
+      if (validation && verbose && validation.inputs?.tried) {
+        for (const t of validation.inputs.tried) process.stderr.write(`validation inputs: ${t.candidate}: ${t.error ? `the original fails (${t.error})` : 'accepted'}\n`);
+      }
+      if (validation) process.stderr.write(`validated (${validation.tolerance.name}) on ${validation.cases.length} input set(s) (${validation.cases.map((c) => c.source).join('; ')}): worst output '${validation.worst?.output}' max abs error ${validation.worst?.maxAbsError.toExponential(2)}, cosine ${validation.worst?.cosine.toFixed(7)}${validation.standIns ? ` (on the CPU, with ${Object.entries(validation.standIns).map(([op, n]) => `${n} ${op}`).join(', ')} run as standard ops)` : ''}\n`);
     });
 
 }
@@ -137,6 +167,7 @@ interface CompileCliOptions {
   validate: boolean;
   tolerance: string;
   validateInputs?: string;
+  inputValue: string[];
   quantize?: string;
   calibration?: string;
   calibrationMethod: string;
@@ -173,6 +204,29 @@ function quantizeFromCli(opts: CompileCliOptions): QuantizeOptions | undefined {
     ...(opts.debugQuant ? { debug: true } : {}),
     report: {},
   };
+}
+
+/** Whether every input dim that --dim fixes has that size in `feeds`. */
+function fitsDims(model: Model, feeds: Record<string, Tensor>, dims: Record<string, number>): boolean {
+  for (const v of model.graph.inputs) {
+    const t = feeds[v.name];
+    if (!t || v.type?.kind !== 'tensor') continue;
+    const shape = v.type.shape ?? [];
+    if (shape.some((d, i) => typeof d === 'string' && d in dims && t.dims[i] !== dims[d])) return false;
+  }
+  return true;
+}
+
+/** --input-value NAME=V,... : numbers by input name. */
+function parseInputValues(specs: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const spec of specs.flatMap((s) => s.split(','))) {
+    const m = /^\s*([^=\s]+)\s*=\s*(\S+)\s*$/.exec(spec);
+    const v = m ? Number(m[2]) : NaN;
+    if (!m || !Number.isFinite(v)) throw new UsageError(`--input-value: '${spec}' is not NAME=NUMBER`);
+    out[m[1]!] = v;
+  }
+  return out;
 }
 
 /** The validation tolerance: the one asked for, or the quantization mode's, with --accuracy-budget as its cosine floor. */

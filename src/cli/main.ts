@@ -19,9 +19,10 @@ import { readInputSets } from '../node/inputs.js';
 import { readModel, writeModel, writeTextAtomic } from '../node/files.js';
 import { onnxruntimeNode } from '../node/ort.js';
 import { hostTarget, detectHost } from '../node/host.js';
-import { checkCapabilities } from '../../targets/capabilities/check.js';
+import { checkPlacement, summarizeCpuPlaced } from '../../targets/capabilities/check.js';
 import { findTarget, TARGETS } from '../../targets/index.js';
 import { registerCompile } from './compile-command.js';
+import { OptionError, RetargetError } from '../errors.js';
 import { collect, parseDimsOrUsage, toJson, UsageError } from './shared.js';
 import { registerSplit } from './split-command.js';
 import { formatBytes, formatShapes, formatSummary, inferForInspect, summarize } from './inspect.js';
@@ -117,7 +118,13 @@ export function buildProgram(): Command {
       const ref = readModel(refFile).model;
       const cand = readModel(candFile).model;
       const inputs = opts.inputs ? readInputSets(ref, opts.inputs) : undefined;
-      const result = await validate(ref, cand, onnxruntimeNode, { dims, seed, tolerance: opts.tolerance, ...(inputs ? { inputs } : {}) });
+      let result;
+      try {
+        result = await validate(ref, cand, onnxruntimeNode, { dims, seed, tolerance: opts.tolerance, ...(inputs ? { inputs } : {}) });
+      } catch (e) {
+        if (e instanceof RetargetError) throw e.inFile(e.stage === 'validate-compiled' ? candFile : refFile);
+        throw e;
+      }
       const lines: string[] = [];
       for (const c of result.cases) {
         lines.push(`${c.ok ? 'ok  ' : 'FAIL'} ${c.source}`);
@@ -176,7 +183,10 @@ export function buildProgram(): Command {
         result = await runBench(files, { ...parsed, dims, ...(bar ? { onProgress: bar.update } : {}) });
       } catch (e) {
         if (e instanceof BenchOptionError) throw new UsageError(e.message);
-        throw e;
+        if (e instanceof RetargetError) throw e;
+        // bench errors name the model they came from when they know it
+        const named = files.find((f) => (e as Error).message.includes(f));
+        throw new RetargetError('bench', named ? (e as Error).message.replace(`${named}: `, '') : (e as Error).message, named ? { file: named } : {}, { cause: e });
       } finally {
         bar?.done();
       }
@@ -212,11 +222,17 @@ export function buildProgram(): Command {
       const target = opts.target === 'host' ? hostTarget() : findTarget(opts.target);
       if (!target) throw new UsageError(`unknown target '${opts.target}' (known: ${[...TARGETS.map((t) => t.name), 'host'].join(', ')})`);
       const { model } = readModel(file);
-      const violations = target.capabilities ? checkCapabilities(model, target.capabilities) : [];
-      if (opts.json) process.stdout.write(`${toJson({ model: file, target: target.name, source: target.capabilities?.source ?? null, ok: violations.length === 0, violations })}\n`);
+      // nodes the target's EP lacks but its runtime's CPU fallback runs are a warning, not a refusal
+      const { violations, cpuPlaced } = target.capabilities ? checkPlacement(model, target.capabilities) : { violations: [], cpuPlaced: [] };
+      if (opts.json) process.stdout.write(`${toJson({ model: file, target: target.name, source: target.capabilities?.source ?? null, ok: violations.length === 0, violations, cpuPlaced })}\n`);
       else {
+        if (cpuPlaced.length) {
+          process.stdout.write(`warning: ${summarizeCpuPlaced(cpuPlaced, formatBytes)} (ONNX Runtime places them there; they run, with copies between devices)\n`);
+          for (const c of cpuPlaced) process.stdout.write(`  cpu  ${c.node}  ${c.domain}::${c.op}  ${c.reason}; crosses ${typeof c.crossBytes === 'number' ? formatBytes(c.crossBytes) : 'unknown (symbolic shape)'}\n`);
+        }
         for (const v of violations) process.stdout.write(`${v.node}  ${v.domain}::${v.op}  ${v.reason}\n`);
-        process.stdout.write(violations.length ? `${violations.length} node(s) ${target.name} cannot run\n` : `ok: ${target.name} can run every node${target.capabilities ? '' : ' (no capability table: any standard op)'}\n`);
+        const fallback = cpuPlaced.length ? `, ${cpuPlaced.length} of them on the CPU EP` : '';
+        process.stdout.write(violations.length ? `${violations.length} node(s) ${target.name} cannot run\n` : `ok: ${target.name} can run every node${fallback}${target.capabilities ? '' : ' (no capability table: any standard op)'}\n`);
       }
       if (violations.length) process.exitCode = 1;
     });
@@ -295,9 +311,14 @@ export async function main(argv: string[]): Promise<number> {
       // help and version exit with 0; commander has already printed usage errors
       return e.exitCode === 0 ? 0 : 2;
     }
-    if (e instanceof UsageError) {
+    if (e instanceof OptionError) {
       process.stderr.write(`retarget: ${e.message}\n`);
       return 2;
+    }
+    if (e instanceof RetargetError) {
+      process.stderr.write(`retarget: ${e.format()}\n`);
+      if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
+      return 1;
     }
     const err = e as Error;
     process.stderr.write(`retarget: ${err.message.split('\n')[0]}\n`);

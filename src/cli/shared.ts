@@ -1,8 +1,9 @@
 /** What the commands share: the usage error, JSON output, option parsing helpers. */
 import { DimSpecError, parseDims } from './dims.js';
+import { OptionError } from '../errors.js';
 
-/** A usage error: the CLI prints it and exits with 2. */
-export class UsageError extends Error {}
+/** A usage error: the CLI prints it and exits with 2 (as for every OptionError). */
+export class UsageError extends OptionError {}
 
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);

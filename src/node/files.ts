@@ -4,11 +4,12 @@ import path from 'node:path';
 import { ExternalDataError, checkExternalLocation, type ExternalDataReader } from '../onnx/external.js';
 import { parseModel, serializeModel, type ParsedModel, type SerializeOptions } from '../io.js';
 import type { Model } from '../ir/model.js';
+import { RetargetError } from '../errors.js';
 
-/** An error about a file, reported to users as `FILE: message`. */
-export class FileError extends Error {
-  constructor(readonly file: string, message: string) {
-    super(`${file}: ${message}`);
+/** An error reading or writing a file, reported to users as `FILE: reading the model: message`. */
+export class FileError extends RetargetError {
+  constructor(readonly file: string, message: string, stage: 'read' | 'write' = 'read') {
+    super(stage, message, { file });
   }
 }
 
@@ -124,7 +125,7 @@ export function writeModel(model: Model, file: string, opts: WriteOptions = {}):
   try {
     out = serializeModel(model, serializeOpts);
   } catch (e) {
-    if (e instanceof Error && !(e instanceof TypeError)) throw new FileError(file, e.message);
+    if (e instanceof Error && !(e instanceof TypeError)) throw new FileError(file, e.message, 'write');
     throw e;
   }
   const targets: { final: string; tmp: string; chunks: Uint8Array[] }[] = [];
@@ -147,7 +148,7 @@ export function writeModel(model: Model, file: string, opts: WriteOptions = {}):
     for (const t of targets) fs.renameSync(t.tmp, t.final);
   } catch (e) {
     for (const t of targets) fs.rmSync(t.tmp, { force: true });
-    throw new FileError(file, `cannot write: ${describeFsError(e as NodeJS.ErrnoException)}`);
+    throw new FileError(file, `cannot write: ${describeFsError(e as NodeJS.ErrnoException)}`, 'write');
   }
   return {
     path: file,
@@ -164,6 +165,6 @@ export function writeTextAtomic(file: string, text: string): void {
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw new FileError(file, `cannot write: ${describeFsError(e as NodeJS.ErrnoException)}`);
+    throw new FileError(file, `cannot write: ${describeFsError(e as NodeJS.ErrnoException)}`, 'write');
   }
 }

@@ -41,3 +41,30 @@ export function testDataSets(modelDir: string): string[] {
     .sort((a, b) => Number(a.slice(14)) - Number(b.slice(14)))
     .map((d) => path.join(modelDir, d));
 }
+
+/**
+ * The folder of `modelFile` when it ships test data for that model (the ONNX model-zoo layout:
+ * model.onnx beside test_data_set_*), else undefined. Sets whose first set names inputs the model
+ * does not have, or has a different count of inputs, belong to another model and are not used.
+ */
+export function modelFolderTestData(modelFile: string, inputNames?: readonly string[]): string | undefined {
+  const dir = path.dirname(path.resolve(modelFile));
+  let sets: string[];
+  try {
+    sets = testDataSets(dir);
+  } catch {
+    return undefined;
+  }
+  if (sets.length === 0) return undefined;
+  if (inputNames) {
+    const first = numbered(sets[0]!, 'input_');
+    if (first.length !== inputNames.length) return undefined;
+    try {
+      const names = first.map((f) => readTensorFile(f).name).filter(Boolean);
+      if (names.some((n) => !inputNames.includes(n))) return undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return dir;
+}

@@ -15,6 +15,7 @@ import type { Tensor } from '../ir/tensor.js';
 import { verifyModel, VerifyError } from '../ir/verify.js';
 import type { Pass, PassContext, PassOptions } from './pass.js';
 import { Patch } from './patch.js';
+import { RetargetError } from '../errors.js';
 
 export interface FixedPoint {
   fixedPoint: Pass[];
@@ -34,6 +35,12 @@ export interface ManagerOptions extends PassOptions {
   stopAfterRewrites?: number;
   /** receives explanations of rewrites that did not fire */
   onExplain?: (pass: string, message: string) => void;
+  /**
+   * called as each pass starts: its 1-based position in the pipeline (fixed-point groups count each
+   * pass once; a group that repeats goes back to its first position), the number of passes in the
+   * pipeline, its name, and the milliseconds since run() began
+   */
+  onProgress?: (index: number, total: number, pass: string, elapsedMs: number) => void;
 }
 
 export interface PassStat {
@@ -53,7 +60,12 @@ export interface RunReport {
   warnings: string[];
 }
 
-export class PassError extends Error {}
+/** A pass failed (threw, or left an IR that does not verify): stage 'pass', naming it. */
+export class PassError extends RetargetError {
+  constructor(pass: string, message: string, cause?: unknown) {
+    super('pass', message, { pass }, cause === undefined ? undefined : { cause });
+  }
+}
 
 class Context implements PassContext {
   private cachedShapes: InferResult | undefined;
@@ -145,10 +157,14 @@ export class PassManager {
 
   async run(model: Model): Promise<RunReport> {
     const ctx = new Context(model, this.options);
+    const started = performance.now();
+    const totalPasses = this.steps.reduce((n, s) => n + ('fixedPoint' in s ? s.fixedPoint.length : 1), 0);
+    let position = 0;
     const stats = new Map<string, PassStat>();
     const warnings: string[] = [];
 
     const runPass = async (pass: Pass): Promise<number> => {
+      this.options.onProgress?.(position, totalPasses, pass.name, performance.now() - started);
       const stat: PassStat = stats.get(pass.name) ?? { name: pass.name, runs: 0, changes: 0, timeMs: 0 };
       stats.set(pass.name, stat);
       const missing = (pass.emits ?? []).filter((k) => { const [d, op] = k.split('::') as [string, string]; return !ctx.supports(d === 'ai.onnx' ? '' : d, op); });
@@ -162,7 +178,13 @@ export class PassManager {
       let changes = 0;
       for (const g of graphs) {
         if (g.owner?.removed) continue;
-        const n = await pass.run(g, ctx);
+        let n: number;
+        try {
+          n = await pass.run(g, ctx);
+        } catch (e) {
+          if (e instanceof RetargetError) throw e;
+          throw new PassError(pass.name, (e as Error).message ?? String(e), e);
+        }
         if (n > 0) {
           changes += n;
           ctx.invalidate();
@@ -177,20 +199,24 @@ export class PassManager {
       stat.timeMs += performance.now() - t0;
       if (this.options.verifyEach) {
         const problems = verifyModel(model);
-        if (problems.length) throw new PassError(`after pass '${pass.name}': ${new VerifyError(problems).message}`);
+        if (problems.length) throw new PassError(pass.name, `the IR does not verify after it: ${new VerifyError(problems).message}`);
       }
       if (this.options.dumpAfter?.includes(pass.name)) this.options.onDump?.(pass.name, printModel(model));
       return changes;
     };
 
+    let stepBase = 0;
     for (const step of this.steps) {
       if (ctx.exhausted) break;
+      const base = stepBase;
+      stepBase += 'fixedPoint' in step ? step.fixedPoint.length : 1;
       if ('fixedPoint' in step) {
         const seen = new Set<string>([fingerprint(model)]);
         const max = step.maxIterations ?? 8;
         for (let i = 0; i < max && !ctx.exhausted; i++) {
           let changes = 0;
-          for (const p of step.fixedPoint) {
+          for (const [j, p] of step.fixedPoint.entries()) {
+            position = base + j + 1;
             changes += await runPass(p);
             if (ctx.exhausted) break;
           }
@@ -204,6 +230,7 @@ export class PassManager {
           if (i === max - 1) warnings.push(`passes ${step.fixedPoint.map((p) => p.name).join(', ')} still changing after ${max} iterations`);
         }
       } else {
+        position = base + 1;
         await runPass(step);
       }
     }

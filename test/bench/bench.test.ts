@@ -134,7 +134,7 @@ describe('retarget bench', () => {
     expect(json.options.block).toBe(2);
     const bad = run('bench', CNN, '--runs', '5', '--session-config', 'session.load_model_format=ORT');
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^retarget: .*cnn-tiny-op13\/model\.onnx: onnxruntime cannot load the model/);
+    expect(bad.stderr).toMatch(/^retarget: .*cnn-tiny-op13\/model\.onnx: bench: onnxruntime cannot load the model/);
   });
 
   test('bad options exit 2, bad inputs exit 1, with one-line errors', () => {
