@@ -22,7 +22,7 @@ import { hostTarget, detectHost } from '../node/host.js';
 import { checkPlacement, summarizeCpuPlaced } from '../../targets/capabilities/check.js';
 import { findTarget, TARGETS } from '../../targets/index.js';
 import { registerCompile } from './compile-command.js';
-import { OptionError, RetargetError } from '../errors.js';
+import { atStage, OptionError, RetargetError } from '../errors.js';
 import { collect, parseDimsOrUsage, toJson, UsageError } from './shared.js';
 import { registerSplit } from './split-command.js';
 import { formatBytes, formatShapes, formatSummary, inferForInspect, summarize } from './inspect.js';
@@ -44,7 +44,7 @@ export function buildProgram(): Command {
     .name('retarget')
     .description('Compile ONNX models for the hardware they will run on, with proof.')
     .version(packageVersion())
-    .option('--verbose', 'print stack traces with errors')
+    .option('--verbose', 'print stack traces with errors, and more detail (inspect: every subgraph)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
@@ -55,18 +55,24 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON instead of text')
     .option('--shapes', "infer and print every value's type and shape")
     .option('--dim <name=size,...>', 'pin symbolic dims for --shapes, e.g. batch=1,seq=64 (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .action((file: string, opts: { json?: boolean; shapes?: boolean; dim: string[] }) => {
+    .action((file: string, opts: { json?: boolean; shapes?: boolean; dim: string[] }, command: Command) => {
+      const verbose = !!(command.optsWithGlobals() as { verbose?: boolean }).verbose;
       const dims = parseDimsOrUsage(opts.dim);
       if (opts.dim.length && !opts.shapes) throw new UsageError('--dim needs --shapes');
       const loaded = readModel(file);
       const summary = summarize(loaded.model, file, loaded.fileSize, loaded.externalFiles);
       if (!opts.shapes) {
-        process.stdout.write(`${opts.json ? toJson(summary) : formatSummary(summary)}\n`);
+        process.stdout.write(`${opts.json ? toJson(summary) : formatSummary(summary, { verbose })}\n`);
         return;
       }
-      const shapes = inferForInspect(loaded.model, dims);
+      let shapes;
+      try {
+        shapes = inferForInspect(loaded.model, dims);
+      } catch (e) {
+        throw atStage(e, 'shapes', { file });
+      }
       if (opts.json) process.stdout.write(`${toJson({ ...summary, ...shapes })}\n`);
-      else process.stdout.write(`${formatSummary(summary)}\n${formatShapes(shapes)}\n`);
+      else process.stdout.write(`${formatSummary(summary, { verbose })}\n${formatShapes(shapes)}\n`);
     });
 
   program
