@@ -97,14 +97,17 @@ function constBool(ctx: InferContext, i: number): boolean | undefined {
 }
 
 const ifRule: Rule = (ctx) => {
+  const cond = constBool(ctx, 0);
+  // a known condition (a constant, or a graph input whose value inference was given, like a sample
+  // rate): only the branch taken is inferred; the other may not even be valid for that value
+  if (cond !== undefined) {
+    const taken = ctx.inferSubgraph(graphAttr(ctx, cond ? 'then_branch' : 'else_branch'), []);
+    return Array.from({ length: ctx.outputCount }, (_, k): OutputInfo => ({ type: taken[k] }));
+  }
   const thenTypes = ctx.inferSubgraph(graphAttr(ctx, 'then_branch'), []);
   const elseTypes = ctx.inferSubgraph(graphAttr(ctx, 'else_branch'), []);
   if (thenTypes.length !== elseTypes.length) ctx.error(`branches have ${thenTypes.length} and ${elseTypes.length} outputs`);
-  const cond = constBool(ctx, 0);
-  return Array.from({ length: ctx.outputCount }, (_, k): OutputInfo => {
-    if (cond !== undefined) return { type: (cond ? thenTypes : elseTypes)[k] };
-    return { type: joinTypes(ctx, thenTypes[k], elseTypes[k]) };
-  });
+  return Array.from({ length: ctx.outputCount }, (_, k): OutputInfo => ({ type: joinTypes(ctx, thenTypes[k], elseTypes[k]) }));
 };
 
 /** True if `v` is the body's cond input passed through (Identity chains) or a constant true. */
