@@ -273,7 +273,7 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
     try {
       await m.session!.run(m.feeds);
     } catch (e) {
-      throw new BenchError(`${m.file}: onnxruntime failed to run the model: ${firstLine(e)}`);
+      throw new BenchError(`${m.file}: onnxruntime failed to run the model: ${firstLine(e)}${opts.inputsDir === undefined ? ' (synthetic inputs: --dim NAME=N sets their sizes, --inputs DIR gives real ones)' : ''}`);
     }
   };
 
