@@ -21,6 +21,13 @@ export interface Capabilities {
   kernels: KernelTable;
   /** domains whose ops the runtime accepts at all */
   domains: string[];
+  /**
+   * The CPU execution provider the runtime always registers behind this one, and places a node on when
+   * `kernels` has none for it (ONNX Runtime's CUDA and WebGPU sessions). A node only this table runs is
+   * reported as CPU-placed (a warning: it runs, with copies between devices), not as a violation.
+   * Absent: the runtime has no fallback, and every node must be in `kernels`.
+   */
+  cpuFallback?: Capabilities;
 }
 
 export interface QuantizationPreset {

@@ -6,6 +6,7 @@
  * NHWC (pools, resizes).
  */
 import type { Target } from '../src/target.js';
+import { ortCpu } from './capabilities/ort-cpu.js';
 import { ortCuda } from './capabilities/ort-cuda.js';
 import { FINAL_CLEANUP, NHWC_LAYOUT, ORT_FUSIONS, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
 
@@ -17,7 +18,8 @@ export const cuda: Target = {
   maxLevel: 3,
   quantizeModes: ['fp16', 'static', 'int4'],
   layout: 'NHWC',
-  capabilities: ortCuda,
+  // ORT always registers the CPU EP behind CUDA: nodes without a CUDA kernel run there (CPU-placed, a warning)
+  capabilities: { ...ortCuda, cpuFallback: ortCpu },
   quantization: { mode: 'fp16', source: 'ORT CUDA EP: fp16 tensor-core kernels; keep fp32 for ops that overflow (Softmax input, LayerNorm statistics)' },
   pipeline: pipeline(PORTABLE_PIPELINE, NHWC_LAYOUT, ORT_FUSIONS, FINAL_CLEANUP),
   sessionOptions: {

@@ -16,6 +16,9 @@ export const tensorrt: Target = {
   // QDQ and fp16 are standard ONNX: the quantization pass may run although the pipeline is level 1
   quantizeModes: ['static', 'fp16'],
   layout: 'NCHW',
+  // no cpuFallback: the runtime is TensorRT itself, whose engine build fails on any node the parser refuses.
+  // (ORT's TensorRT EP would hand such nodes to its CUDA/CPU EPs, but then the model is a cuda-target model
+  // with TensorRT subgraphs, not a TensorRT engine; this target promises the engine.)
   capabilities: caps,
   quantization: {
     mode: 'static', activations: 'int8', weights: 'int8', symmetricActivations: true, symmetricWeights: true, perChannel: true, reduceRange: false,

@@ -14,6 +14,7 @@ export const wasm: Target = {
   maxLevel: 3,
   quantizeModes: ['dynamic', 'static', 'int4'],
   layout: 'NCHW',
+  // no cpuFallback: the WASM EP is ORT's CPU EP itself; what its table lacks runs nowhere in the page
   capabilities: ortWasm,
   quantization: { mode: 'dynamic', activations: 'uint8', weights: 'int8', symmetricWeights: true, perChannel: false, reduceRange: false, source: 'onnxruntime-web WASM: MLAS int8 kernels with wasm SIMD; int4 MatMulNBits for transformer weights' },
   pipeline: pipeline(PORTABLE_PIPELINE, ORT_FUSIONS, FINAL_CLEANUP),

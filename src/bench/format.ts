@@ -120,23 +120,13 @@ export function formatBenchMarkdown(result: BenchResult): string {
 }
 
 /**
- * A one-line progress bar on a TTY stream (redrawn with \r); `done()` clears it. Use it only when
- * the stream is a TTY: elsewhere, bench is quiet.
+ * One status line on a TTY stream, redrawn in place with \r and clipped to the terminal's width;
+ * `done()` erases it. Use it only when the stream is a TTY.
  */
-export function progressBar(stream: NodeJS.WriteStream): { update: (p: BenchProgress) => void; done: () => void } {
-  let last = '', lastPhase = '', lastAt = 0;
-  const width = 24;
+export function statusLine(stream: NodeJS.WriteStream): { show: (text: string) => void; done: () => void } {
+  let last = '';
   return {
-    update(p) {
-      // redraw at most every 100 ms within a phase: writing to the terminal between timed runs is noise
-      const now = performance.now();
-      if (p.phase === lastPhase && now - lastAt < 100 && p.done < p.total) return;
-      lastPhase = p.phase;
-      lastAt = now;
-      const frac = p.total > 0 ? Math.min(1, p.done / p.total) : 0;
-      const fill = Math.round(frac * width);
-      const what = p.phase === 'load' ? 'loading' : p.phase === 'create' ? 'creating sessions' : 'timing';
-      const text = `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${what} ${p.done}/${p.total}${p.model ? ` ${p.model}` : ''}`;
+    show(text) {
       const cols = stream.columns || 80;
       const clipped = text.length >= cols ? text.slice(0, cols - 1) : text;
       if (clipped === last) return;
@@ -147,5 +137,55 @@ export function progressBar(stream: NodeJS.WriteStream): { update: (p: BenchProg
       if (last) stream.write(`\r${' '.repeat(last.length)}\r`);
       last = '';
     },
+  };
+}
+
+function bar(frac: number, width = 24): string {
+  const fill = Math.round(Math.min(1, Math.max(0, frac)) * width);
+  return `[${'#'.repeat(fill)}${'.'.repeat(width - fill)}]`;
+}
+
+/**
+ * A one-line progress bar on a TTY stream (redrawn with \r); `done()` clears it. Use it only when
+ * the stream is a TTY: elsewhere, bench is quiet.
+ */
+export function progressBar(stream: NodeJS.WriteStream): { update: (p: BenchProgress) => void; done: () => void } {
+  let lastPhase = '', lastAt = 0;
+  const line = statusLine(stream);
+  return {
+    update(p) {
+      // redraw at most every 100 ms within a phase: writing to the terminal between timed runs is noise
+      const now = performance.now();
+      if (p.phase === lastPhase && now - lastAt < 100 && p.done < p.total) return;
+      lastPhase = p.phase;
+      lastAt = now;
+      const frac = p.total > 0 ? p.done / p.total : 0;
+      const what = p.phase === 'load' ? 'loading' : p.phase === 'create' ? 'creating sessions' : 'timing';
+      line.show(`${bar(frac)} ${what} ${p.done}/${p.total}${p.model ? ` ${p.model}` : ''}`);
+    },
+    done: line.done,
+  };
+}
+
+/** "850 ms", "12.3 s", "2 min 05 s" */
+export function formatElapsed(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
+}
+
+/**
+ * Compile progress for a TTY stream, shaped as the PassManager's onProgress: "[####....] pass 12/40
+ * fold-constants  3.2 s". Every pass start is drawn (no throttling: the line must name the pass that
+ * is running now, however long it takes); `done()` clears it.
+ */
+export function passProgress(stream: NodeJS.WriteStream): { update: (index: number, total: number, pass: string, elapsedMs: number) => void; done: () => void } {
+  const line = statusLine(stream);
+  return {
+    update(index, total, pass, elapsedMs) {
+      line.show(`${bar(total > 0 ? (index - 1) / total : 0)} pass ${index}/${total} ${pass}  ${formatElapsed(elapsedMs)}`);
+    },
+    done: line.done,
   };
 }

@@ -16,6 +16,8 @@ import type { QuantizeOptions } from '../pass/pass.js';
 import { inputLayoutPass } from '../../passes/apply-input-layout.js';
 import { findTarget, TARGETS } from '../../targets/index.js';
 import { formatBytes } from './inspect.js';
+import { passProgress } from '../bench/format.js';
+import { summarizeCpuPlaced } from '../../targets/capabilities/check.js';
 import { collect, parseDimsOrUsage, toJson, UsageError } from './shared.js';
 
 export function registerCompile(program: Command): void {
@@ -86,6 +88,8 @@ export function registerCompile(program: Command): void {
           throw e;
         }
       }
+      // pass N/M on a TTY stderr; not when --explain or --dump-after write there themselves
+      const progress = process.stderr.isTTY && !opts.explain && !opts.explainFusions && !opts.dumpAfter.length ? passProgress(process.stderr) : undefined;
       let report;
       try {
         report = await compile(loaded.model, target, {
@@ -101,16 +105,21 @@ export function registerCompile(program: Command): void {
           onDump: (pass, text) => process.stderr.write(`--- IR after ${pass}\n${text}\n`),
           ...(stopAfter !== undefined ? { stopAfterRewrites: stopAfter } : {}),
           ...(opts.explain || opts.explainFusions ? { onExplain: (pass: string, msg: string) => process.stderr.write(`[${pass}] ${msg}\n`) } : {}),
+          ...(progress ? { onProgress: progress.update } : {}),
         });
       } catch (e) {
         if (e instanceof RetargetError) throw e.inFile(file);
         throw e;
+      } finally {
+        progress?.done();
       }
       if (report.violations.length) {
         const v = report.violations;
         if (opts.report) writeTextAtomic(opts.report, `${toJson({ input: file, output: opts.output, ...report })}\n`);
-        throw new Error(`${file}: ${v.length} node(s) target '${target.name}' cannot run: ${v.slice(0, 3).map((x) => `${x.node} ${x.domain}::${x.op} (${x.reason})`).join('; ')}${v.length > 3 ? '; ...' : ''}; nothing written`);
+        throw new RetargetError('check', `${v.length} node(s) target '${target.name}' cannot run: ${v.slice(0, 3).map((x) => `${x.node} ${x.domain}::${x.op} (${x.reason})`).join('; ')}${v.length > 3 ? '; ...' : ''}; nothing written`, { file, node: v[0]!.node });
       }
+      // nodes the target's EP lacks but its runtime's CPU fallback runs: a warning, and the compile goes on
+      if (report.cpuPlaced.length) process.stderr.write(`warning: ${summarizeCpuPlaced(report.cpuPlaced, formatBytes)} ('retarget check' lists them)\n`);
       let validation: ValidationResult | undefined;
       if (original) {
         try {

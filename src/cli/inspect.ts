@@ -37,7 +37,10 @@ export interface ModelSummary {
     /** tensors held by Constant nodes (not counted above) */
     constantNodes: { count: number; elements: number; bytes: number };
   };
-  subgraphs: { node: string; op: string; attribute: string; nodes: number }[];
+  /** every subgraph (nested ones too, `depth` 1 and deeper), in graph order */
+  subgraphs: { node: string; op: string; attribute: string; nodes: number; depth: number }[];
+  /** subgraphs by the op that holds them: how many such nodes, how many graphs, and the nodes directly in those graphs */
+  subgraphsByOp: Record<string, { ops: number; graphs: number; nodes: number }>;
   functions: { name: string; domain: string; nodes: number }[];
   externalData: ExternalFileUse[];
   metadata: Record<string, string>;
@@ -62,8 +65,9 @@ export function summarize(model: Model, file: string, fileSize: number, external
   let params = 0, initCount = 0, paramBytes = 0;
   const constants = { count: 0, elements: 0, bytes: 0 };
   const subgraphs: ModelSummary['subgraphs'] = [];
+  const byOp = new Map<string, { ops: number; graphs: number; nodes: number }>();
   let total = 0;
-  const visit = (g: Graph): void => {
+  const visit = (g: Graph, depth: number): void => {
     for (const v of g.initializers) {
       const t = v.initializer;
       if (!t) continue;
@@ -83,16 +87,23 @@ export function summarize(model: Model, file: string, fileSize: number, external
         constants.elements += value.value.elementCount;
         constants.bytes += value.value.byteLength ?? 0;
       }
+      let holds = false;
       for (const a of n.attributes.values()) {
         const gs = a.type === 'graph' ? [a.value] : a.type === 'graphs' ? a.value : [];
         for (const s of gs) {
-          subgraphs.push({ node: n.name, op: n.opType, attribute: a.name, nodes: s.nodeCount });
-          visit(s);
+          subgraphs.push({ node: n.name, op: n.opType, attribute: a.name, nodes: s.nodeCount, depth });
+          const e = byOp.get(n.opType) ?? { ops: 0, graphs: 0, nodes: 0 };
+          byOp.set(n.opType, e);
+          if (!holds) e.ops++;
+          holds = true;
+          e.graphs++;
+          e.nodes += s.nodeCount;
+          visit(s, depth + 1);
         }
       }
     }
   };
-  visit(model.graph);
+  visit(model.graph, 0);
   const sorted = [...hist.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   return {
     file,
@@ -110,6 +121,7 @@ export function summarize(model: Model, file: string, fileSize: number, external
     opHistogram: Object.fromEntries(sorted),
     parameters: { count: params, initializers: initCount, bytes: paramBytes, bytesByDtype: Object.fromEntries(byDtype), constantNodes: constants },
     subgraphs,
+    subgraphsByOp: Object.fromEntries([...byOp].sort((a, b) => b[1].graphs - a[1].graphs || a[0].localeCompare(b[0]))),
     functions: model.functions.map((f) => ({ name: f.name, domain: f.domain, nodes: f.body.nodeCount })),
     externalData,
     metadata: Object.fromEntries(model.metadataProps.map((m) => [m.key, m.value])),
@@ -125,7 +137,18 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
-export function formatSummary(s: ModelSummary): string {
+const GRAPH_NOUN: Record<string, [string, string]> = { If: ['branch', 'branches'], Loop: ['body', 'bodies'], Scan: ['body', 'bodies'] };
+
+/** "9 If (18 branches, 248 nodes), 1 Loop (1 body, 12 nodes)" */
+export function formatSubgraphCounts(byOp: ModelSummary['subgraphsByOp']): string {
+  return Object.entries(byOp).map(([op, e]) => {
+    const [one, many] = GRAPH_NOUN[op] ?? ['graph', 'graphs'];
+    return `${e.ops} ${op} (${e.graphs} ${e.graphs === 1 ? one : many}, ${e.nodes} node${e.nodes === 1 ? '' : 's'})`;
+  }).join(', ');
+}
+
+/** The text summary; `verbose` lists every subgraph (one a line) under their counts. */
+export function formatSummary(s: ModelSummary, opts: { verbose?: boolean } = {}): string {
   const out: string[] = [];
   const row = (k: string, v: string): void => { out.push(`  ${k.padEnd(14)}${v}`); };
   out.push(`${s.file} (${formatBytes(s.fileSize)})`);
@@ -144,7 +167,10 @@ export function formatSummary(s: ModelSummary): string {
     const c = s.parameters.constantNodes;
     row('constants', `${c.count} Constant nodes, ${c.elements.toLocaleString('en-US')} elements, ${formatBytes(c.bytes)}`);
   }
-  if (s.subgraphs.length) row('subgraphs', s.subgraphs.map((g) => `${g.op} '${g.node}'.${g.attribute} (${g.nodes} nodes)`).join(', '));
+  if (s.subgraphs.length) {
+    row('subgraphs', `${formatSubgraphCounts(s.subgraphsByOp)}${opts.verbose ? '' : '; --verbose lists them'}`);
+    if (opts.verbose) for (const g of s.subgraphs) row('', `${'  '.repeat(g.depth)}${g.op} '${g.node}'.${g.attribute} (${g.nodes} node${g.nodes === 1 ? '' : 's'})`);
+  }
   if (s.functions.length) row('functions', s.functions.map((f) => `${f.domain}::${f.name} (${f.nodes} nodes)`).join(', '));
   if (s.externalData.length) row('external data', s.externalData.map((f) => `${f.location} (${f.tensors} tensors, ${formatBytes(f.bytes)})`).join(', '));
   for (const [k, v] of Object.entries(s.metadata)) row(`meta ${k}`, v.length > 60 ? `${v.slice(0, 57)}...` : v);

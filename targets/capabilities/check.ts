@@ -11,10 +11,21 @@
  *
  * ai.onnx Constant needs no kernel: ONNX Runtime turns Constant nodes into initializers when it loads the
  * graph (so OperatorKernels.md has no Constant row), and onnx-tensorrt lists it as supported.
+ *
+ * CPU fallback: a runtime that always registers a CPU execution provider behind the target's (ONNX
+ * Runtime's CUDA and WebGPU sessions: ORT places every node the first EP has no kernel for on the CPU
+ * EP, by design; that is where shape arithmetic usually runs) declares it as `caps.cpuFallback`. A node
+ * the target's table refuses but the fallback table takes is CPU-placed, not a violation: it runs, at
+ * the price of copies between devices. `checkPlacement` lists such nodes with the bytes of float
+ * tensors that cross: its float inputs that an EP-placed node makes, and its float outputs that an
+ * EP-placed node reads (statically known shapes only; 'unknown' when a shape is symbolic). Integer
+ * tensors (shapes, indices) are not counted: they are small. Only the tables decide placement here;
+ * ORT also moves some nodes with a GPU kernel to the CPU (its shape-subgraph heuristics), which is not
+ * modelled.
  */
 import { inferShapes, RULES, type SymType } from '../../src/analysis/index.js';
 import { evaluateNode } from '../../src/analysis/evaluator.js';
-import { dataTypeName } from '../../src/ir/dtype.js';
+import { dataTypeBits, dataTypeName } from '../../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../../src/ir/graph.js';
 import type { Func, Model, OpsetImport } from '../../src/ir/model.js';
 import type { Capabilities } from '../../src/target.js';
@@ -25,6 +36,28 @@ export interface Violation {
   op: string;
   domain: string;
   reason: string;
+}
+
+/** A node the target's execution provider has no kernel for, which the runtime's CPU fallback runs. */
+export interface CpuPlaced {
+  /** the node's name, or `<op>#<id>` when it has none */
+  node: string;
+  op: string;
+  domain: string;
+  /** why the target's own table does not take it */
+  reason: string;
+  /**
+   * bytes copied between the devices per run for this node: float inputs made by EP-placed nodes plus
+   * float outputs read by EP-placed nodes; 'unknown' when one of them has a symbolic or unknown shape
+   */
+  crossBytes: number | 'unknown';
+}
+
+export interface PlacementReport {
+  /** nodes no execution provider of the runtime can run */
+  violations: Violation[];
+  /** nodes that run on the CPU fallback (empty when the target has none) */
+  cpuPlaced: CpuPlaced[];
 }
 
 type Range = [number, number | null, string[] | null];
@@ -60,18 +93,72 @@ function elemTypeOf(v: Value | undefined, inferred: Map<Value, SymType> | undefi
   return undefined;
 }
 
+const isFloat = (t: number | undefined): boolean => t !== undefined && /^b?float/.test(dataTypeName(t));
+
+/** Static byte size of a tensor value, or undefined when its shape (or element size) is not known. */
+function byteSize(v: Value, inferred: Map<Value, SymType> | undefined): number | undefined {
+  const t = inferred?.get(v);
+  let elemType: number | undefined;
+  let dims: (number | undefined)[] | undefined;
+  if (t?.kind === 'tensor' && t.shape) {
+    elemType = t.elemType;
+    dims = t.shape.map((d) => d.value);
+  } else if (v.type?.kind === 'tensor' && v.type.shape) {
+    elemType = v.type.elemType;
+    dims = v.type.shape.map((d) => (typeof d === 'number' ? d : undefined));
+  }
+  if (!dims || elemType === undefined || dims.some((d) => d === undefined)) return undefined;
+  const bits = dataTypeBits(elemType);
+  if (bits === undefined) return undefined;
+  return Math.ceil(((dims as number[]).reduce((a, b) => a * b, 1) * bits) / 8);
+}
+
+/** Violations only: what `checkPlacement` reports as not runnable at all. */
 export function checkCapabilities(model: Model, caps: Capabilities): Violation[] {
+  return checkPlacement(model, caps).violations;
+}
+
+type Placement = 'ep' | 'cpu' | 'none';
+
+/**
+ * Place every node of `model` (subgraphs and function bodies too) on the target's execution provider,
+ * on its CPU fallback (`caps.cpuFallback`), or nowhere (a violation).
+ */
+export function checkPlacement(model: Model, caps: Capabilities): PlacementReport {
   let inferred: Map<Value, SymType> | undefined;
   try {
     inferred = inferShapes(model, RULES, { evaluate: evaluateNode, apply: false }).types;
   } catch {
     inferred = undefined; // fall back to the types the model declares
   }
-  const accepted = new Set(caps.domains.map(normDomain));
   const functions = new Map<string, Func>();
   for (const f of model.functions) functions.set(`${normDomain(f.domain)}::${f.name}::${f.overload ?? ''}`, f);
-  const out: Violation[] = [];
+  const violations: Violation[] = [];
+  const cpuNodes: { node: Node; reason: string }[] = [];
+  const placement = new Map<Node, Placement>();
   const active = new Set<Func>();
+  const nameOf = (node: Node): string => node.name || `${node.opType}#${node.id}`;
+
+  /** Why `table` cannot run `node` (undefined when it can). */
+  const whyNot = (node: Node, domain: string, imports: OpsetImport[], table: Capabilities): string | undefined => {
+    if (!table.domains.map(normDomain).includes(domain)) return `domain ${domain} not supported`;
+    const ranges = table.kernels[`${domain}::${node.opType}`];
+    if (!ranges || ranges.length === 0) return 'op not implemented';
+    const v = opsetOf(imports, domain) ?? opsetOf(model.opsetImports, domain);
+    let range: Range | undefined;
+    if (v === undefined) {
+      range = [...ranges].sort((a, b) => b[0] - a[0])[0];
+    } else {
+      range = coveringRange(ranges, v);
+      if (!range) return `opset ${v} not covered (kernels ${describeRanges(ranges)})`;
+    }
+    const allowed = range?.[2];
+    if (!allowed) return undefined;
+    const t = elemTypeOf(node.inputs[0], inferred);
+    if (t === undefined || t === 0) return undefined;
+    const name = dataTypeName(t);
+    return allowed.includes(name) ? undefined : `type ${name} not supported (${allowed.join(', ')})`;
+  };
 
   const checkGraph = (graph: Graph, imports: OpsetImport[]): void => {
     for (const g of graph.allGraphs()) for (const node of g.nodes) checkNode(node, imports);
@@ -88,31 +175,58 @@ export function checkCapabilities(model: Model, caps: Capabilities): Violation[]
       active.delete(fn);
       return;
     }
-    const report = (reason: string): void => {
-      out.push({ node: node.name || `${node.opType}#${node.id}`, op: node.opType, domain, reason });
-    };
-    if (!accepted.has(domain)) return report(`domain ${domain} not supported`);
-    const ranges = caps.kernels[`${domain}::${node.opType}`];
-    if (!ranges || ranges.length === 0) {
-      if (domain === 'ai.onnx' && node.opType === 'Constant') return;
-      return report('op not implemented');
+    if (domain === 'ai.onnx' && node.opType === 'Constant') return; // an initializer once loaded
+    const reason = whyNot(node, domain, imports, caps);
+    if (reason === undefined) {
+      placement.set(node, 'ep');
+      return;
     }
-    const v = opsetOf(imports, domain) ?? opsetOf(model.opsetImports, domain);
-    let range: Range | undefined;
-    if (v === undefined) {
-      range = [...ranges].sort((a, b) => b[0] - a[0])[0];
-    } else {
-      range = coveringRange(ranges, v);
-      if (!range) return report(`opset ${v} not covered (kernels ${describeRanges(ranges)})`);
+    const cpuReason = caps.cpuFallback ? whyNot(node, domain, imports, caps.cpuFallback) : undefined;
+    if (caps.cpuFallback && cpuReason === undefined) {
+      placement.set(node, 'cpu');
+      cpuNodes.push({ node, reason });
+      return;
     }
-    const allowed = range?.[2];
-    if (!allowed) return;
-    const t = elemTypeOf(node.inputs[0], inferred);
-    if (t === undefined || t === 0) return;
-    const name = dataTypeName(t);
-    if (!allowed.includes(name)) report(`type ${name} not supported (${allowed.join(', ')})`);
+    placement.set(node, 'none');
+    violations.push({ node: nameOf(node), op: node.opType, domain, reason: caps.cpuFallback ? `${reason}; CPU EP: ${cpuReason}` : reason });
   };
 
   checkGraph(model.graph, model.opsetImports);
-  return out;
+
+  const onEp = (n: Node | undefined): boolean => n !== undefined && placement.get(n) === 'ep';
+  const cpuPlaced = cpuNodes.map(({ node, reason }): CpuPlaced => {
+    let bytes = 0;
+    let unknown = false;
+    const add = (v: Value): void => {
+      const b = byteSize(v, inferred);
+      if (b === undefined) unknown = true;
+      else bytes += b;
+    };
+    const seen = new Set<Value>();
+    for (const v of node.inputs) {
+      if (!v || seen.has(v)) continue;
+      seen.add(v);
+      if (isFloat(elemTypeOf(v, inferred)) && onEp(v.producer)) add(v);
+    }
+    for (const v of node.outputs) {
+      if (!v || !isFloat(elemTypeOf(v, inferred))) continue;
+      if (v.uses.some((u) => onEp(u.node))) add(v);
+    }
+    return { node: nameOf(node), op: node.opType, domain: normDomain(node.domain), reason, crossBytes: unknown ? 'unknown' : bytes };
+  });
+  return { violations, cpuPlaced };
+}
+
+/**
+ * One line about CPU-placed nodes: "5 node(s) run on the CPU EP: Shape x4, ConstantOfShape x1; ~1.2 KiB
+ * cross" (the byte figure counts the statically known copies, and says at how many nodes they are symbolic).
+ */
+export function summarizeCpuPlaced(cpuPlaced: CpuPlaced[], formatBytes: (n: number) => string = (n) => `${n} bytes`): string {
+  const byOp = new Map<string, number>();
+  for (const c of cpuPlaced) byOp.set(c.op, (byOp.get(c.op) ?? 0) + 1);
+  const ops = [...byOp].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([op, n]) => `${op} x${n}`).join(', ');
+  const known = cpuPlaced.reduce((s, c) => s + (typeof c.crossBytes === 'number' ? c.crossBytes : 0), 0);
+  const unknown = cpuPlaced.filter((c) => c.crossBytes === 'unknown').length;
+  const cross = `~${formatBytes(known)} cross${unknown ? ` (+ copies of symbolic size at ${unknown} node(s))` : ''}`;
+  return `${cpuPlaced.length} node(s) run on the CPU EP: ${ops}; ${cross}`;
 }

@@ -6,7 +6,8 @@ import { DataType } from '../../src/ir/dtype.js';
 import { Func } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { readModel } from '../../src/node/files.js';
-import { checkCapabilities } from '../../targets/capabilities/check.js';
+import { checkCapabilities, checkPlacement, summarizeCpuPlaced } from '../../targets/capabilities/check.js';
+import { TARGETS } from '../../targets/index.js';
 import { ortCpu } from '../../targets/capabilities/ort-cpu.js';
 import { ortCuda } from '../../targets/capabilities/ort-cuda.js';
 import { ortWasm } from '../../targets/capabilities/ort-wasm.js';
@@ -181,5 +182,98 @@ describe('checkCapabilities', () => {
     expect(checkCapabilities(model, ortCpu)).toEqual([]);
     const v = checkCapabilities(model, ortCuda); // CUDA has no Celu kernel
     expect(v).toEqual([{ node: 'body', op: 'Celu', domain: 'ai.onnx', reason: 'op not implemented' }]);
+  });
+});
+
+describe('checkPlacement: CPU fallback', () => {
+  const webgpu = TARGETS.find((t) => t.name === 'webgpu')!.capabilities!;
+  const cuda = TARGETS.find((t) => t.name === 'cuda')!.capabilities!;
+
+  /** A float Conv, then a shape chain (Shape -> ConstantOfShape, Shape -> Gather -> Range -> Cast) added to its output. */
+  const shapeChainModel = (h: number | string = 4, w: number | string = 4) => {
+    const b = new ModelBuilder({ opset: 17 });
+    const x = b.input('x', 'float32', [1, 1, h, w]);
+    const wt = b.constant(Tensor.float32(new Array(9).fill(0.1), [1, 1, 3, 3]), 'w');
+    const conv = b.node('Conv', [x, wt], { pads: [1, 1, 1, 1] }, { name: 'conv' });
+    const shape = b.node('Shape', [conv], {}, { name: 'shape' });
+    const ones = b.node('ConstantOfShape', [shape], { value: Tensor.float32([1], [1]) }, { name: 'cos' });
+    const width = b.node('Gather', [shape, b.constant(Tensor.int64([3], []), 'i3')], { axis: 0 }, { name: 'width' });
+    const range = b.node('Range', [b.constant(Tensor.int64([0], []), 'zero'), width, b.constant(Tensor.int64([1], []), 'one')], {}, { name: 'range' });
+    const ramp = b.node('Cast', [range], { to: DataType.FLOAT }, { name: 'ramp' });
+    const sum = b.node('Add', [b.node('Add', [conv, ones], {}, { name: 'add1' }), ramp], {}, { name: 'add2' });
+    b.output(sum, 'y');
+    return b.build();
+  };
+
+  test('webgpu: ConstantOfShape runs on the CPU EP (a warning, with the bytes that cross), not a violation', () => {
+    const model = shapeChainModel();
+    const r = checkPlacement(model, webgpu);
+    expect(r.violations).toEqual([]);
+    // its float32 [1,1,4,4] output goes to a WebGPU Add: 64 bytes; its input is an int64 shape (not counted)
+    expect(r.cpuPlaced).toEqual([{ node: 'cos', op: 'ConstantOfShape', domain: 'ai.onnx', reason: 'op not implemented', crossBytes: 64 }]);
+    expect(checkCapabilities(model, webgpu)).toEqual([]);
+    // the bare WebGPU table (no fallback) still refuses it
+    expect(checkPlacement(model, ortWebgpu)).toEqual({ violations: [{ node: 'cos', op: 'ConstantOfShape', domain: 'ai.onnx', reason: 'op not implemented' }], cpuPlaced: [] });
+    expect(summarizeCpuPlaced(r.cpuPlaced)).toBe('1 node(s) run on the CPU EP: ConstantOfShape x1; ~64 bytes cross');
+  });
+
+  test('symbolic shapes: the bytes that cross are unknown', () => {
+    const r = checkPlacement(shapeChainModel('h', 'w'), webgpu);
+    expect(r.violations).toEqual([]);
+    expect(r.cpuPlaced.map((c) => [c.node, c.crossBytes])).toEqual([['cos', 'unknown']]);
+    expect(summarizeCpuPlaced(r.cpuPlaced)).toBe('1 node(s) run on the CPU EP: ConstantOfShape x1; ~0 bytes cross (+ copies of symbolic size at 1 node(s))');
+  });
+
+  test('cuda: an op without a CUDA kernel counts its float input from, and output to, CUDA nodes', () => {
+    const b = new ModelBuilder({ opset: 17 });
+    const x = b.input('x', 'float32', [2, 8]);
+    const r1 = b.node('Relu', [x], {}, { name: 'relu' });
+    const c = b.node('Celu', [r1], {}, { name: 'celu' }); // CUDA has no Celu kernel; the CPU EP has
+    b.output(b.node('Relu', [c], {}, { name: 'relu2' }), 'y');
+    const r = checkPlacement(b.build(), cuda);
+    expect(r.violations).toEqual([]);
+    expect(r.cpuPlaced).toEqual([{ node: 'celu', op: 'Celu', domain: 'ai.onnx', reason: 'op not implemented', crossBytes: 128 }]);
+  });
+
+  test('what no EP of the runtime runs is still a violation', () => {
+    // float64 Conv: WebGPU's Conv takes float32 only, and so does the CPU EP's
+    const b = new ModelBuilder({ opset: 17 });
+    const x = b.input('x', 'float64', [1, 1, 4, 4]);
+    const w = b.constant(Tensor.fromTypedArray(DataType.DOUBLE, [1, 1, 3, 3], new Float64Array(9).fill(1)), 'w');
+    b.output(b.node('Conv', [x, w], {}, { name: 'conv' }), 'y');
+    expect(checkPlacement(b.build(), webgpu)).toEqual({
+      violations: [{ node: 'conv', op: 'Conv', domain: 'ai.onnx', reason: 'type float64 not supported (float32); CPU EP: type float64 not supported (float32)' }],
+      cpuPlaced: [],
+    });
+    // an op of a domain no EP knows
+    const c = new ModelBuilder({ opset: 17, opsets: { 'my.ops': 1 } });
+    const y = c.input('y', 'float32', [4]);
+    c.output(c.node('Mystery', [y], {}, { domain: 'my.ops', name: 'm' }), 'z');
+    const r = checkPlacement(c.build(), cuda);
+    expect(r.cpuPlaced).toEqual([]);
+    expect(r.violations).toEqual([{ node: 'm', op: 'Mystery', domain: 'my.ops', reason: 'domain my.ops not supported; CPU EP: domain my.ops not supported' }]);
+  });
+
+  test('targets without a CPU fallback keep refusing: tensorrt (TensorRT itself), wasm (the CPU EP itself), portable (no table)', () => {
+    const byName = (n: string) => TARGETS.find((t) => t.name === n)!;
+    expect(byName('tensorrt').capabilities!.cpuFallback).toBeUndefined();
+    expect(byName('wasm').capabilities!.cpuFallback).toBeUndefined();
+    expect(byName('portable').capabilities).toBeUndefined();
+    expect(webgpu.cpuFallback).toBe(ortWasm);
+    expect(cuda.cpuFallback).toBe(ortCpu);
+    const b = new ModelBuilder({ opset: 17 });
+    const x = b.input('x', 'float32', [1, 4, 8]);
+    b.output(b.node('LayerNormalization', [x, b.constant(Tensor.float32(new Array(8).fill(1)), 's')], {}, { name: 'ln' }), 'y');
+    expect(checkPlacement(b.build(), byName('tensorrt').capabilities!)).toEqual({
+      violations: [{ node: 'ln', op: 'LayerNormalization', domain: 'ai.onnx', reason: 'op not implemented' }],
+      cpuPlaced: [],
+    });
+  });
+
+  test('nodes inside subgraphs are placed too (webgpu has no Loop kernel)', () => {
+    const model = readModel(path.join(MODELS, 'control-flow-op13', 'model.onnx')).model;
+    const r = checkPlacement(model, webgpu);
+    expect(r.violations).toEqual([]);
+    expect(r.cpuPlaced.map((c) => c.op)).toContain('Loop');
   });
 });
