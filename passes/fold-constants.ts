@@ -8,10 +8,21 @@
  *   (no RandomUniform/RandomNormal/*Like/Bernoulli/Multinomial, no Dropout in training mode);
  *   the evaluator (TypeScript, then ctx.options.runtime when given) can compute it; no output of f
  *   is a graph output (an initializer cannot carry the output's name without an extra Identity);
- *   size cap: not when the result is larger than foldSizeLimit bytes (default 1 MiB) AND larger
- *   than f's inputs together (ConstantOfShape/Expand/Tile must not blow up the model).
+ *   the size rule (foldTooLarge below): not when the result is larger than FOLD_SIZE_LIMIT bytes
+ *   (4 KiB; ctx.options.foldSizeLimit overrides it) AND larger than f's constant inputs together.
  * Formula: y := evaluate(f, inputs). A Constant node is already a constant: it becomes an
- *   initializer (one change, no size cap).
+ *   initializer (one change, no size rule).
+ *
+ * Why the size rule: folding trades run-time work for bytes in the file. For shape arithmetic,
+ * scalars and weight rewrites (Transpose, Reshape, Concat, Slice, Gather of a weight) the result
+ * is no larger than what it is computed from, and folding is a plain win. Ops that make a big
+ * tensor from a small description (ConstantOfShape, Expand, Tile, Range, a Where/Less mask, a
+ * DequantizeLinear or a Cast to a wider type) would write that tensor into the model (an If/LSTM
+ * model went from 2.08 to 3.09 MiB of parameters under the old 1 MiB cap), for data that costs
+ * little to make at run time. Those stay as ops once their result passes 4 KiB. The absolute part
+ * keeps small folds (a [2,1,64] zero state, a short position table) that are cheaper as constants
+ * than as nodes. onnx-simplifier's --no-large-tensor (Tile and ConstantOfShape; 1 KiB when given
+ * without a size) and OpenVINO's 1 KiB constant-folding threshold draw the same kind of line.
  */
 import { attrInt } from '../src/ir/attribute.js';
 import type { InferResult } from '../src/analysis/infer.js';
@@ -23,7 +34,16 @@ import type { Pass, PassContext } from '../src/pass/pass.js';
 import { Patch, typesConflict } from '../src/pass/patch.js';
 import { constantValue } from '../src/pass/pattern.js';
 
-export const DEFAULT_FOLD_SIZE_LIMIT = 1 << 20;
+/**
+ * The fold size rule of every folding pass (this one, fold-shape-ops): a fold whose result is larger
+ * than this many bytes and larger than its constant inputs together is not made. See the header.
+ */
+export const FOLD_SIZE_LIMIT = 4096;
+
+/** The size rule: would a fold writing `resultBytes` computed from `inputBytes` of constants grow the model too much? */
+export function foldTooLarge(resultBytes: number, inputBytes: number, limit: number = FOLD_SIZE_LIMIT): boolean {
+  return resultBytes > limit && resultBytes > inputBytes;
+}
 
 const RANDOM_OPS = new Set(['RandomUniform', 'RandomNormal', 'RandomUniformLike', 'RandomNormalLike', 'Bernoulli', 'Multinomial']);
 
@@ -55,7 +75,7 @@ function randomness(node: Node, inputs: (Tensor | undefined)[], opset: number): 
 }
 
 /** Bytes a tensor takes (strings: their UTF-8 lengths). */
-function tensorBytes(t: Tensor): number {
+export function tensorBytes(t: Tensor): number {
   if (t.dataType === DataType.STRING) return t.data.kind === 'stringData' ? t.data.values.reduce((n, s) => n + s.length, 0) : 0;
   return t.byteLength ?? 0;
 }
@@ -142,13 +162,13 @@ async function foldNode(graph: Graph, node: Node, ctx: PassContext, shapes: () =
     ctx.explain(`${node}: not folded: its output '${graphOut.name}' is a graph output`);
     return 0;
   }
-  const limit = ctx.options.foldSizeLimit ?? DEFAULT_FOLD_SIZE_LIMIT;
+  const limit = ctx.options.foldSizeLimit ?? FOLD_SIZE_LIMIT;
   const inBytes = inputs.reduce((n, t) => n + (t ? tensorBytes(t) : 0), 0);
   // skip evaluating what is known (from inference) to come out too big
   const predicted = outs.map((v) => staticBytes(v, shapes()));
   if (predicted.every((b) => b !== undefined)) {
     const total = predicted.reduce((a: number, b) => a + b!, 0);
-    if (total > limit && total > inBytes) {
+    if (foldTooLarge(total, inBytes, limit)) {
       ctx.explain(`${node}: not folded: result of ${total} bytes exceeds the fold size limit (${limit}) and its inputs (${inBytes})`);
       return 0;
     }
@@ -174,7 +194,7 @@ async function foldNode(graph: Graph, node: Node, ctx: PassContext, shapes: () =
     tensors.push([v, t]);
   }
   const outBytes = tensors.reduce((n, [, t]) => n + tensorBytes(t), 0);
-  if (outBytes > limit && outBytes > inBytes) {
+  if (foldTooLarge(outBytes, inBytes, limit)) {
     ctx.explain(`${node}: not folded: result of ${outBytes} bytes exceeds the fold size limit (${limit}) and its inputs (${inBytes})`);
     return 0;
   }

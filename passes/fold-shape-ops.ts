@@ -8,7 +8,11 @@
  *   statically (Shape/Size of a tensor with static dims, or arithmetic on the static parts of a
  *   shape: Gather(Shape(x), i) where dim i is static while others are symbolic); the output is an
  *   int64/int32 tensor of rank <= 1 and not a graph output; not a Constant node (fold-constants
- *   turns those into initializers). Symbolic dims fold only when pinned (--dim batch=1).
+ *   turns those into initializers). Symbolic dims fold only when pinned (--dim batch=1): shape
+ *   inference keeps them symbolic, and what an If/Loop body implies about them (a branch taken only
+ *   when n = 4) holds inside that body only, so a fold there is right for the body it is in. The
+ *   fold size rule of fold-constants (foldTooLarge) applies too; results here are at most 64
+ *   integers (what shape inference tracks), so it never refuses one today.
  * Formula: y := symValues(y) (all values static). Nodes are visited last to first, so a chain
  *   folds with one rewrite at its end.
  */
@@ -19,6 +23,8 @@ import { Tensor } from '../src/ir/tensor.js';
 import { tensorType } from '../src/ir/types.js';
 import type { Pass } from '../src/pass/pass.js';
 import { Patch, typesConflict } from '../src/pass/patch.js';
+import { constantValue } from '../src/pass/pattern.js';
+import { foldTooLarge, tensorBytes } from './fold-constants.js';
 
 /** The static contents of `v`, or undefined. */
 function staticValue(v: Value, shapes: InferResult): Tensor | undefined {
@@ -37,6 +43,10 @@ function staticValue(v: Value, shapes: InferResult): Tensor | undefined {
   if (sym.dims.length === 0 && values.length !== 1) return undefined;
   if (elemType === DataType.INT32 && values.some((x) => x !== (x | 0))) return undefined;
   return elemType === DataType.INT64 ? Tensor.int64(values, sym.dims) : Tensor.int32(values, sym.dims);
+}
+
+function tensorBytesOf(t: Tensor | undefined): number {
+  return t ? tensorBytes(t) : 0;
 }
 
 function foldable(node: Node): boolean {
@@ -77,6 +87,12 @@ export const foldShapeOps: Pass = {
         folds.push([v, t]);
       }
       if (folds.length === 0) continue;
+      const outBytes = folds.reduce((n, [, t]) => n + tensorBytes(t), 0);
+      const inBytes = node.inputs.reduce((n, v) => n + (v ? tensorBytesOf(constantValue(v)) : 0), 0);
+      if (foldTooLarge(outBytes, inBytes, ctx.options.foldSizeLimit)) {
+        ctx.explain(`${node}: not folded: result of ${outBytes} bytes exceeds the fold size limit and its constant inputs (${inBytes})`);
+        continue;
+      }
       if (!ctx.allowRewrite(`fold-shape-ops: ${node} -> ${folds.map(([v, t]) => `'${v.name}' = [${t.toTypedArray().join(',')}]`).join(', ')}`)) break;
       const patch = new Patch(graph);
       const made: [Value, string][] = [];

@@ -65,13 +65,79 @@ class State {
   /** symbols the user sees (dim_params of the main graph's inputs): kept when unifying */
   readonly preferred = new Set<string>();
   private freshCount = 0;
+  /**
+   * Symbols the model's types already name. A fresh symbol must not be one of them: types written
+   * back by an earlier run (or by another tool: onnxruntime also names its unknowns unk__N) carry
+   * `unk__N` dims, and a fresh `unk__N` of this run would silently alias that unrelated dim (the
+   * silero miscompile: a Shape's length, bound to 3, became the batch dim of an If output).
+   */
+  private readonly taken = new Set<string>();
 
   constructor(readonly model: Model, readonly rules: RuleTable, readonly opts: InferOptions) {
     for (const [k, v] of Object.entries(opts.dims ?? {})) this.subst.set(k, Sym.const(v));
+    for (const g of model.allGraphs()) for (const v of g.definedValues()) collectSymbols(v.type, this.taken);
   }
 
   fresh(): Sym {
-    return Sym.symbol(`unk__${this.freshCount++}`);
+    let name: string;
+    do name = `unk__${this.freshCount++}`; while (this.taken.has(name));
+    return Sym.symbol(name);
+  }
+
+  /** A mark for `freshSince`: symbols made from now on. */
+  get freshMark(): number {
+    return this.freshCount;
+  }
+
+  /** Was `name` made by fresh() after `mark`? */
+  freshSince(name: string, mark: number): boolean {
+    const m = /^unk__(\d+)$/.exec(name);
+    return m !== null && Number(m[1]) >= mark && !this.taken.has(name);
+  }
+
+  /**
+   * Run `f`, the inference of subgraph `g`, with its facts about outer dims kept inside it. A branch
+   * runs only when its condition holds, so what it implies (`If(n == 4)` whose then-branch
+   * multiplies by a [4, 3] matrix: n = 4) is true inside it and not outside: a binding made while
+   * `f` runs is undone afterwards when its symbol is visible outside `g` (in the type or contents of
+   * a value outside it, or a symbol of the model's inputs). The subgraph's own symbols (its
+   * value_info's dims, its unknowns, the symbols the control-flow rule made for it since `mark`, such
+   * as a loop's relaxed carried dims) keep theirs. The types inferred inside keep what they learned:
+   * they are only seen there.
+   */
+  scoped<T>(g: Graph, mark: number, f: () => T): T {
+    const before = new Map(this.subst);
+    const result = f();
+    const changed = [...this.subst].filter(([k, v]) => before.get(k) !== v && !this.freshSince(k, mark));
+    if (changed.length === 0) return result;
+    const outer = this.visibleOutside(g, before);
+    for (const [k, v] of changed) {
+      if (!outer.has(k)) continue;
+      const prev = before.get(k);
+      if (prev) this.subst.set(k, prev);
+      else this.subst.delete(k);
+      // an outer symbol aliased to one of the subgraph's own: alias that one to it instead (same fact inside)
+      const syms = [...v.symbols()];
+      const local = syms.length === 1 && v.equals(Sym.symbol(syms[0]!)) ? syms[0]! : undefined;
+      if (local !== undefined && !outer.has(local) && !this.subst.has(local)) this.subst.set(local, Sym.symbol(k));
+    }
+    return result;
+  }
+
+  /** Symbols that values outside `g` mention (directly, or through what `subst` binds them to). */
+  private visibleOutside(g: Graph, subst: ReadonlyMap<string, Sym>): Set<string> {
+    const inside = (v: Value): boolean => {
+      for (let h: Graph | undefined = v.graph; h; h = h.parent) if (h === g) return true;
+      return false;
+    };
+    const out = new Set<string>(this.preferred);
+    for (const [v, t] of this.types) if (!inside(v)) symbolsOfType(t, out);
+    for (const [v, s] of this.syms) if (!inside(v)) for (const x of s.values) for (const n of x.symbols()) out.add(n);
+    const queue = [...out];
+    for (let n = queue.pop(); n !== undefined; n = queue.pop()) {
+      for (const m of subst.get(n)?.symbols() ?? []) if (!out.has(m)) { out.add(m); queue.push(m); }
+    }
+    return out;
   }
 
   resolve(s: Sym): Sym {
@@ -113,6 +179,25 @@ class State {
     if (target.symbols().has(alias)) return x; // seq = seq+1 cannot hold; leave both
     this.subst.set(alias, target);
     return target;
+  }
+}
+
+/** Add the symbols of the dims of `t` to `out`. */
+function symbolsOfType(t: SymType, out: Set<string>): void {
+  if (t.kind === 'tensor') {
+    for (const d of t.shape ?? []) for (const s of d.symbols()) out.add(s);
+  } else if ((t.kind === 'sequence' || t.kind === 'optional') && t.elem) {
+    symbolsOfType(t.elem, out);
+  }
+}
+
+/** Add the symbols named by the dims of `t` to `out`. */
+function collectSymbols(t: ValueType | undefined, out: Set<string>): void {
+  if (!t) return;
+  if (t.kind === 'tensor') {
+    for (const d of t.shape ?? []) if (typeof d === 'string') for (const s of Sym.from(d).symbols()) out.add(s);
+  } else if (t.kind === 'sequence' || t.kind === 'optional') {
+    collectSymbols(t.elem, out);
   }
 }
 
@@ -159,7 +244,12 @@ function symValueOf(t: Tensor): SymValue | undefined {
 
 /** What a rule sees of one node. */
 export class InferContext {
-  constructor(readonly node: Node, readonly opset: number, private readonly st: State) {}
+  /** symbols made while this node is inferred are its own (see State.scoped) */
+  private readonly freshMark: number;
+
+  constructor(readonly node: Node, readonly opset: number, private readonly st: State) {
+    this.freshMark = st.freshMark;
+  }
 
   get inputCount(): number { return this.node.inputs.length; }
   get outputCount(): number { return this.node.outputs.length; }
@@ -257,18 +347,21 @@ export class InferContext {
 
   /**
    * Infer a subgraph (If branch, Loop/Scan body) given its inputs' types; returns its outputs' types.
-   * Outer-scope values keep the types already inferred for them.
+   * Outer-scope values keep the types already inferred for them, and what the subgraph implies about
+   * outer dims stays inside it (State.scoped): a branch taken only when n = 4 must not make n = 4.
    */
   inferSubgraph(g: Graph, inputTypes: (SymType | undefined)[]): (SymType | undefined)[] {
-    g.inputs.forEach((v, i) => {
-      const declared = typeFromIr(v.type, this.st);
-      const t = merge(declared, inputTypes[i], this.st, () => `${this.node} subgraph '${g.name}' input '${v.name}'`);
-      if (t) this.st.types.set(v, t);
-    });
-    inferGraph(g, this.st);
-    return g.outputs.map((v) => {
-      const t = this.st.types.get(v);
-      return t ? this.st.resolveType(t) : undefined;
+    return this.st.scoped(g, this.freshMark, () => {
+      g.inputs.forEach((v, i) => {
+        const declared = typeFromIr(v.type, this.st);
+        const t = merge(declared, inputTypes[i], this.st, () => `${this.node} subgraph '${g.name}' input '${v.name}'`);
+        if (t) this.st.types.set(v, t);
+      });
+      inferGraph(g, this.st);
+      return g.outputs.map((v) => {
+        const t = this.st.types.get(v);
+        return t ? this.st.resolveType(t) : undefined;
+      });
     });
   }
 }

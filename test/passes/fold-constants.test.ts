@@ -7,7 +7,7 @@ import { Tensor } from '../../src/ir/tensor.js';
 import { tensorType } from '../../src/ir/types.js';
 import { onnxruntimeNode } from '../../src/node/ort.js';
 import { PassManager } from '../../src/pass/manager.js';
-import { foldConstants } from '../../passes/fold-constants.js';
+import { FOLD_SIZE_LIMIT, foldConstants, foldTooLarge } from '../../passes/fold-constants.js';
 import { checkPass, ops } from './harness.js';
 
 const initNames = (m: { graph: Graph }): string[] => m.graph.initializers.map((v) => v.name).sort();
@@ -45,7 +45,7 @@ describe('fold-constants', () => {
   test('size cap: ConstantOfShape / Tile that blow up a small constant are not folded', async () => {
     const b = new ModelBuilder();
     const x = b.input('x', 'float32', [512, 1024]);
-    // 512*1024 floats = 2 MiB > 1 MiB default limit, from an 16-byte shape
+    // 512*1024 floats = 2 MiB, from a 16-byte shape
     const big = b.node('ConstantOfShape', [b.constant(Tensor.int64([512, 1024]), 'shape')], { value: Tensor.float32([1], [1]) });
     const tiled = b.node('Tile', [b.constant(Tensor.float32([1, 2, 3, 4]), 'small'), b.constant(Tensor.int64([16]), 'reps')]);
     b.output(b.node('Add', [x, big]), 'y');
@@ -65,6 +65,35 @@ describe('fold-constants', () => {
     const { after, changes } = await checkPass(b.build(), foldConstants, { foldSizeLimit: 16 });
     expect(changes).toBe(1);
     expect(ops(after)).toEqual({ Add: 1 });
+  });
+
+  test('the default size rule: what makes a tensor over 4 KiB larger than its inputs stays an op', async () => {
+    const b = new ModelBuilder();
+    const x = b.input('x', 'float32', [32, 64]);
+    const shape = (dims: number[], name: string) => b.constant(Tensor.int64(dims), name);
+    // 32x64 floats = 8 KiB, each from a few bytes: stay
+    const zeros = b.node('ConstantOfShape', [shape([32, 64], 'big_shape')], { value: Tensor.float32([0], [1]) });
+    const expanded = b.node('Expand', [b.constant(Tensor.float32([0.5], []), 'half'), shape([32, 64], 'expand_shape')]);
+    const tiled = b.node('Tile', [b.constant(Tensor.float32([1, 2, 3, 4], [1, 4]), 'row'), shape([32, 16], 'reps')]);
+    const range = b.node('Reshape', [b.node('Range', [b.constant(Tensor.float32([0], []), 'start'), b.constant(Tensor.float32([2048], []), 'limit'), b.constant(Tensor.float32([1], []), 'delta')]), shape([32, 64], 'range_shape')]);
+    // an int8 weight widened to float: 8 KiB from 2 KiB
+    const widened = b.node('Cast', [b.constant(Tensor.fromTypedArray(DataType.INT8, [32, 64], Int8Array.from({ length: 2048 }, (_, i) => (i % 7) - 3)), 'w_int8')], { to: DataType.FLOAT });
+    // a transposed 8 KiB weight is no larger than the weight: folds
+    const wt = b.node('Transpose', [b.constant(Tensor.float32(Array.from({ length: 2048 }, (_, i) => i / 2048), [64, 32]), 'w')]);
+    // 16x16 floats = 1 KiB from a 16-byte shape: under 4 KiB, folds
+    const small = b.node('ConstantOfShape', [shape([16, 16], 'small_shape')], { value: Tensor.float32([1], [1]) });
+    const smallRange = b.node('Range', [b.constant(Tensor.float32([0], []), 'start16'), b.constant(Tensor.float32([16], []), 'limit16'), b.constant(Tensor.float32([1], []), 'delta16')]);
+    let acc = x;
+    for (const v of [zeros, expanded, tiled, range, widened, wt]) acc = b.node('Add', [acc, v]);
+    b.output(acc, 'y');
+    b.output(b.node('Neg', [small]), 'z');
+    b.output(b.node('Neg', [smallRange]), 'r');
+    const { after } = await checkPass(b.build(), foldConstants);
+    expect(ops(after)).toEqual({ ConstantOfShape: 1, Expand: 1, Tile: 1, Range: 1, Reshape: 1, Cast: 1, Add: 6, Neg: 2 });
+    expect(FOLD_SIZE_LIMIT).toBe(4096);
+    expect(foldTooLarge(8192, 16)).toBe(true);
+    expect(foldTooLarge(8192, 8192)).toBe(false);
+    expect(foldTooLarge(4096, 8)).toBe(false);
   });
 
   test('random ops and Dropout in training mode are never folded', async () => {

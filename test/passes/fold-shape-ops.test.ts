@@ -1,12 +1,16 @@
 import { describe, expect, test } from 'vitest';
+import { attr } from '../../src/ir/attribute.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
+import { Graph } from '../../src/ir/graph.js';
+import type { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
+import { compareTensors } from '../../src/compare.js';
 import { readModel } from '../../src/node/files.js';
 import { seededRandom } from '../../src/inputs.js';
 import { fixDims } from '../../passes/fix-dims.js';
 import { foldConstants } from '../../passes/fold-constants.js';
 import { foldShapeOps } from '../../passes/fold-shape-ops.js';
-import { checkPass, ops } from './harness.js';
+import { checkPass, ops, runModel } from './harness.js';
 
 /** x: float[batch, 3, 4] reshaped to [batch, 3*4] through Shape arithmetic. */
 function flattenByShape() {
@@ -60,6 +64,74 @@ describe('fold-shape-ops', () => {
     b.output(b.node('Reshape', [x, b.node('Shape', [b.node('Relu', [x])])]), 'y');
     const { changes } = await checkPass(b.build(), foldShapeOps, { inputDims: { a: 2, b: 3 } });
     expect(changes).toBe(0);
+  });
+});
+
+/**
+ * x: float[n]. If(Shape(x) == [4]): the then-branch multiplies x by a [4, 3] matrix (so n = 4
+ * there) and reshapes x by Concat(Shape(x), [1]); the else-branch gives a constant. Outside the If,
+ * z = Reshape(x, Concat(Shape(x), [1])).
+ */
+function branchImpliesDim(): Model {
+  const b = new ModelBuilder({ opset: 13 });
+  const x = b.input('x', 'float32', ['n']);
+  const one = b.constant(Tensor.int64([1]), 'one');
+  const cond = b.node('Equal', [b.node('Shape', [x]), b.constant(Tensor.int64([4]), 'four')]);
+  const w = b.constant(Tensor.float32(Array.from({ length: 12 }, (_, i) => i / 10), [4, 3]), 'w');
+  const iff = b.graph.addNode({ opType: 'If', name: 'if', inputs: [cond], outputs: ['y'] });
+  const thenG = new Graph('then', iff);
+  const mm = thenG.addNode({ opType: 'MatMul', name: 'mm', inputs: [x, w], outputs: ['mm'] }).outputs[0]!;
+  const s = thenG.addNode({ opType: 'Shape', name: 'then_shape', inputs: [x], outputs: ['then_s'] }).outputs[0]!;
+  const c = thenG.addNode({ opType: 'Concat', name: 'then_concat', inputs: [s, one], outputs: ['then_c'], attributes: [attr.int('axis', 0)] }).outputs[0]!;
+  const r = thenG.addNode({ opType: 'Reshape', name: 'then_reshape', inputs: [x, c], outputs: ['then_r'] }).outputs[0]!;
+  const sum = thenG.addNode({ opType: 'ReduceSum', name: 'then_sum', inputs: [r], outputs: ['then_sum'], attributes: [attr.int('keepdims', 0)] }).outputs[0]!;
+  thenG.addOutput(thenG.addNode({ opType: 'Add', name: 'then_add', inputs: [mm, sum], outputs: ['t'] }).outputs[0]!);
+  const elseG = new Graph('else', iff);
+  elseG.addOutput(elseG.addNode({ opType: 'Identity', name: 'id', inputs: [b.constant(Tensor.float32([1, 2, 3]), 'c3')], outputs: ['e'] }).outputs[0]!);
+  iff.attributes.set('then_branch', attr.graph('then_branch', thenG));
+  iff.attributes.set('else_branch', attr.graph('else_branch', elseG));
+  b.output(iff.outputs[0]!);
+  b.output(b.node('Reshape', [x, b.node('Concat', [b.node('Shape', [x]), one], { axis: 0 })]), 'z');
+  return b.build();
+}
+
+async function sameOutputs(before: Model, after: Model, feeds: Record<string, Tensor>): Promise<void> {
+  const want = await runModel(before, feeds);
+  const got = await runModel(after, feeds);
+  for (const [name, t] of Object.entries(want)) {
+    const c = compareTensors(got[name]!, t, { rtol: 1e-5, atol: 1e-6 });
+    expect(c.ok, `output '${name}': ${c.problem}`).toBe(true);
+  }
+}
+
+describe('fold-shape-ops in subgraphs', () => {
+  test('what a branch implies about a dim folds inside it and nowhere else', async () => {
+    const { before, after } = await checkPass(branchImpliesDim(), [{ fixedPoint: [foldConstants, foldShapeOps] }], { inputDims: { n: 4 } });
+    // outside the If, n stays symbolic: the condition and z's shape are still computed
+    const main = after.graph;
+    expect(main.nodes.map((n) => n.opType).sort()).toEqual(['Concat', 'Equal', 'If', 'Reshape', 'Shape', 'Shape']);
+    expect(main.outputs[1]!.type).toEqual({ kind: 'tensor', elemType: 1, shape: ['n', 1] });
+    // inside the then-branch, which runs only when n = 4, Concat(Shape(x), [1]) is [4, 1]
+    const thenG = main.nodes.find((n) => n.opType === 'If')!.subgraphs()[0]!;
+    expect(thenG.nodes.map((n) => n.opType).sort()).toEqual(['Add', 'MatMul', 'ReduceSum', 'Reshape']);
+    const reshape = thenG.nodes.find((n) => n.opType === 'Reshape')!;
+    expect(Array.from(reshape.inputs[1]!.initializer!.toTypedArray() as BigInt64Array)).toEqual([4n, 1n]);
+    // and the compiled model takes the other sizes (the else-branch) as the original does
+    for (const n of [3, 5, 1]) await sameOutputs(before, after, { x: Tensor.float32(Array.from({ length: n }, (_, i) => i - 1)) });
+  });
+
+  test('unknown dims named in the model (unk__N from an earlier run or another tool) are not confused with new ones', async () => {
+    const b = new ModelBuilder({ opset: 13 });
+    const x = b.input('x', 'float32', [2, 3, 4]);
+    const s = b.node('Shape', [x]);
+    // a type written back by an earlier inference: its unk__0 is the length of this shape, 3
+    s.type = { kind: 'tensor', elemType: 7, shape: ['unk__0'] };
+    // NonZero's count is unknown: a fresh symbol, which must not be that unk__0
+    const nz = b.node('NonZero', [x]);
+    const count = b.node('Gather', [b.node('Shape', [nz]), b.constant(Tensor.int64([1]), 'one')], { axis: 0 });
+    b.output(b.node('Concat', [s, count], { axis: 0 }), 'y');
+    const { after } = await checkPass(b.build(), foldShapeOps, { seed: 3 });
+    expect(ops(after)).toEqual({ NonZero: 1, Shape: 1, Gather: 1, Concat: 1 });
   });
 });
 
