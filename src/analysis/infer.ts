@@ -5,8 +5,10 @@
  * for small integer tensors, their symbolic contents (so Shape -> Gather -> Concat -> Reshape keeps
  * `batch` symbolic). Constant inputs are folded with the TypeScript evaluator where it has the op,
  * so static shapes come out exact. Dims that must be equal (broadcasting, MatMul) are unified;
- * users can pin symbols (`batch=1`). Types already in the model (value_info, graph outputs) are
- * merged with what is inferred; a contradiction is an InferenceError naming the node and both types.
+ * users can pin symbols (`batch=1`). What an If branch or a loop body implies about outer dims holds
+ * inside it only (State.scoped): a branch taken when n = 4 does not make n = 4 outside. Types
+ * already in the model (value_info, graph outputs) are merged with what is inferred; a
+ * contradiction is an InferenceError naming the node and both types.
  * Ops without a rule (custom domains) give outputs of unknown type, and inference goes on.
  */
 import { attrFloat, attrInt, attrInts, attrString, type Attribute } from '../ir/attribute.js';
@@ -74,70 +76,79 @@ class State {
   private readonly taken = new Set<string>();
 
   constructor(readonly model: Model, readonly rules: RuleTable, readonly opts: InferOptions) {
-    for (const [k, v] of Object.entries(opts.dims ?? {})) this.subst.set(k, Sym.const(v));
+    for (const [k, v] of Object.entries(opts.dims ?? {})) {
+      this.subst.set(k, Sym.const(v));
+      this.note(Sym.symbol(k));
+    }
     for (const g of model.allGraphs()) for (const v of g.definedValues()) collectSymbols(v.type, this.taken);
+  }
+
+  /**
+   * When each symbol was first seen (a counter): a subgraph's own symbols are those first seen while
+   * it is inferred (see scoped). Symbols come from declared types (typeFromIr), fresh() and pinned
+   * dims; one never noted counts as seen before any subgraph.
+   */
+  private readonly born = new Map<string, number>();
+
+  /** Record the symbols of `s` as seen from now on (those not seen yet). */
+  note(s: Sym): Sym {
+    for (const n of s.symbols()) if (!this.born.has(n)) this.born.set(n, this.born.size);
+    return s;
+  }
+
+  /** A mark for `scoped`: symbols first seen after it are the subgraph's own. */
+  get mark(): number {
+    return this.born.size;
   }
 
   fresh(): Sym {
     let name: string;
     do name = `unk__${this.freshCount++}`; while (this.taken.has(name));
-    return Sym.symbol(name);
-  }
-
-  /** A mark for `freshSince`: symbols made from now on. */
-  get freshMark(): number {
-    return this.freshCount;
-  }
-
-  /** Was `name` made by fresh() after `mark`? */
-  freshSince(name: string, mark: number): boolean {
-    const m = /^unk__(\d+)$/.exec(name);
-    return m !== null && Number(m[1]) >= mark && !this.taken.has(name);
+    return this.note(Sym.symbol(name));
   }
 
   /**
-   * Run `f`, the inference of subgraph `g`, with its facts about outer dims kept inside it. A branch
+   * Run `f`, the inference of a subgraph, with its facts about outer dims kept inside it. A branch
    * runs only when its condition holds, so what it implies (`If(n == 4)` whose then-branch
    * multiplies by a [4, 3] matrix: n = 4) is true inside it and not outside: a binding made while
-   * `f` runs is undone afterwards when its symbol is visible outside `g` (in the type or contents of
-   * a value outside it, or a symbol of the model's inputs). The subgraph's own symbols (its
-   * value_info's dims, its unknowns, the symbols the control-flow rule made for it since `mark`, such
-   * as a loop's relaxed carried dims) keep theirs. The types inferred inside keep what they learned:
-   * they are only seen there.
+   * `f` runs is undone afterwards unless its symbol is the subgraph's own, first seen after `mark`
+   * (its value_info's dims, its unknowns, the symbols the control-flow rule made for it, such as a
+   * loop's relaxed carried dims). The types inferred inside keep what they learned: they are only
+   * seen there.
    */
-  scoped<T>(g: Graph, mark: number, f: () => T): T {
+  scoped<T>(mark: number, f: () => T): T {
     const before = new Map(this.subst);
-    const result = f();
-    const changed = [...this.subst].filter(([k, v]) => before.get(k) !== v && !this.freshSince(k, mark));
-    if (changed.length === 0) return result;
-    const outer = this.visibleOutside(g, before);
-    for (const [k, v] of changed) {
-      if (!outer.has(k)) continue;
+    try {
+      return f();
+    } finally {
+      this.unscope(mark, before);
+    }
+  }
+
+  private own(name: string, mark: number): boolean {
+    const b = this.born.get(name);
+    return b !== undefined && b >= mark;
+  }
+
+  /** Undo the bindings of outer symbols made since `before` (see scoped). */
+  private unscope(mark: number, before: ReadonlyMap<string, Sym>): void {
+    for (const [k, v] of [...this.subst]) {
+      if (before.get(k) === v || this.own(k, mark)) continue;
       const prev = before.get(k);
       if (prev) this.subst.set(k, prev);
       else this.subst.delete(k);
       // an outer symbol aliased to one of the subgraph's own: alias that one to it instead (same fact inside)
       const syms = [...v.symbols()];
       const local = syms.length === 1 && v.equals(Sym.symbol(syms[0]!)) ? syms[0]! : undefined;
-      if (local !== undefined && !outer.has(local) && !this.subst.has(local)) this.subst.set(local, Sym.symbol(k));
+      if (local !== undefined && this.own(local, mark) && !this.subst.has(local)) this.subst.set(local, Sym.symbol(k));
     }
-    return result;
   }
 
-  /** Symbols that values outside `g` mention (directly, or through what `subst` binds them to). */
-  private visibleOutside(g: Graph, subst: ReadonlyMap<string, Sym>): Set<string> {
-    const inside = (v: Value): boolean => {
-      for (let h: Graph | undefined = v.graph; h; h = h.parent) if (h === g) return true;
-      return false;
-    };
-    const out = new Set<string>(this.preferred);
-    for (const [v, t] of this.types) if (!inside(v)) symbolsOfType(t, out);
-    for (const [v, s] of this.syms) if (!inside(v)) for (const x of s.values) for (const n of x.symbols()) out.add(n);
-    const queue = [...out];
-    for (let n = queue.pop(); n !== undefined; n = queue.pop()) {
-      for (const m of subst.get(n)?.symbols() ?? []) if (!out.has(m)) { out.add(m); queue.push(m); }
+  /** Drop what was inferred for the values of `g` (and of the graphs nested in it). */
+  forget(g: Graph): void {
+    for (const m of [this.types, this.syms, this.consts] as Map<Value, unknown>[]) {
+      for (const v of [...m.keys()]) if (within(v, g)) m.delete(v);
     }
-    return out;
   }
 
   resolve(s: Sym): Sym {
@@ -182,13 +193,10 @@ class State {
   }
 }
 
-/** Add the symbols of the dims of `t` to `out`. */
-function symbolsOfType(t: SymType, out: Set<string>): void {
-  if (t.kind === 'tensor') {
-    for (const d of t.shape ?? []) for (const s of d.symbols()) out.add(s);
-  } else if ((t.kind === 'sequence' || t.kind === 'optional') && t.elem) {
-    symbolsOfType(t.elem, out);
-  }
+/** Is `v` defined in `g` or in a graph nested in it? */
+function within(v: Value, g: Graph): boolean {
+  for (let h: Graph | undefined = v.graph; h; h = h.parent) if (h === g) return true;
+  return false;
 }
 
 /** Add the symbols named by the dims of `t` to `out`. */
@@ -204,7 +212,7 @@ function collectSymbols(t: ValueType | undefined, out: Set<string>): void {
 function typeFromIr(t: ValueType | undefined, st: State): SymType | undefined {
   if (!t) return undefined;
   switch (t.kind) {
-    case 'tensor': return { kind: 'tensor', elemType: t.elemType, ...(t.shape ? { shape: t.shape.map((d) => (d === null ? st.fresh() : st.resolve(Sym.from(d)))) } : {}) };
+    case 'tensor': return { kind: 'tensor', elemType: t.elemType, ...(t.shape ? { shape: t.shape.map((d) => (d === null ? st.fresh() : st.resolve(st.note(Sym.from(d))))) } : {}) };
     case 'sequence': return { kind: 'sequence', ...(t.elem ? { elem: typeFromIr(t.elem, st) } : {}) } as SymType;
     case 'optional': return { kind: 'optional', ...(t.elem ? { elem: typeFromIr(t.elem, st) } : {}) } as SymType;
     default: return { kind: 'other', type: t };
@@ -244,11 +252,11 @@ function symValueOf(t: Tensor): SymValue | undefined {
 
 /** What a rule sees of one node. */
 export class InferContext {
-  /** symbols made while this node is inferred are its own (see State.scoped) */
-  private readonly freshMark: number;
+  /** symbols first seen while this node is inferred are its own (see State.scoped) */
+  private readonly mark: number;
 
   constructor(readonly node: Node, readonly opset: number, private readonly st: State) {
-    this.freshMark = st.freshMark;
+    this.mark = st.mark;
   }
 
   get inputCount(): number { return this.node.inputs.length; }
@@ -346,12 +354,26 @@ export class InferContext {
   }
 
   /**
+   * Infer a subgraph that never runs here (an If's other branch when the condition is known), for
+   * its values' types (inspect, cost). It may be invalid for what is known (a branch for another
+   * sample rate): if its inference fails, none of its values keep a type, so that no contradictory
+   * type is written into the model.
+   */
+  inferDeadSubgraph(g: Graph): void {
+    try {
+      this.inferSubgraph(g, []);
+    } catch {
+      this.st.forget(g);
+    }
+  }
+
+  /**
    * Infer a subgraph (If branch, Loop/Scan body) given its inputs' types; returns its outputs' types.
    * Outer-scope values keep the types already inferred for them, and what the subgraph implies about
    * outer dims stays inside it (State.scoped): a branch taken only when n = 4 must not make n = 4.
    */
   inferSubgraph(g: Graph, inputTypes: (SymType | undefined)[]): (SymType | undefined)[] {
-    return this.st.scoped(g, this.freshMark, () => {
+    return this.st.scoped(this.mark, () => {
       g.inputs.forEach((v, i) => {
         const declared = typeFromIr(v.type, this.st);
         const t = merge(declared, inputTypes[i], this.st, () => `${this.node} subgraph '${g.name}' input '${v.name}'`);
@@ -435,8 +457,26 @@ function inferNode(node: Node, st: State): void {
       if (s) st.syms.set(v, s);
     } else if (info?.sym) {
       st.syms.set(v, info.sym);
+      // contents all known (static dims of a partly symbolic shape): a constant for the nodes that
+      // follow, so that Equal(Gather(Shape(x), 1), 1) decides an If and its branch's rank is known
+      const c = t?.kind === 'tensor' ? constantOfSym(info.sym, t.elemType, st) : undefined;
+      if (c) st.consts.set(v, c);
     }
   });
+}
+
+/** The tensor of an integer value whose symbolic contents are all constants, or undefined. */
+function constantOfSym(s: SymValue, elemType: number, st: State): Tensor | undefined {
+  if (!INT_TYPES.has(elemType)) return undefined;
+  const values: number[] = [];
+  for (const x of s.values) {
+    const n = st.resolve(x).value;
+    if (n === undefined) return undefined;
+    values.push(n);
+  }
+  if (values.length !== (s.dims.length === 0 ? 1 : s.dims[0])) return undefined;
+  if (elemType === DataType.INT32 && values.some((n) => n !== (n | 0))) return undefined;
+  return elemType === DataType.INT64 ? Tensor.int64(values, s.dims) : Tensor.int32(values, s.dims);
 }
 
 function inferGraph(g: Graph, st: State): void {

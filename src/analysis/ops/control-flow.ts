@@ -99,9 +99,11 @@ function constBool(ctx: InferContext, i: number): boolean | undefined {
 const ifRule: Rule = (ctx) => {
   const cond = constBool(ctx, 0);
   // a known condition (a constant, or a graph input whose value inference was given, like a sample
-  // rate): only the branch taken is inferred; the other may not even be valid for that value
+  // rate): the branch taken gives the types; the other may not even be valid for that value, and
+  // its values get types only where it is consistent (see inferDeadSubgraph)
   if (cond !== undefined) {
     const taken = ctx.inferSubgraph(graphAttr(ctx, cond ? 'then_branch' : 'else_branch'), []);
+    ctx.inferDeadSubgraph(graphAttr(ctx, cond ? 'else_branch' : 'then_branch'));
     return Array.from({ length: ctx.outputCount }, (_, k): OutputInfo => ({ type: taken[k] }));
   }
   const thenTypes = ctx.inferSubgraph(graphAttr(ctx, 'then_branch'), []);
