@@ -238,3 +238,53 @@ export const passes = [{ name: 'break-weights', description: 'scales one weight'
     expect(r.stderr.trim()).toMatch(/^retarget: .*unloadable\.onnx: bench: /);
   });
 });
+
+describe('decoders: validated by a greedy generation with the cache fed back', () => {
+  const file = path.join(FIXTURES, 'llama-past-tiny-op14/model.onnx');
+
+  test('the signature: ids, mask, positions, logits, and each present.N.* paired with its past_key_values.N.*', async () => {
+    const { decoderSignature } = await import('../src/bench/generation.js');
+    const sig = decoderSignature(readModel(file).model)!;
+    expect(sig.ids).toBe('input_ids');
+    expect(sig.mask).toBe('attention_mask');
+    expect(sig.positions).toBe('position_ids');
+    expect(sig.logits).toBe('logits');
+    expect(sig.cache.map((c) => `${c.input}>${c.output}`)).toContain('past_key_values.0.key>present.0.key');
+    expect(sig.pastAxis).toBe(2);
+    expect(decoderSignature(readModel(path.join(FIXTURES, 'gpt2-tiny-op14/model.onnx')).model)).toBeUndefined();
+  });
+
+  test('a cache written wrong is caught from the second step on, though the first step agrees', async () => {
+    const ref = readModel(file).model;
+    const cand = readModel(file).model;
+    // scale what the first layer writes into its key cache: the prefill's logits do not read it
+    const g = cand.graph;
+    const idx = g.outputs.findIndex((v) => v.name === 'present.0.key');
+    const old = g.outputs[idx]!;
+    const scale = g.addInitializer('k_scale', Tensor.float32([1.5], []));
+    const n = g.addNode({ opType: 'Mul', inputs: [old, scale], outputs: ['present.0.key.scaled'] });
+    n.outputs[0]!.type = old.type;
+    g.setOutput(idx, n.outputs[0]!);
+    g.rename(old, 'present.0.key.raw', { interfaceSwap: true });
+    g.rename(n.outputs[0]!, 'present.0.key', { interfaceSwap: true });
+    const res = await validate(ref, cand, onnxruntimeNode, { prepared: { sets: [] } });
+    expect(res.ok).toBe(false);
+    const gen = res.cases.find((c) => c.generated)!;
+    expect(gen.source).toMatch(/greedy generation of 8 tokens/);
+    const o = gen.outputs[0]!;
+    expect(o.worstElement!.index[0]).toBeGreaterThan(0); // not the first step
+    const same = await validate(ref, readModel(file).model, onnxruntimeNode, { prepared: { sets: [] } });
+    expect(same.ok).toBe(true);
+    expect(same.cases[0]!.generated!.agreement).toBe(1);
+  });
+
+  test('compile reports the generation case for a decoder, and int4 judges its logits over the generation by its budget', () => {
+    const report = path.join(tmp, 'dec-int4.json');
+    const r = run('compile', file, '-t', 'x86-avx2', '--quantize', 'int4', '-o', path.join(tmp, 'dec-int4.onnx'), '--report', report);
+    const rep = JSON.parse(fs.readFileSync(report, 'utf8'));
+    const gen = rep.validation.cases.find((c: { generated?: unknown }) => c.generated);
+    expect(gen, r.stderr).toBeDefined();
+    expect(gen.outputs[0].cosine).toBeGreaterThan(0.9);
+    expect(typeof gen.generated.agreement).toBe('number');
+  });
+});

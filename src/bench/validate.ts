@@ -14,7 +14,6 @@ import { inferShapes } from '../analysis/infer.js';
 import { RULES } from '../analysis/ops/index.js';
 import { cloneModel } from '../ir/clone.js';
 import type { Model } from '../ir/model.js';
-import type { Tensor } from '../ir/tensor.js';
 import { intInputRanges, syntheticInputs } from '../inputs.js';
 import { concatChunks } from '../onnx/codec.js';
 import { serializeModel } from '../io.js';
@@ -22,6 +21,9 @@ import type { Runtime } from '../runtime.js';
 import { outputMetrics, type OutputMetrics } from './metrics.js';
 import { findValidationInputs, type InputSearchOptions, type InputSearchResult } from './validation-inputs.js';
 import { RetargetError } from '../errors.js';
+import { decoderSignature, greedyGenerate, syntheticPrompt, type DecoderSignature } from './generation.js';
+import { DataType } from '../ir/dtype.js';
+import { Tensor } from '../ir/tensor.js';
 
 export interface Tolerance {
   name: string;
@@ -62,8 +64,10 @@ export const TOLERANCES: Record<string, Tolerance> = {
 export interface OutputVerdict extends OutputMetrics { ok: boolean; problem?: string }
 
 export interface ValidationCase {
-  /** where the inputs came from: a test data folder, or `synthetic` with the dims used */
+  /** where the inputs came from: a test data folder, `synthetic` with the dims used, or a greedy generation */
   source: string;
+  /** a decoder's generation case: the original's tokens, and the share of steps whose argmax the candidate agrees on */
+  generated?: { tokens: number[]; agreement: number };
   dims: Record<string, number>;
   outputs: OutputVerdict[];
   ok: boolean;
@@ -154,6 +158,8 @@ export interface ValidateOptions {
   search?: Pick<InputSearchOptions, 'maxTries' | 'budgetMs'>;
   /** input sets already chosen (and run on the original) by validationInputs() */
   prepared?: PreparedInputs;
+  /** decoders with a KV cache: tokens of greedy generation compared (default 8; 0 for none) */
+  generate?: number;
 }
 
 /** An input set; `outputs` are the original's, when they were computed while choosing the set. */
@@ -249,10 +255,58 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
       }
     }
   }
+  const steps = opts.generate ?? 8;
+  const sig = steps > 0 ? decoderSignature(ref) : undefined;
+  // the compiled model keeps the names of inputs and outputs: the original's signature feeds both
+  if (sig) cases.push(await generationCase(ref, runnable, runtime, sig, steps, tol));
   const inputs: ValidationResult['inputs'] = search
     ? { origin: 'synthetic', used: search.sets.map((s) => s.source), tried: search.tried, varied: search.varied }
     : { origin: opts.inputs || (opts.prepared && !opts.prepared.search) ? 'given' : 'synthetic', used: sets.map((s) => s.source) };
   return { tolerance: tol, ok: cases.every((c) => c.ok), cases, inputs, ...(worst ? { worst } : {}), ...(Object.keys(replaced).length ? { standIns: replaced } : {}) };
+}
+
+/**
+ * A decoder's greedy generation, original vs candidate: the original generates `steps` tokens from
+ * a seeded prompt with an empty cache, feeding its cache back; the candidate is fed the same tokens
+ * (teacher forcing), and the logits of every step are judged like an output of shape [steps, vocab]
+ * (fp32: per element, and every step's argmax must be the original's token; lower precisions: their
+ * budget, with top-1 agreement reported).
+ */
+async function generationCase(ref: Model, cand: Model, runtime: Runtime, sig: DecoderSignature, steps: number, tol: Tolerance): Promise<ValidationCase> {
+  const vocab = intInputRanges(ref)[sig.ids] ?? 10;
+  const prompt = syntheticPrompt(5, vocab);
+  const source = `greedy generation of ${steps} tokens from a ${prompt.length}-token prompt, empty cache`;
+  const open = async (m: Model, stage: 'validate-original' | 'validate-compiled') => {
+    try {
+      return await runtime.createSession(concatChunks(serializeModel(m).chunks));
+    } catch (e) {
+      throw new RetargetError(stage, `the runtime cannot load it: ${(e as Error).message.split('\n')[0]}`);
+    }
+  };
+  const generate = async (m: Model, stage: 'validate-original' | 'validate-compiled', forced?: number[]) => {
+    const session = await open(m, stage);
+    try {
+      return await greedyGenerate(m, session, sig, prompt, steps, forced);
+    } catch (e) {
+      throw new RetargetError(stage, `on ${source}: ${(e as Error).message.split('\n')[0]}`);
+    } finally {
+      await session.release();
+    }
+  };
+  const want = await generate(ref, 'validate-original');
+  const got = await generate(cand, 'validate-compiled', want.tokens);
+  const stack = (rows: Float32Array[]): Tensor => {
+    const vocabSize = rows[0]?.length ?? 0;
+    const all = new Float32Array(rows.length * vocabSize);
+    rows.forEach((r, i) => all.set(r, i * vocabSize));
+    return Tensor.fromTypedArray(DataType.FLOAT, [rows.length, vocabSize], all);
+  };
+  const v = verdict(`${sig.logits} (per step)`, stack(want.logits), stack(got.logits), tol);
+  const differ = got.tokens.findIndex((t, i) => t !== want.tokens[i]);
+  const out: OutputVerdict = tol.atol !== undefined && differ >= 0
+    ? { ...v, ok: false, problem: `${v.problem ? `${v.problem}; ` : ''}the compiled model picks token ${got.tokens[differ]} at step ${differ + 1} where the original picks ${want.tokens[differ]}` }
+    : v;
+  return { source, dims: {}, outputs: [out], ok: out.ok, generated: { tokens: want.tokens, agreement: got.tokens.filter((t, i) => t === want.tokens[i]).length / steps } };
 }
 
 export interface BisectResult {
