@@ -34,6 +34,7 @@ import { fuseLayernorm } from './fuse-layernorm.js';
 import { fuseMatmulAddIntoGemm } from './fuse-matmul-add-into-gemm.js';
 import { fuseMulAddIntoConv } from './fuse-mul-add-into-conv.js';
 import { fusePadIntoConv } from './fuse-pad-into-conv.js';
+import { fuseRmsnorm } from './fuse-rmsnorm.js';
 import { fuseSkipLayernorm } from './fuse-skip-layernorm.js';
 import { mergeReshapes } from './merge-reshapes.js';
 import { mergeSqueezeUnsqueeze } from './merge-squeeze-unsqueeze.js';
@@ -76,6 +77,7 @@ export const PASSES: readonly Pass[] = [
   fuseMatmulAddIntoGemm,
   fuseMulAddIntoConv,
   fusePadIntoConv,
+  fuseRmsnorm,
   fuseSkipLayernorm,
   mergeReshapes,
   mergeSqueezeUnsqueeze,
