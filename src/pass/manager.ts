@@ -103,7 +103,9 @@ class Context implements PassContext {
     try {
       const domains = Object.fromEntries(this.model.opsetImports.map((o) => [o.domain ?? '', o.version]));
       return await evaluateWithRuntime(runtime, node, inputs, opset, domains);
-    } catch {
+    } catch (e) {
+      // the runtime refusing a node (no kernel, bad inputs) means it is not folded, nothing worse
+      this.explain(`${node}: not evaluated by the runtime (${(e as Error).message.split('\n')[0]})`);
       return undefined;
     }
   }
