@@ -80,8 +80,92 @@ function runLine(result: BenchResult): string {
   return `${rounds} timed runs per model, interleaved${blocks}${budget}, ${o.warmup} warm-up runs, seed ${o.seed}${dims}; create ms is the median of ${result.models[0]?.sessionCreateMs.length ?? 0} session creations`;
 }
 
+// ---------------------------------------------------------------------------------------------
+// bench --generate
+
+const GEN_HEADERS = ['model', 'size', 'prefill ms', 'prefill tok/s', 'decode ms/tok p50', 'p90', 'tok/s', 'tok/s vs first (95% CI)', 'weights/tok', 'limit tok/s', '% of limit', 'tokens'];
+const GEN_TEXT_COLUMNS = new Set([0, 7, 11]);
+
+function tokensCell(m: ModelBenchResult, index: number): string {
+  const g = m.generate!;
+  const own = g.consistent ? '' : ' (varies between runs)';
+  if (index === 0) return `reference${own}`;
+  if (g.agreesWithFirst === undefined) return own.trim();
+  return g.agreesWithFirst ? `same${own}` : `DIFFER at ${g.firstMismatch ?? '?'}${own}`;
+}
+
+function generateRows(result: BenchResult): string[][] {
+  return result.models.map((m, i) => {
+    const g = m.generate;
+    if (!g) return [m.name, formatSize(m.sizeBytes), ...new Array<string>(GEN_HEADERS.length - 2).fill('-')];
+    const r = g.tokensPerSecondRatioVsFirst;
+    return [
+      m.name,
+      formatSize(m.sizeBytes),
+      formatMs(g.prefillStats.p50Ms),
+      formatNumber(g.prefillTokensPerSecond),
+      formatMs(g.decodeMsPerToken.p50Ms),
+      formatMs(g.decodeMsPerToken.p90Ms),
+      formatNumber(g.tokensPerSecond),
+      i === 0 ? 'baseline' : r ? `${r.ratio.toFixed(3)}x [${r.ci95[0].toFixed(3)}, ${r.ci95[1].toFixed(3)}]` : '',
+      formatSize(g.bytesPerToken),
+      formatNumber(g.rooflineTokensPerSecond),
+      `${g.rooflinePct.toFixed(1)}%`,
+      tokensCell(m, i),
+    ];
+  });
+}
+
+function generateRunLines(result: BenchResult): string[] {
+  const o = result.options;
+  const g = o.generate!;
+  const gens = result.models[0]?.generate?.generations ?? 0;
+  const budget = o.timeBudgetMs !== undefined ? ` (of ${o.runs}, time budget ${o.timeBudgetMs / 1000} s)` : '';
+  const start = g.past > g.prompt ? `a cache of ${g.past} positions (the prompt's, extended by untimed runs)` : `the prompt's cache (${g.past} positions)`;
+  return [
+    `${gens} generations per model${budget}, interleaved in blocks of ${o.block ?? 1} (settled after each switch), ${o.warmup} warm-up, seed ${o.seed}: prefill of ${g.prompt} tokens over an empty cache, then ${g.newTokens} greedy decode steps from ${start}, present fed back as past; batch 1`,
+    `roofline: memory bandwidth ${g.bandwidth.gbPerSec.toFixed(1)} GB/s (${g.bandwidth.method}) / weight bytes per token (initializers read by nodes, less tables read only through Gather; the KV cache not counted)`,
+  ];
+}
+
+function formatGenerateTable(result: BenchResult): string {
+  const body = generateRows(result);
+  const widths = GEN_HEADERS.map((h, c) => Math.max(h.length, ...body.map((r) => r[c]!.length)));
+  const line = (cells: string[]): string => cells
+    .map((s, c) => (GEN_TEXT_COLUMNS.has(c) ? s.padEnd(widths[c]!) : s.padStart(widths[c]!)))
+    .join('  ')
+    .trimEnd();
+  const differ = result.models.filter((m) => m.generate?.agreesWithFirst === false).map((m) => m.name);
+  return [
+    environmentLine(result),
+    ...generateRunLines(result),
+    '',
+    line(GEN_HEADERS),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...body.map(line),
+    ...(differ.length ? ['', `warning: ${differ.join(', ')} generated different tokens from ${result.models[0]!.name}`] : []),
+  ].join('\n');
+}
+
+function formatGenerateMarkdown(result: BenchResult): string {
+  const body = generateRows(result);
+  const align = GEN_HEADERS.map((_h, c) => (GEN_TEXT_COLUMNS.has(c) ? '---' : '---:'));
+  const row = (cells: string[]): string => `| ${cells.map(mdCell).join(' | ')} |`;
+  return [
+    '### retarget bench --generate',
+    '',
+    row(GEN_HEADERS),
+    `|${align.join('|')}|`,
+    ...body.map(row),
+    '',
+    `<sub>${generateRunLines(result).map(mdCell).join('. ')}. ${mdCell(environmentLine(result))}. Ratios: tokens/s vs the first model, bootstrap 95% CI over the per-token samples (above 1 is faster).</sub>`,
+    '',
+  ].join('\n');
+}
+
 /** A plain-text table for the terminal, with the environment above it. */
 export function formatBenchTable(result: BenchResult): string {
+  if (result.options.generate) return formatGenerateTable(result);
   const body = rows(result);
   const widths = HEADERS.map((h, c) => Math.max(h.length, ...body.map((r) => r[c]!.length)));
   const line = (cells: string[]): string => cells
@@ -104,6 +188,7 @@ function mdCell(s: string): string {
 
 /** A GitHub-flavoured Markdown table, for a pull-request comment. */
 export function formatBenchMarkdown(result: BenchResult): string {
+  if (result.options.generate) return formatGenerateMarkdown(result);
   const body = rows(result);
   const align = HEADERS.map((_h, c) => (TEXT_COLUMNS.has(c) ? '---' : '---:'));
   const row = (cells: string[]): string => `| ${cells.map(mdCell).join(' | ')} |`;

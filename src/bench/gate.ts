@@ -100,12 +100,40 @@ export interface AccuracyComparison {
   reason?: string;
 }
 
+/**
+ * `bench --generate` results on both sides: tokens/s, current / baseline, from the same per-token
+ * samples and bootstrap as the latency comparison (ratio and CI inverted). A regression when the
+ * whole CI lies below 1 - threshold, an improvement when it lies above 1 + threshold.
+ */
+export interface TokensPerSecondComparison {
+  baseline: number;
+  current: number;
+  ratio: number;
+  ci95: [number, number];
+  bootstrapped: boolean;
+  verdict: Verdict;
+}
+
+/** Greedy-token agreement with the first model of each run (`bench --generate`). */
+export interface TokensComparison {
+  baselineAgrees: boolean;
+  currentAgrees: boolean;
+  /** first differing token in the current run */
+  firstMismatch?: number;
+  verdict: Verdict;
+}
+
 export interface ModelComparison {
   name: string;
+  /** with tokensPerSecond, its verdict is the tokens/s one (the same samples: one check, not two) */
   latency: LatencyComparison;
   size: SizeComparison;
   /** only when both runs measured accuracy */
   accuracy?: AccuracyComparison;
+  /** only when both runs are `bench --generate` results */
+  tokensPerSecond?: TokensPerSecondComparison;
+  /** only when both runs compared this model's greedy tokens with their first model's */
+  tokens?: TokensComparison;
   /** any check regressed */
   regressed: boolean;
 }
@@ -175,6 +203,28 @@ function compareAccuracy(base: ModelBenchResult, cur: ModelBenchResult, t: Thres
   return { baseline: { ...b }, current: { ...c }, cosineDrop, verdict, ...(reason ? { reason } : {}) };
 }
 
+function compareTokensPerSecond(base: ModelBenchResult, cur: ModelBenchResult, latency: LatencyComparison, t: Thresholds): TokensPerSecondComparison | undefined {
+  if (!base.generate || !cur.generate) return undefined;
+  const ratio = 1 / latency.ratio;
+  const ci95: [number, number] = [1 / latency.ci95[1], 1 / latency.ci95[0]];
+  const verdict: Verdict = ci95[1] < 1 - t.maxRegression ? 'regression' : ci95[0] > 1 + t.maxRegression ? 'improvement' : 'unchanged';
+  return { baseline: 1000 / latency.baselineP50Ms, current: 1000 / latency.currentP50Ms, ratio, ci95, bootstrapped: latency.bootstrapped, verdict };
+}
+
+function compareTokens(base: ModelBenchResult, cur: ModelBenchResult): TokensComparison | undefined {
+  const b = base.generate?.agreesWithFirst, c = cur.generate?.agreesWithFirst;
+  if (b === undefined || c === undefined) return undefined;
+  const verdict: Verdict = b && !c ? 'regression' : !b && c ? 'improvement' : 'unchanged';
+  const mismatch = cur.generate?.firstMismatch;
+  return { baselineAgrees: b, currentAgrees: c, ...(mismatch !== undefined ? { firstMismatch: mismatch } : {}), verdict };
+}
+
+export function tokensPerSecondMessage(x: TokensPerSecondComparison, t: Thresholds): string {
+  const ci = x.bootstrapped ? `95% CI ${x.ci95[0].toFixed(3)}-${x.ci95[1].toFixed(3)}` : 'no samples: point estimate';
+  const what = x.verdict === 'regression' ? `slower beyond ${fmtPct(t.maxRegression, false)}` : x.verdict === 'improvement' ? `faster beyond ${fmtPct(t.maxRegression, false)}` : `within ${fmtPct(t.maxRegression, false)} or not significant`;
+  return `tokens/s x${x.ratio.toFixed(3)} (${ci}; ${fmtNum(x.baseline)} -> ${fmtNum(x.current)} tok/s), ${what}`;
+}
+
 export interface CompareOptions {
   /** bootstrap iterations (default 2000) */
   iterations?: number;
@@ -196,11 +246,16 @@ export function compareResults(baseline: BenchResult, current: BenchResult, thre
     const latency = compareLatency(base, cur, thresholds, seed, iterations);
     const size = compareSize(base, cur, thresholds);
     const accuracy = compareAccuracy(base, cur, thresholds);
-    const regressed = latency.verdict === 'regression' || size.verdict === 'regression' || accuracy?.verdict === 'regression';
-    if (latency.verdict === 'regression') failures.push(`${cur.name}: ${latencyMessage(latency, thresholds)}`);
+    const tokensPerSecond = compareTokensPerSecond(base, cur, latency, thresholds);
+    if (tokensPerSecond) latency.verdict = tokensPerSecond.verdict; // the same samples: gated once, on tokens/s
+    const tokens = compareTokens(base, cur);
+    const regressed = latency.verdict === 'regression' || size.verdict === 'regression' || accuracy?.verdict === 'regression' || tokens?.verdict === 'regression';
+    if (tokensPerSecond?.verdict === 'regression') failures.push(`${cur.name}: ${tokensPerSecondMessage(tokensPerSecond, thresholds)}`);
+    else if (latency.verdict === 'regression') failures.push(`${cur.name}: ${latencyMessage(latency, thresholds)}`);
     if (size.verdict === 'regression') failures.push(`${cur.name}: ${sizeMessage(size, thresholds)}`);
     if (accuracy?.verdict === 'regression') failures.push(`${cur.name}: accuracy ${accuracy.reason ?? ''}`);
-    models.push({ name: cur.name, latency, size, ...(accuracy ? { accuracy } : {}), regressed });
+    if (tokens?.verdict === 'regression') failures.push(`${cur.name}: greedy tokens now differ from the first model's${tokens.firstMismatch !== undefined ? ` (from token ${tokens.firstMismatch})` : ''}`);
+    models.push({ name: cur.name, latency, size, ...(accuracy ? { accuracy } : {}), ...(tokensPerSecond ? { tokensPerSecond } : {}), ...(tokens ? { tokens } : {}), regressed });
   }
   return {
     baselineEnvironment: baseline.environment,
@@ -279,6 +334,19 @@ export function formatCompareMarkdown(c: Comparison, files: { baseline?: string;
       const size = `${fmtBytes(m.size.currentBytes)} (${fmtPct(m.size.growth)})${m.size.verdict === 'unchanged' ? '' : ` ${MARK[m.size.verdict]}`}`;
       const acc = m.accuracy ? `cos ${m.accuracy.current.cosine.toFixed(6)}${m.accuracy.verdict === 'unchanged' ? (m.accuracy.current.ok ? ' ok' : ' not ok') : ` ${MARK[m.accuracy.verdict]}`}` : '–';
       lines.push(`| ${mdEscape(m.name)} | ${fmtNum(l.baselineP50Ms)} | ${fmtNum(l.currentP50Ms)} | ${l.ratio.toFixed(3)} | ${ci} | ${MARK[l.verdict]} | ${size} | ${acc} |`);
+    }
+    lines.push('');
+  }
+  const generated = c.models.filter((m) => m.tokensPerSecond);
+  if (generated.length) {
+    lines.push('Generation (`bench --generate`: decode tokens/s, gated instead of the latency above; greedy tokens vs the first model):', '');
+    lines.push('| model | baseline tok/s | current tok/s | ratio | 95% CI | tokens/s | tokens |');
+    lines.push('|---|---:|---:|---:|---|---|---|');
+    for (const m of generated) {
+      const x = m.tokensPerSecond!;
+      const ci = x.bootstrapped ? `${x.ci95[0].toFixed(3)}–${x.ci95[1].toFixed(3)}` : 'n/a (no samples)';
+      const tk = m.tokens ? (m.tokens.verdict === 'unchanged' ? (m.tokens.currentAgrees ? 'same' : `differ${m.tokens.firstMismatch !== undefined ? ` at ${m.tokens.firstMismatch}` : ''}`) : `${m.tokens.currentAgrees ? 'same' : 'differ'} ${MARK[m.tokens.verdict]}`) : '–';
+      lines.push(`| ${mdEscape(m.name)} | ${fmtNum(x.baseline)} | ${fmtNum(x.current)} | ${x.ratio.toFixed(3)} | ${ci} | ${MARK[x.verdict]} | ${tk} |`);
     }
     lines.push('');
   }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { BenchOptionError, benchOptionsFromCli, runBench } from '../bench/bench.js';
 import { formatBenchMarkdown, formatBenchTable, progressBar } from '../bench/format.js';
+import { generateOptionsFromCli, runGenerateBench } from '../bench/generate.js';
 import { compareResults, formatCompareMarkdown, parseThreshold, ThresholdError, type Thresholds } from '../bench/gate.js';
 import { renderReportHtml } from '../bench/html.js';
 import { formatJUnit } from '../bench/junit.js';
@@ -174,11 +175,19 @@ export function buildProgram(): Command {
     .option('--target <name>', 'the target the models were compiled for (recorded only)')
     .option('--name <a,b,...>', 'labels for the models, in order (default: file names)')
     .option('--tolerance <kind>', 'how outputs are judged against the first model: fp32, fp16, int8, int4', 'fp32')
-    .action(async (files: string[], opts: Parameters<typeof benchOptionsFromCli>[0] & { dim: string[]; json?: string; markdown?: string }) => {
+    .option('--generate', 'decoders with a KV cache: greedy generation with present fed back as past; prefill ms, decode ms/token, tokens/s, % of the memory-bandwidth limit, token agreement (--runs, --block, --warmup count generations: default 5, 1, 1)')
+    .option('--prompt <n>', 'with --generate: prefill length, tokens (default 64)')
+    .option('--new-tokens <n>', 'with --generate: decode steps per generation (default 32)')
+    .option('--past <n>', 'with --generate: start the decode from a cache of N positions (0 or at least --prompt; default 0: the prompt\'s)')
+    .option('--bandwidth <GB/s>', 'with --generate: memory bandwidth for the roofline instead of measuring it')
+    .action(async (files: string[], opts: Parameters<typeof benchOptionsFromCli>[0] & Parameters<typeof generateOptionsFromCli>[0] & { dim: string[]; json?: string; markdown?: string; generate?: boolean }, command: Command) => {
       const dims = parseDimsOrUsage(opts.dim);
-      let parsed;
+      let parsed, generate;
       try {
         parsed = benchOptionsFromCli(opts);
+        const flag = (['prompt', 'newTokens', 'past', 'bandwidth'] as const).find((k) => opts[k] !== undefined);
+        if (!opts.generate && flag) throw new BenchOptionError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --generate`);
+        if (opts.generate) generate = generateOptionsFromCli(opts, parsed, (k) => command.getOptionValueSource(k) === 'default');
       } catch (e) {
         if (e instanceof BenchOptionError) throw new UsageError(e.message);
         throw e;
@@ -186,7 +195,8 @@ export function buildProgram(): Command {
       const bar = process.stderr.isTTY ? progressBar(process.stderr) : undefined;
       let result;
       try {
-        result = await runBench(files, { ...parsed, dims, ...(bar ? { onProgress: bar.update } : {}) });
+        const onProgress = bar ? { onProgress: bar.update } : {};
+        result = generate ? await runGenerateBench(files, { ...generate, ...onProgress }) : await runBench(files, { ...parsed, dims, ...onProgress });
       } catch (e) {
         if (e instanceof BenchOptionError) throw new UsageError(e.message);
         if (e instanceof RetargetError) throw e;
