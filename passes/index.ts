@@ -23,11 +23,13 @@ import { fixDims } from './fix-dims.js';
 import { foldConstants } from './fold-constants.js';
 import { foldShapeOps } from './fold-shape-ops.js';
 import { fuseAttention } from './fuse-attention.js';
+import { fuseAttentionPast } from './fuse-attention-past.js';
 import { fuseBiasGelu } from './fuse-bias-gelu.js';
 import { fuseBnIntoConv } from './fuse-bn-into-conv.js';
 import { fuseConvActivation } from './fuse-conv-activation.js';
 import { fuseEmbedLayernorm } from './fuse-embed-layernorm.js';
 import { fuseGeluContrib } from './fuse-gelu-contrib.js';
+import { fuseGqa } from './fuse-gqa.js';
 import { fuseGelu } from './fuse-gelu.js';
 import { fuseLayernormContrib } from './fuse-layernorm-contrib.js';
 import { fuseLayernorm } from './fuse-layernorm.js';
@@ -35,6 +37,7 @@ import { fuseMatmulAddIntoGemm } from './fuse-matmul-add-into-gemm.js';
 import { fuseMulAddIntoConv } from './fuse-mul-add-into-conv.js';
 import { fusePadIntoConv } from './fuse-pad-into-conv.js';
 import { fuseRmsnorm } from './fuse-rmsnorm.js';
+import { fuseRotary } from './fuse-rotary.js';
 import { fuseSkipLayernorm } from './fuse-skip-layernorm.js';
 import { mergeReshapes } from './merge-reshapes.js';
 import { mergeSqueezeUnsqueeze } from './merge-squeeze-unsqueeze.js';
@@ -66,11 +69,13 @@ export const PASSES: readonly Pass[] = [
   foldConstants,
   foldShapeOps,
   fuseAttention,
+  fuseAttentionPast,
   fuseBiasGelu,
   fuseBnIntoConv,
   fuseConvActivation,
   fuseEmbedLayernorm,
   fuseGeluContrib,
+  fuseGqa,
   fuseGelu,
   fuseLayernormContrib,
   fuseLayernorm,
@@ -78,6 +83,7 @@ export const PASSES: readonly Pass[] = [
   fuseMulAddIntoConv,
   fusePadIntoConv,
   fuseRmsnorm,
+  fuseRotary,
   fuseSkipLayernorm,
   mergeReshapes,
   mergeSqueezeUnsqueeze,

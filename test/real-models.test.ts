@@ -287,4 +287,15 @@ describe('decoders: validated by a greedy generation with the cache fed back', (
     expect(gen.outputs[0].cosine).toBeGreaterThan(0.9);
     expect(typeof gen.generated.agreement).toBe('number');
   });
+
+  test('a decoder fixed to one new token (--dim sequence=1) is fed its prompt token by token; batch fixed to 2 has no generation case', () => {
+    const one = path.join(tmp, 'dec-seq1.json');
+    const r = run('compile', file, '-t', 'x86-avx2', '--dim', 'sequence=1', '-o', path.join(tmp, 'dec-seq1.onnx'), '--report', one);
+    expect(r.status, r.stderr).toBe(0);
+    const cases = JSON.parse(fs.readFileSync(one, 'utf8')).validation.cases;
+    expect(cases.find((c: { generated?: unknown }) => c.generated).source).toMatch(/token by token/);
+    const two = path.join(tmp, 'dec-b2.json');
+    expect(run('compile', file, '-t', 'x86-avx2', '--dim', 'batch=2', '-o', path.join(tmp, 'dec-b2.onnx'), '--report', two).status).toBe(0);
+    expect(JSON.parse(fs.readFileSync(two, 'utf8')).validation.cases.some((c: { generated?: unknown }) => c.generated)).toBe(false);
+  });
 });

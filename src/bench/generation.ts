@@ -98,19 +98,25 @@ export interface GenerationRun {
  * steps. With `forced`, those tokens are fed instead of the model's own choices (teacher forcing:
  * a candidate sees the reference's prefix, so its logits compare step by step).
  */
-export async function greedyGenerate(model: Model, session: Session, sig: DecoderSignature, prompt: number[], steps: number, forced?: number[]): Promise<GenerationRun> {
+export async function greedyGenerate(model: Model, session: Session, sig: DecoderSignature, prompt: number[], steps: number, forced?: number[], opts: { tokenByToken?: boolean } = {}): Promise<GenerationRun> {
   const idsType = elemTypeOf(model, sig.ids);
   let cache: Record<string, Tensor> = Object.fromEntries(sig.cache.map((c) => [c.input, emptyCache(c, sig.pastAxis)]));
   let past = 0;
-  let next = prompt;
   const tokens: number[] = [];
   const logits: Float32Array[] = [];
+  // a model fixed to one new token per run (--dim sequence=1) takes its prompt one token at a time
+  let next = prompt;
+  if (opts.tokenByToken) {
+    for (const t of prompt.slice(0, -1)) {
+      const out = await session.run(stepFeeds(model, sig, cache, [t], past, idsType));
+      cache = Object.fromEntries(sig.cache.map((c) => [c.input, out[c.output]!]));
+      past += 1;
+    }
+    next = prompt.slice(-1);
+  }
   for (let step = 0; step < steps; step++) {
     const n = next.length;
-    const feeds: Record<string, Tensor> = { ...cache, [sig.ids]: intTensor(idsType, next, [1, n]) };
-    if (sig.mask) feeds[sig.mask] = intTensor(elemTypeOf(model, sig.mask), new Array<number>(past + n).fill(1), [1, past + n]);
-    if (sig.positions) feeds[sig.positions] = intTensor(elemTypeOf(model, sig.positions), Array.from({ length: n }, (_, i) => past + i), [1, n]);
-    const out = await session.run(feeds);
+    const out = await session.run(stepFeeds(model, sig, cache, next, past, idsType));
     const l = out[sig.logits];
     if (!l) throw new Error(`no '${sig.logits}' output`);
     const vocab = l.dims[l.dims.length - 1]!;
@@ -125,6 +131,32 @@ export async function greedyGenerate(model: Model, session: Session, sig: Decode
     next = [forced?.[step] ?? best];
   }
   return { tokens, logits };
+}
+
+/** One step's feeds: the cache so far, the new ids, the mask over past + new, the positions counting on. */
+function stepFeeds(model: Model, sig: DecoderSignature, cache: Record<string, Tensor>, next: number[], past: number, idsType: number): Record<string, Tensor> {
+  const n = next.length;
+  const feeds: Record<string, Tensor> = { ...cache, [sig.ids]: intTensor(idsType, next, [1, n]) };
+  if (sig.mask) feeds[sig.mask] = intTensor(elemTypeOf(model, sig.mask), new Array<number>(past + n).fill(1), [1, past + n]);
+  if (sig.positions) feeds[sig.positions] = intTensor(elemTypeOf(model, sig.positions), Array.from({ length: n }, (_, i) => past + i), [1, n]);
+  return feeds;
+}
+
+/**
+ * How a decoder can be run for a generation given the dims the user fixed: token by token when
+ * the new-token dim is fixed to 1; not at all (a reason) when batch is fixed above 1, the new-token
+ * dim to another size, or the past.
+ */
+export function generationPlan(model: Model, sig: DecoderSignature, dims: Record<string, number>): { tokenByToken: boolean } | { skip: string } {
+  const ids = model.graph.inputs.find((v) => v.name === sig.ids);
+  const shape = ids?.type?.kind === 'tensor' ? ids.type.shape ?? [] : [];
+  const fixed = (d: number | string | null | undefined): number | undefined => (typeof d === 'number' ? d : typeof d === 'string' ? dims[d] : undefined);
+  const batch = fixed(shape[0]), seq = fixed(shape[1]);
+  if (batch !== undefined && batch !== 1) return { skip: `batch is fixed to ${batch}` };
+  const pastDim = sig.cache[0]!.dims[sig.pastAxis];
+  if (fixed(pastDim) !== undefined) return { skip: `the past length is fixed to ${fixed(pastDim)}` };
+  if (seq !== undefined && seq !== 1) return { skip: `the new-token dim is fixed to ${seq}` };
+  return { tokenByToken: seq === 1 };
 }
 
 /** A seeded prompt of token ids below `vocab` (or the id table's size). */

@@ -21,7 +21,7 @@ import type { Runtime } from '../runtime.js';
 import { outputMetrics, type OutputMetrics } from './metrics.js';
 import { findValidationInputs, type InputSearchOptions, type InputSearchResult } from './validation-inputs.js';
 import { RetargetError } from '../errors.js';
-import { decoderSignature, greedyGenerate, syntheticPrompt, type DecoderSignature } from './generation.js';
+import { decoderSignature, generationPlan, greedyGenerate, syntheticPrompt, type DecoderSignature } from './generation.js';
 import { DataType } from '../ir/dtype.js';
 import { Tensor } from '../ir/tensor.js';
 
@@ -258,7 +258,8 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
   const steps = opts.generate ?? 8;
   const sig = steps > 0 ? decoderSignature(ref) : undefined;
   // the compiled model keeps the names of inputs and outputs: the original's signature feeds both
-  if (sig) cases.push(await generationCase(ref, runnable, runtime, sig, steps, tol));
+  const plan = sig ? generationPlan(ref, sig, opts.dims ?? {}) : undefined;
+  if (sig && plan && !('skip' in plan)) cases.push(await generationCase(ref, runnable, runtime, sig, steps, tol, plan.tokenByToken));
   const inputs: ValidationResult['inputs'] = search
     ? { origin: 'synthetic', used: search.sets.map((s) => s.source), tried: search.tried, varied: search.varied }
     : { origin: opts.inputs || (opts.prepared && !opts.prepared.search) ? 'given' : 'synthetic', used: sets.map((s) => s.source) };
@@ -272,10 +273,10 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
  * (fp32: per element, and every step's argmax must be the original's token; lower precisions: their
  * budget, with top-1 agreement reported).
  */
-async function generationCase(ref: Model, cand: Model, runtime: Runtime, sig: DecoderSignature, steps: number, tol: Tolerance): Promise<ValidationCase> {
+async function generationCase(ref: Model, cand: Model, runtime: Runtime, sig: DecoderSignature, steps: number, tol: Tolerance, tokenByToken: boolean): Promise<ValidationCase> {
   const vocab = intInputRanges(ref)[sig.ids] ?? 10;
   const prompt = syntheticPrompt(5, vocab);
-  const source = `greedy generation of ${steps} tokens from a ${prompt.length}-token prompt, empty cache`;
+  const source = `greedy generation of ${steps} tokens from a ${prompt.length}-token prompt${tokenByToken ? ' fed token by token' : ''}, empty cache`;
   const open = async (m: Model, stage: 'validate-original' | 'validate-compiled') => {
     try {
       return await runtime.createSession(concatChunks(serializeModel(m).chunks));
@@ -286,7 +287,7 @@ async function generationCase(ref: Model, cand: Model, runtime: Runtime, sig: De
   const generate = async (m: Model, stage: 'validate-original' | 'validate-compiled', forced?: number[]) => {
     const session = await open(m, stage);
     try {
-      return await greedyGenerate(m, session, sig, prompt, steps, forced);
+      return await greedyGenerate(m, session, sig, prompt, steps, forced, { tokenByToken });
     } catch (e) {
       throw new RetargetError(stage, `on ${source}: ${(e as Error).message.split('\n')[0]}`);
     } finally {

@@ -1,0 +1,133 @@
+/**
+ * fuse-rotary
+ *
+ * Before:  y = x * cos + rotate_half(x) * sin                          (Llama, Mistral, Qwen2, GPT-NeoX: rotate-half form)
+ *          rotate_half(x) = Concat(Neg(x[..., h:]), x[..., :h], axis=-1)   (Neg or Mul by -1)
+ *          cos = Unsqueeze(Gather(cos_table[:n], position_ids, axis=0), head axis)   (likewise sin; the
+ *                prefix Slice to the key length is optional, no-op Casts are allowed)
+ *          partial rotary (Phi, GPT-NeoX rotary_pct): x_rot = x[..., :R], y = Concat(rope(x_rot), x[..., R:])
+ * After:   y = com.microsoft::RotaryEmbedding(x, position_ids, cos_table[:, :R/2], sin_table[:, :R/2])
+ *              {interleaved=0, rotary_embedding_dim=R and num_heads for partial rotary}
+ *          x [batch, heads, seq, head] (rotary after the head transpose, as transformers exports) is
+ *          passed as is (ORT reads a 4-D input as BNSH); x [batch, seq, heads, head] goes through a
+ *          Reshape to [batch, seq, heads*head] and back (num_heads set).
+ * Conditions:
+ *   - x has rank 4, float32 or float16, a static head size; cos and sin broadcast over its heads axis
+ *     only ([batch, 1, seq, R] or [batch, seq, 1, R]), gathered by the same int64 [batch, seq]
+ *     position ids (a table row per position; a [1, seq] broadcast over the batch is not matched);
+ *   - the tables are constants [positions, R] whose rows have equal halves (cat(freqs, freqs), what
+ *     makes rotate_half's rotation the one RotaryEmbedding computes: it reads cos[:R/2] for both
+ *     halves), of x's element type;
+ *   - the two products and rotate_half's Concat have no other use.
+ * Formula: RotaryEmbedding computes, per head and position p = position_ids[b, s] and i < R/2,
+ *   y[i] = x[i] cos[p, i] - x[i + R/2] sin[p, i],  y[i + R/2] = x[i + R/2] cos[p, i] + x[i] sin[p, i],
+ *   y[R:] = x[R:]: the same as x * cos + rotate_half(x) * sin when cos[p, i] = cos[p, i + R/2].
+ *   Positions beyond the sliced prefix (n = the key length) were an error in the original (Gather out
+ *   of range); the fused op reads the whole table there, so it accepts more inputs, never fewer.
+ *
+ * Not matched (explained with --explain):
+ *   - interleaved rotary (GPT-J, rotate_every_two: Slice step 2, stack, flatten; tables
+ *     repeat_interleave'd): a different graph shape, not written yet (RotaryEmbedding's interleaved=1
+ *     computes it);
+ *   - cos/sin computed on the fly (transformers >= 4.38: Cos/Sin of inv_freq x position_ids in the
+ *     graph): RotaryEmbedding takes a table indexed by position, and the graph states no maximum
+ *     position; a table of a guessed length would fail (or differ) beyond it. Such graphs keep their
+ *     rotary nodes.
+ */
+import type { InferResult } from '../src/analysis/infer.js';
+import { attr } from '../src/ir/attribute.js';
+import { dataTypeName } from '../src/ir/dtype.js';
+import type { Graph, Value } from '../src/ir/graph.js';
+import { Tensor } from '../src/ir/tensor.js';
+import type { Pass, PassContext } from '../src/pass/pass.js';
+import { UnsupportedOpError, type Patch } from '../src/pass/patch.js';
+import { isFail } from './lib/attention/match.js';
+import { halfTable, looksRotary, matchRotary, type RotaryMatch } from './lib/attention/rotary.js';
+import { targetTakesType } from './lib/attention/target.js';
+
+function baseName(m: RotaryMatch): string {
+  const n = m.add.name;
+  const i = n.lastIndexOf('/');
+  return i >= 0 ? n.slice(0, i + 1) : '';
+}
+
+/** Rewrite one match; returns the half tables it used (to share with later matches once committed). */
+function rewrite(patch: Patch, ctx: PassContext, m: RotaryMatch, halves: Map<Value, Value>): [Value, Value][] {
+  const made: [Value, Value][] = [];
+  const half = (table: Value, t: Tensor, what: string): Value => {
+    let v = halves.get(table);
+    if (!v) {
+      v = patch.constant(halfTable(t), `${table.name}_${what}_cache`);
+      made.push([table, v]);
+    }
+    return v;
+  };
+  const cos = half(m.cosTable, m.cos, 'cos');
+  const sin = half(m.sinTable, m.sin, 'sin');
+  const base = baseName(m);
+  const attrs = [attr.int('interleaved', 0)];
+  const partial = m.rotaryDim !== m.headSize;
+  if (partial) attrs.push(attr.int('rotary_embedding_dim', m.rotaryDim));
+  const opts = { domain: 'com.microsoft', name: `${base}RotaryEmbedding` };
+  let y: Value;
+  if (m.layout === 'bnsh') {
+    if (m.heads !== undefined) attrs.push(attr.int('num_heads', m.heads));
+    y = patch.add('RotaryEmbedding', [m.x, m.positionIds, cos, sin], attrs, opts);
+  } else {
+    const n = m.heads!;
+    const flat = patch.add('Reshape', [m.x, patch.constant(Tensor.int64([0, 0, n * m.headSize]), `${base}rotary_flat_shape`)], {}, { name: `${base}rotary_flatten` });
+    attrs.push(attr.int('num_heads', n));
+    const r = patch.add('RotaryEmbedding', [flat, m.positionIds, cos, sin], attrs, opts);
+    y = patch.add('Reshape', [r, patch.constant(Tensor.int64([0, 0, n, m.headSize]), `${base}rotary_heads_shape`)], {}, { name: `${base}rotary_unflatten` });
+  }
+  ctx.requireOpset('com.microsoft', 1);
+  patch.replace(m.out, y);
+  return made;
+}
+
+export const fuseRotary: Pass = {
+  name: 'fuse-rotary',
+  description: 'rotary position embedding (x * cos + rotate_half(x) * sin, cos/sin gathered from tables by position_ids, full or partial) -> com.microsoft RotaryEmbedding',
+  level: 2,
+  subgraphs: 'recurse',
+  emits: ['com.microsoft::RotaryEmbedding', 'ai.onnx::Reshape'],
+  run(graph: Graph, ctx: PassContext) {
+    let info: InferResult;
+    try {
+      info = ctx.shapes();
+    } catch (e) {
+      ctx.explain(`no shapes (${(e as Error).message})`);
+      return 0;
+    }
+    // One inference serves the pass: a rewrite replaces a value by an equal one, and what a later
+    // match reads (x, the tables, the position ids) is never made by an earlier rewrite.
+    const halves = new Map<Value, Value>();
+    let changes = 0;
+    for (const node of [...graph.nodes]) {
+      if (node.removed || node.opType !== 'Add' || node.domain !== '') continue;
+      const m = matchRotary(info, node);
+      if (isFail(m)) {
+        if (looksRotary(node)) ctx.explain(m.startsWith(`${node}`) ? m : `${node}: ${m}`);
+        continue;
+      }
+      if (m.heads === undefined && (m.layout === 'bsnh' || m.rotaryDim !== m.headSize)) { ctx.explain(`${node}: the heads dim of '${m.x.name}' is symbolic`); continue; }
+      if (!targetTakesType(ctx, 'com.microsoft::RotaryEmbedding', m.elemType)) {
+        ctx.explain(`${node}: target '${ctx.options.target?.name}' has no ${dataTypeName(m.elemType)} RotaryEmbedding kernel`);
+        continue;
+      }
+      if (!ctx.allowRewrite(`fuse-rotary at ${node}`)) return changes;
+      const patch = ctx.patch(graph);
+      let made: [Value, Value][];
+      try {
+        made = rewrite(patch, ctx, m, halves);
+      } catch (e) {
+        if (!(e instanceof UnsupportedOpError)) throw e;
+        ctx.explain(`${node}: ${e.message}`);
+        continue;
+      }
+      changes += patch.commit();
+      for (const [table, v] of made) halves.set(table, v);
+    }
+    return changes;
+  },
+};

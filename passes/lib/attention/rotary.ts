@@ -1,0 +1,257 @@
+/**
+ * Matchers for rotary position embedding as exporters write it (used by fuse-rotary and fuse-gqa):
+ *
+ *   y = x * cos + rotate_half(x) * sin,   rotate_half(x) = Concat(-x[..., h:], x[..., :h], axis=-1)
+ *   cos = Unsqueeze(Gather(table_cos[:n], position_ids, axis=0), head axis)     (likewise sin)
+ *
+ * with optional partial rotary: the rotated part is x[..., :R] and the result is concatenated with
+ * x[..., R:] again. Every matcher returns the match or a string saying what did not match.
+ */
+import type { InferResult } from '../../../src/analysis/infer.js';
+import type { Sym } from '../../../src/analysis/symbolic.js';
+import { attrInt, attrInts } from '../../../src/ir/attribute.js';
+import { DataType } from '../../../src/ir/dtype.js';
+import type { Node, Value } from '../../../src/ir/graph.js';
+import { Tensor } from '../../../src/ir/tensor.js';
+import { constantValue } from '../../../src/pass/pattern.js';
+import { elemTypeOf, fmtShape, isFail, oneUse, producedBy, scalarConst, shapeOf, symEq, symInts, type Fail } from './match.js';
+
+/** A rotary embedding y = x * cos + rotate_half(x) * sin over the last axis of a rank-4 x. */
+export interface RotaryMatch {
+  /** the Add that sums the two products */
+  add: Node;
+  /** the input the fused op rotates (for partial rotary: the whole x, of which the first R are rotated) */
+  x: Value;
+  /** the value the fused op replaces (the Add, or for partial rotary the Concat with the pass-through part) */
+  out: Value;
+  /** int64 [batch, seq] */
+  positionIds: Value;
+  /** the constant tables (cos, sin), [positions, R], before halving, and the values holding them */
+  cosTable: Value;
+  sinTable: Value;
+  cos: Tensor;
+  sin: Tensor;
+  /** R: how many leading elements of each head are rotated */
+  rotaryDim: number;
+  /** H: the head size (last dim of x) */
+  headSize: number;
+  /** heads (dim of x that the tables broadcast over), when static */
+  heads: number | undefined;
+  /** x is [batch, heads, seq, head] ('bnsh', rotary after the head transpose) or [batch, seq, heads, head] ('bsnh') */
+  layout: 'bnsh' | 'bsnh';
+  elemType: number;
+}
+
+/** end: undefined when not known (a prefix to the key length, computed at run time) */
+interface SliceSpec { start: number; end: number | undefined; axis: number; step: number; data: Value }
+
+/** A Slice of one axis with constant start/end/step (opset 10+ inputs or opset 1-9 attributes). */
+function sliceSpec(info: InferResult, n: Node): SliceSpec | undefined {
+  let starts: (number | undefined)[] | undefined, ends: (number | undefined)[] | undefined;
+  let axes: (number | undefined)[] | undefined, steps: (number | undefined)[] | undefined;
+  if (n.inputs.length >= 3) {
+    starts = symInts(info, n.inputs[1]); ends = symInts(info, n.inputs[2]);
+    axes = n.inputs[3] ? symInts(info, n.inputs[3]) : undefined;
+    steps = n.inputs[4] ? symInts(info, n.inputs[4]) : undefined;
+  } else {
+    starts = attrInts(n.attr('starts')); ends = attrInts(n.attr('ends')); axes = attrInts(n.attr('axes'));
+  }
+  if (!starts || !ends || starts.length !== 1 || ends.length !== 1) return undefined;
+  const rank = shapeOf(info, n.inputs[0])?.length;
+  let axis = axes?.[0] ?? 0;
+  if (axes && axes.length !== 1) return undefined;
+  if (axis === undefined) return undefined;
+  if (axis < 0 && rank !== undefined) axis += rank;
+  const step = steps?.[0] ?? 1;
+  const start = starts[0], end = ends[0];
+  if (start === undefined || step === undefined) return undefined;
+  return { start, end, axis, step, data: n.inputs[0]! };
+}
+
+/** Slice(v) along the last axis from `from` to `to` (to: the dim or beyond) with step 1: returns v, else undefined. */
+function lastAxisSlice(info: InferResult, s: Value | undefined, from: number, to: number): Value | undefined {
+  const n = producedBy(s, 'Slice');
+  if (!n) return undefined;
+  const spec = sliceSpec(info, n);
+  const rank = shapeOf(info, n.inputs[0])?.length;
+  if (!spec || rank === undefined || spec.axis !== rank - 1 || spec.step !== 1 || spec.start !== from) return undefined;
+  const dim = shapeOf(info, n.inputs[0])![rank - 1]!.value;
+  if (dim === undefined || spec.end === undefined) return undefined;
+  const end = Math.min(spec.end, dim);
+  return end === to ? spec.data : undefined;
+}
+
+/** -v as Neg(v) or Mul(v, -1) / Mul(-1, v): returns v. */
+function negated(v: Value | undefined): Value | undefined {
+  const neg = producedBy(v, 'Neg');
+  if (neg) return neg.inputs[0];
+  const mul = producedBy(v, 'Mul');
+  if (!mul) return undefined;
+  if (scalarConst(mul.inputs[1]) === -1) return mul.inputs[0];
+  if (scalarConst(mul.inputs[0]) === -1) return mul.inputs[1];
+  return undefined;
+}
+
+/** rotate_half(x) = Concat(-x[..., h:], x[..., :h], axis=-1): returns x and h, or why not. */
+export function matchRotateHalf(info: InferResult, v: Value): { x: Value; half: number; concat: Node } | Fail {
+  const concat = producedBy(v, 'Concat');
+  if (!concat || concat.inputs.length !== 2) return `'${v.name}' is not a Concat of two halves`;
+  const rank = shapeOf(info, v)?.length;
+  const axis = attrInt(concat.attr('axis'), 0);
+  if (rank === undefined || (axis !== -1 && axis !== rank - 1)) return `${concat}: does not concatenate the last axis`;
+  const dim = shapeOf(info, v)![rank - 1]!.value;
+  if (dim === undefined || dim % 2 !== 0) return `${concat}: last dim ${dim ?? '?'} is not a known even size`;
+  const half = dim / 2;
+  const hi = negated(concat.inputs[0]);
+  if (!hi) {
+    if (negated(concat.inputs[1])) return `${concat}: Concat(x1, -x2) is not rotate_half's Concat(-x2, x1) (a rotation the other way)`;
+    return `${concat}: first operand is not negated`;
+  }
+  const x = lastAxisSlice(info, hi, half, dim);
+  if (!x) return `${concat}: the negated operand is not x[..., ${half}:] (interleaved rotary, rotate_every_two, is not matched)`;
+  const lo = lastAxisSlice(info, concat.inputs[1], 0, half);
+  if (lo !== x) return `${concat}: the second operand is not x[..., :${half}] of the same x`;
+  const xs = shapeOf(info, x);
+  if (xs?.[xs.length - 1]?.value !== dim) return `${concat}: halves of '${x.name}' ${fmtShape(xs)}, whose last dim is not ${dim}`;
+  return { x, half, concat };
+}
+
+interface Embedding { table: Value; tensor: Tensor; positionIds: Value; nodes: Node[] }
+
+/**
+ * The cos/sin operand: [Unsqueeze | no-op Cast]* Gather(table', position_ids, axis=0) with table' a
+ * prefix Slice (axis 0, from 0, step 1) of a constant table, or the table itself.
+ */
+function matchEmbedding(info: InferResult, v: Value, elemType: number): Embedding | Fail {
+  let cur = v;
+  const nodes: Node[] = [];
+  let gather: Node | undefined;
+  for (let guard = 0; guard < 8 && !gather; guard++) {
+    const n = cur.producer;
+    if (!n || n.removed || n.domain !== '') break;
+    if (n.opType === 'Unsqueeze' || (n.opType === 'Cast' && attrInt(n.attr('to')) === elemTypeOf(info, n.inputs[0]))) { nodes.push(n); cur = n.inputs[0]!; continue; }
+    if (n.opType === 'Gather') { gather = n; break; }
+    break;
+  }
+  if (!gather) return `'${v.name}' is not a table gathered by position ids (cos/sin computed on the fly are not matched)`;
+  if (attrInt(gather.attr('axis'), 0) !== 0) return `${gather}: gathers axis ${attrInt(gather.attr('axis'), 0)}, not the positions axis 0`;
+  const positionIds = gather.inputs[1]!;
+  if (elemTypeOf(info, positionIds) !== DataType.INT64) return `${gather}: position ids '${positionIds.name}' are not int64`;
+  nodes.push(gather);
+  let table = gather.inputs[0]!;
+  for (let guard = 0; guard < 4 && !constantValue(table); guard++) {
+    const s = producedBy(table, 'Slice');
+    const spec = s && sliceSpec(info, s);
+    if (!s || !spec || spec.axis !== 0 || spec.start !== 0 || spec.step !== 1) return `${gather}: table '${table.name}' is not a constant or a prefix of one`;
+    nodes.push(s);
+    table = spec.data;
+  }
+  const t = constantValue(table);
+  if (!t) return `${gather}: table '${table.name}' is not a constant`;
+  if (t.dims.length !== 2) return `${gather}: table '${table.name}' [${t.dims.join(',')}] is not [positions, dim]`;
+  if (t.dataType !== elemType) return `${gather}: table '${table.name}' is not of x's element type`;
+  return { table, tensor: t, positionIds, nodes };
+}
+
+/** The rows of a [P, 2h] table have equal halves (what rotate_half's cos/sin tables are: cat(f, f)). */
+function halvesEqual(t: Tensor): boolean {
+  const [p, d] = t.dims as [number, number];
+  const h = d / 2;
+  const a = t.toTypedArray() as ArrayLike<number>;
+  for (let i = 0; i < p; i++) for (let j = 0; j < h; j++) if (!Object.is(a[i * d + j], a[i * d + h + j])) return false;
+  return true;
+}
+
+/** The first half of each row of a [P, 2h] table: [P, h]. */
+export function halfTable(t: Tensor): Tensor {
+  const [p, d] = t.dims as [number, number];
+  const h = d / 2;
+  const a = t.toTypedArray() as Float32Array | Uint16Array | Float64Array;
+  const out = new (a.constructor as new (n: number) => typeof a)(p * h);
+  for (let i = 0; i < p; i++) out.set(a.subarray(i * d, i * d + h), i * h);
+  return Tensor.fromTypedArray(t.dataType, [p, h], out);
+}
+
+const ROTARY_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16];
+
+/** Does `v` look like rotary (an Add of two Muls, one of them by a Concat with a negated operand)? For --explain only. */
+export function looksRotary(add: Node): boolean {
+  return add.inputs.some((v) => {
+    const m = producedBy(v, 'Mul');
+    return !!m && m.inputs.some((w) => { const c = producedBy(w, 'Concat'); return !!c && c.inputs.some((u) => !!negated(u)); });
+  });
+}
+
+/** y = x * cos + rotate_half(x) * sin at `add` (any operand order), x of rank 4. */
+export function matchRotary(info: InferResult, add: Node): RotaryMatch | Fail {
+  const why: string[] = [];
+  for (const [i, j] of [[0, 1], [1, 0]] as const) {
+    const mCos = producedBy(add.inputs[i], 'Mul');
+    const mSin = producedBy(add.inputs[j], 'Mul');
+    if (!mCos || !mSin) continue;
+    for (const [a, b] of [[0, 1], [1, 0]] as const) {
+      const rh = matchRotateHalf(info, mSin.inputs[a]!);
+      if (isFail(rh)) { if (producedBy(mSin.inputs[a], 'Concat')) why.push(rh); continue; }
+      const sinV = mSin.inputs[b]!;
+      const xi = mCos.inputs[0] === rh.x ? 0 : mCos.inputs[1] === rh.x ? 1 : -1;
+      if (xi < 0) { why.push(`${mCos}: does not multiply the rotated x '${rh.x.name}'`); continue; }
+      const r = finish(info, add, mCos, rh, mCos.inputs[1 - xi]!, sinV);
+      if (isFail(r)) why.push(r);
+      else return r;
+    }
+  }
+  return why.length ? why[0]! : `${add}: not x * cos + rotate_half(x) * sin`;
+}
+
+function finish(info: InferResult, add: Node, mCos: Node, rh: { x: Value; half: number; concat: Node }, cosV: Value, sinV: Value): RotaryMatch | Fail {
+  const xr = rh.x;
+  const xs = shapeOf(info, xr);
+  const elemType = elemTypeOf(info, xr);
+  if (!xs || xs.length !== 4) return `rotated x '${xr.name}' ${fmtShape(xs)} is not of rank 4 ([batch, heads, seq, head] or [batch, seq, heads, head])`;
+  if (elemType === undefined || !ROTARY_TYPES.includes(elemType)) return `rotated x '${xr.name}' is not float32 or float16`;
+  for (const v of [add.inputs[0]!, add.inputs[1]!, rh.concat.outputs[0]!]) {
+    if (!oneUse(v)) return `'${v.name}' (${v.producer}) has other uses: the fusion would not remove it`;
+  }
+  const c = matchEmbedding(info, cosV, elemType);
+  if (isFail(c)) return `cos: ${c}`;
+  const s = matchEmbedding(info, sinV, elemType);
+  if (isFail(s)) return `sin: ${s}`;
+  if (c.positionIds !== s.positionIds) return `cos and sin are gathered by different position ids ('${c.positionIds.name}', '${s.positionIds.name}')`;
+  const R = rh.half * 2;
+  for (const e of [c, s]) {
+    if (e.tensor.dims[1] !== R) return `table '${e.table.name}' [${e.tensor.dims.join(',')}] is not [positions, ${R}]`;
+    if (!halvesEqual(e.tensor)) return `table '${e.table.name}': the two halves of a row differ, so rotate_half's rotation is not the one RotaryEmbedding computes`;
+  }
+  // the embedding broadcasts over the heads axis: [B, 1, S, R] (bnsh) or [B, S, 1, R] (bsnh)
+  const cs = shapeOf(info, cosV), ss = shapeOf(info, sinV), ps = shapeOf(info, c.positionIds);
+  const same = (a: Sym[] | undefined, b: Sym[] | undefined): boolean => !!a && !!b && a.length === b.length && a.every((d, k) => symEq(d, b[k]));
+  if (!same(cs, ss)) return `cos ${fmtShape(cs)} and sin ${fmtShape(ss)} differ in shape`;
+  if (!cs || cs.length !== 4 || cs[3]!.value !== R) return `cos ${fmtShape(cs)} is not [batch, 1, seq, ${R}] or [batch, seq, 1, ${R}]`;
+  let layout: 'bnsh' | 'bsnh';
+  if (cs[1]!.value === 1 && symEq(cs[2], xs[2]) && cs[2]!.value !== 1) layout = 'bnsh';
+  else if (cs[2]!.value === 1 && symEq(cs[1], xs[1])) layout = 'bsnh';
+  else if (cs[1]!.value === 1 && symEq(cs[2], xs[2])) layout = 'bnsh';
+  else return `cos ${fmtShape(cs)} does not broadcast over the heads of x ${fmtShape(xs)}`;
+  const [bAxis, sAxis, hAxis] = layout === 'bnsh' ? [0, 2, 1] : [0, 1, 2];
+  if (!symEq(cs[bAxis], xs[bAxis])) return `cos ${fmtShape(cs)} and x ${fmtShape(xs)} differ in batch (a position table shared by the batch is not matched)`;
+  if (!ps || ps.length !== 2 || !symEq(ps[0], xs[bAxis]) || !symEq(ps[1], xs[sAxis])) return `position ids ${fmtShape(ps)} are not [batch, seq] of x ${fmtShape(xs)}`;
+  const heads = xs[hAxis]!.value;
+
+  // partial rotary: xr = x[..., :R], the result concatenated with x[..., R:]
+  let x = xr, out = add.outputs[0]!, headSize = R;
+  const sl = producedBy(xr, 'Slice');
+  const spec = sl && sliceSpec(info, sl);
+  const full = spec ? shapeOf(info, spec.data) : undefined;
+  const outUse = oneUse(out) ? out.uses[0]!.node : undefined;
+  if (sl && spec && full && full.length === 4 && spec.axis === 3 && spec.start === 0 && spec.step === 1 && outUse && producedBy(outUse.outputs[0], 'Concat') === outUse && outUse.inputs.length === 2 && outUse.inputs[0] === out) {
+    const H = full[3]!.value;
+    const axis = attrInt(outUse.attr('axis'), 0);
+    if (H !== undefined && H > R && (axis === -1 || axis === 3) && lastAxisSlice(info, outUse.inputs[1], R, H) === spec.data && (xr.uses.every((u) => u.node === mCos || u.node.opType === 'Slice'))) {
+      x = spec.data; out = outUse.outputs[0]!; headSize = H;
+    }
+  }
+  return {
+    add, x, out, positionIds: c.positionIds, cosTable: c.table, sinTable: s.table, cos: c.tensor, sin: s.tensor,
+    rotaryDim: R, headSize, heads, layout, elemType,
+  };
+}
