@@ -55,9 +55,9 @@ import type { Sym } from '../src/analysis/symbolic.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../src/pass/patch.js';
 import {
-  elemTypeOf, fmtShape, isFail, matchHeads, matchPaddingMask, oneUse, producedBy, shapeOf, symEq, type Fail, type Heads,
+  elemTypeOf, fmtShape, isFail, matchHeads, matchPaddingMask, oneUse, peelScale, producedBy, shapeOf, symEq, type Fail, type Heads,
 } from './lib/attention/match.js';
-import { matchCacheConcat, matchCausalWithPast, scalarFactor, type CacheConcat } from './lib/attention/past.js';
+import { matchCacheConcat, matchCausalWithPast, type CacheConcat } from './lib/attention/past.js';
 
 /** One mask step, innermost first: Where(causal, x, fill) or x + m. */
 type MaskStep = { kind: 'causal'; fill: Value; keepWhenTrue: boolean } | { kind: 'add'; mask: Value };
@@ -150,7 +150,7 @@ function matchPast(info: InferResult, ctx: PassContext, softmax: Node): PastMatc
   }
   if (!causal) return `${softmax}: no causal mask with past (Where over a lower-triangular buffer window) on the scores: not decoder self-attention`;
   let scale = 1;
-  for (let s = scalarFactor(cur); s; s = scalarFactor(cur)) { scale *= s[1]; cur = s[0]; }
+  { const [x, f] = peelScale(cur); cur = x; scale *= f; }
   const qk = producedBy(cur, 'MatMul');
   const divMul = producedBy(cur, 'Div', 'Mul');
   if (!qk && divMul && producedBy(divMul.inputs[0], 'MatMul')) {
@@ -159,8 +159,8 @@ function matchPast(info: InferResult, ctx: PassContext, softmax: Node): PastMatc
   if (!qk) return `${softmax}: scores '${cur.name}' are not q @ key^T (masks must be applied after scaling)`;
   if (!oneUse(cur)) return `${qk}: output has other uses`;
   let qv = qk.inputs[0]!, kt = qk.inputs[1]!;
-  for (let s = scalarFactor(qv); s; s = scalarFactor(qv)) { scale *= s[1]; qv = s[0]; }
-  for (let s = scalarFactor(kt); s; s = scalarFactor(kt)) { scale *= s[1]; kt = s[0]; }
+  { const [x, f] = peelScale(qv); qv = x; scale *= f; }
+  { const [x, f] = peelScale(kt); kt = x; scale *= f; }
   const t = producedBy(kt, 'Transpose');
   if (!t || permOf(t) !== '0,1,3,2') return `${qk}: right operand '${kt.name}' is not Transpose(key, [0,1,3,2])`;
   if (!oneUse(kt)) return `${t}: output has other uses`;

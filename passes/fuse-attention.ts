@@ -37,7 +37,7 @@ import { UnsupportedOpError, type Patch } from '../src/pass/patch.js';
 import { constantValue } from '../src/pass/pattern.js';
 import {
   elemTypeOf, fmtShape, isFail, matchCausalAdditive, matchCausalWhere, matchHeads, matchPaddingMask,
-  matchProjection, oneUse, producedBy, scalarConst, shapeOf, sliceProjection, splitSizes, symEq,
+  matchProjection, oneUse, peelScale, producedBy, shapeOf, sliceProjection, splitSizes, symEq,
   type Fail, type Heads, type PaddingMask, type Projection,
 } from './lib/attention/match.js';
 
@@ -58,17 +58,6 @@ interface AttentionMatch {
   reshapes: Node[];
 }
 
-/** A scalar Mul/Div of `v`: [the other operand, factor], or undefined. */
-function scalarScale(v: Value): [Value, number] | undefined {
-  const n = producedBy(v, 'Mul', 'Div');
-  if (!n || !oneUse(v)) return undefined;
-  const [a, b] = n.inputs as [Value, Value];
-  const cb = scalarConst(b);
-  if (cb !== undefined && !constantValue(a)) return [a, n.opType === 'Div' ? 1 / cb : cb];
-  const ca = scalarConst(a);
-  if (n.opType === 'Mul' && ca !== undefined && !constantValue(b)) return [b, ca];
-  return undefined;
-}
 
 /** The projections of q, k, v: three outputs of one Split of a packed projection, or three projections of one x. */
 function matchQkv(info: InferResult, ctx: PassContext, q: Heads, k: Heads, v: Heads): [Projection, Projection, Projection] | Fail {
@@ -160,7 +149,7 @@ function matchAttention(info: InferResult, ctx: PassContext, softmax: Node): Att
     if (!next) return `${add}: no operand is a mask this fusion knows (${why.join('; ') || 'a second mask of the same kind'})`;
     cur = next;
   }
-  for (let s = scalarScale(cur); s; s = scalarScale(cur)) { scale *= s[1]; cur = s[0]; }
+  { const [x, f] = peelScale(cur); cur = x; scale *= f; }
   const qk = producedBy(cur, 'MatMul');
   const divMul = producedBy(cur, 'Div', 'Mul');
   if (!qk && divMul && producedBy(divMul.inputs[0], 'MatMul')) {
@@ -169,8 +158,8 @@ function matchAttention(info: InferResult, ctx: PassContext, softmax: Node): Att
   if (!qk) return `${softmax}: scores '${cur.name}' are not Q @ K^T (masks must be added after scaling)`;
   if (!oneUse(cur)) return `${qk}: output has other uses`;
   let qv = qk.inputs[0]!, kv = qk.inputs[1]!;
-  for (let s = scalarScale(qv); s; s = scalarScale(qv)) { scale *= s[1]; qv = s[0]; }
-  for (let s = scalarScale(kv); s; s = scalarScale(kv)) { scale *= s[1]; kv = s[0]; }
+  { const [x, f] = peelScale(qv); qv = x; scale *= f; }
+  { const [x, f] = peelScale(kv); kv = x; scale *= f; }
   const qh = matchHeads(info, qv, false);
   if (isFail(qh)) return `Q: ${qh}`;
   const kh = matchHeads(info, kv, true);

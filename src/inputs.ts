@@ -8,6 +8,7 @@
  */
 import { parseSym, Sym } from './analysis/symbolic.js';
 import { DataType } from './ir/dtype.js';
+import { constantValue } from './pass/pattern.js';
 import type { Node, Value } from './ir/graph.js';
 import type { Model } from './ir/model.js';
 import { Tensor } from './ir/tensor.js';
@@ -67,6 +68,37 @@ export function dimValue(d: string, dims: Record<string, number>, fallback: numb
 const COMPARISONS = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual']);
 
 /**
+ * Call `f` for each use of `input` (subgraph nodes reading it from an outer scope included), seen
+ * through ops that move values without changing them (`passThrough`, data input only), to depth 6.
+ */
+function forEachUseThrough(input: Value, passThrough: ReadonlySet<string>, f: (node: Node, slot: number) => void): void {
+  const seen = new Set<Value>();
+  const visit = (x: Value, depth: number): void => {
+    if (seen.has(x) || depth > 6) return;
+    seen.add(x);
+    for (const u of x.uses) {
+      const n = u.node;
+      if (passThrough.has(n.opType) && u.slot === 0 && n.outputs[0]) visit(n.outputs[0], depth + 1);
+      else f(n, u.slot);
+    }
+  };
+  visit(input, 0);
+}
+
+function isIntInput(v: Value): boolean {
+  const t = v.type;
+  return !v.initializer && t?.kind === 'tensor' && (t.elemType === DataType.INT64 || t.elemType === DataType.INT32);
+}
+
+/** A constant scalar's value, when it is a finite integer. */
+function integerScalar(v: Value | undefined): number | undefined {
+  const t = constantValue(v);
+  if (!t || t.elementCount !== 1 || t.dataType === DataType.STRING) return undefined;
+  const x = Number(t.toTypedArray()[0]);
+  return Number.isInteger(x) ? x : undefined;
+}
+
+/**
  * Values that select a branch: integer inputs compared (Equal, Less, ...) with a constant, as a
  * sample-rate input `sr == 16000` that picks an If branch. Each input gets the constants it is
  * compared with, in graph order; validation tries them in turn so that each branch is taken.
@@ -74,46 +106,13 @@ const COMPARISONS = new Set(['Equal', 'Less', 'Greater', 'LessOrEqual', 'Greater
 export function selectorValues(model: Model): Record<string, number[]> {
   const out: Record<string, number[]> = {};
   const passThrough = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Identity', 'Cast', 'Flatten']);
-  const constantOf = (v: Value | undefined): number | undefined => {
-    const t = v?.initializer ?? (v?.producer?.opType === 'Constant' ? (() => { const a = v.producer!.attr('value'); return a?.type === 'tensor' ? a.value : undefined; })() : undefined);
-    if (!t || t.elementCount !== 1) return undefined;
-    try {
-      const x = Number(t.toTypedArray()[0]);
-      return Number.isFinite(x) ? x : undefined;
-    } catch {
-      return undefined;
-    }
-  };
   for (const input of model.graph.inputs) {
-    const t = input.type;
-    if (input.initializer || t?.kind !== 'tensor' || (t.elemType !== DataType.INT64 && t.elemType !== DataType.INT32)) continue;
+    if (!isIntInput(input)) continue;
     const found: number[] = [];
-    const seen = new Set<Value>();
-    const visit = (x: Value, depth: number): void => {
-      if (seen.has(x) || depth > 6) return;
-      seen.add(x);
-      for (const u of x.uses) {
-        const n = u.node;
-        if (COMPARISONS.has(n.opType)) {
-          const c = constantOf(n.inputs[1 - u.slot]);
-          if (c !== undefined && Number.isInteger(c) && !found.includes(c)) found.push(c);
-        } else if (passThrough.has(n.opType) && u.slot === 0 && n.outputs[0]) {
-          visit(n.outputs[0], depth + 1);
-        }
-      }
-    };
-    visit(input, 0);
-    // subgraphs read outer-scope values by name: follow the input into If/Loop bodies too
-    for (const g of model.allGraphs()) {
-      if (g === model.graph) continue;
-      for (const n of g.nodes) {
-        n.inputs.forEach((x, slot) => {
-          if (x !== input || !COMPARISONS.has(n.opType)) return;
-          const c = constantOf(n.inputs[1 - slot]);
-          if (c !== undefined && Number.isInteger(c) && !found.includes(c)) found.push(c);
-        });
-      }
-    }
+    forEachUseThrough(input, passThrough, (n, slot) => {
+      const c = COMPARISONS.has(n.opType) ? integerScalar(n.inputs[1 - slot]) : undefined;
+      if (c !== undefined && !found.includes(c)) found.push(c);
+    });
     if (found.length) out[input.name] = found;
   }
   return out;
@@ -136,32 +135,19 @@ export function intInputRanges(model: Model): Record<string, number> {
   const tableRows = (n: Node, slot: number): number | undefined => {
     const tableSlot = lookups[`${n.domain}:${n.opType}`]?.[slot];
     if (tableSlot === undefined) return undefined;
-    const table = n.inputs[tableSlot];
-    const t = table?.initializer ?? (table?.producer?.opType === 'Constant' ? (() => { const a = table.producer!.attr('value'); return a?.type === 'tensor' ? a.value : undefined; })() : undefined);
+    const t = constantValue(n.inputs[tableSlot]);
     if (!t) return undefined;
     const a = n.attr(n.opType === 'GatherBlockQuantized' ? 'gather_axis' : 'axis');
     const axis = n.opType === 'EmbedLayerNormalization' ? 0 : a?.type === 'int' ? Number(a.value) : 0;
     return t.dims[axis < 0 ? axis + t.dims.length : axis];
   };
   for (const v of model.graph.inputs) {
-    const t = v.type;
-    if (t?.kind !== 'tensor' || (t.elemType !== DataType.INT64 && t.elemType !== DataType.INT32)) continue;
+    if (!isIntInput(v)) continue;
     let high: number | undefined;
-    const seen = new Set<Value>();
-    const visit = (x: Value, depth: number): void => {
-      if (seen.has(x) || depth > 6) return;
-      seen.add(x);
-      for (const u of x.uses) {
-        const n = u.node;
-        const rows = tableRows(n, u.slot);
-        if (rows !== undefined) {
-          high = Math.min(high ?? rows, rows);
-        } else if (passThrough.has(n.opType) && u.slot === 0 && n.outputs[0]) {
-          visit(n.outputs[0], depth + 1);
-        }
-      }
-    };
-    visit(v, 0);
+    forEachUseThrough(v, passThrough, (n, slot) => {
+      const rows = tableRows(n, slot);
+      if (rows !== undefined) high = Math.min(high ?? rows, rows);
+    });
     if (high === undefined && /mask/i.test(v.name)) high = 2;
     if (high !== undefined) out[v.name] = high;
   }

@@ -124,7 +124,7 @@ export function defaultNames(files: string[]): string[] {
 }
 
 /** The model file plus the external data files it names (their sizes on disk). */
-function sizeOnDisk(file: string, fileSize: number, external: { location: string; bytes: number }[]): number {
+export function sizeOnDisk(file: string, fileSize: number, external: { location: string; bytes: number }[]): number {
   let size = fileSize;
   for (const e of external) {
     try {

@@ -37,8 +37,6 @@
  * The KV cache read per step is reported (kvCacheBytesPerToken) but not counted. Bandwidth: measured
  * in process before any session exists (bandwidth.ts), or given (--bandwidth).
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { DataType } from '../ir/dtype.js';
 import type { Value } from '../ir/graph.js';
@@ -47,7 +45,7 @@ import type { Model } from '../ir/model.js';
 import { intInputRanges } from '../inputs.js';
 import { readModel } from '../node/files.js';
 import { measureBandwidth } from './bandwidth.js';
-import { BenchError, BenchOptionError, defaultNames, type BenchProgress } from './bench.js';
+import { BenchError, BenchOptionError, defaultNames, sizeOnDisk, type BenchProgress } from './bench.js';
 import { benchEnvironment } from './environment.js';
 import { decoderSignature, syntheticPrompt, type DecoderSignature } from './generation.js';
 import { bootstrapRatioCI, latencyStats } from './stats.js';
@@ -366,17 +364,6 @@ interface Prepared {
   consistent: boolean;
 }
 
-function sizeOnDisk(file: string, fileSize: number, external: { location: string; bytes: number }[]): number {
-  let size = fileSize;
-  for (const e of external) {
-    try {
-      size += fs.statSync(path.resolve(path.dirname(path.resolve(file)), e.location)).size;
-    } catch {
-      size += e.bytes;
-    }
-  }
-  return size;
-}
 
 function count(v: number | undefined, def: number, what: string, min: number): number {
   const n = v ?? def;

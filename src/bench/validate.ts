@@ -17,7 +17,7 @@ import type { Model } from '../ir/model.js';
 import { intInputRanges, syntheticInputs } from '../inputs.js';
 import { concatChunks } from '../onnx/codec.js';
 import { serializeModel } from '../io.js';
-import type { Runtime } from '../runtime.js';
+import type { Runtime, Session } from '../runtime.js';
 import { outputMetrics, type OutputMetrics } from './metrics.js';
 import { findValidationInputs, type InputSearchOptions, type InputSearchResult } from './validation-inputs.js';
 import { RetargetError } from '../errors.js';
@@ -169,27 +169,42 @@ export interface InputSet { source: string; dims?: Record<string, number>; feeds
 export interface PreparedInputs { sets: InputSet[]; search?: InputSearchResult }
 
 /** Run a model on every set through one session; errors become RetargetErrors of `stage` naming the set. */
-async function runAll(runtime: Runtime, model: Model, sets: InputSet[], stage: 'validate-original' | 'validate-compiled'): Promise<Record<string, Tensor>[]> {
-  let session;
-  try {
-    session = await runtime.createSession(concatChunks(serializeModel(model).chunks));
-  } catch (e) {
-    throw new RetargetError(stage, `the runtime cannot load it: ${(e as Error).message.split('\n')[0]}`);
+type ValidateStage = 'validate-original' | 'validate-compiled';
+
+/**
+ * One session per model for all of validate(), opened when first needed (sets whose outputs the
+ * input search already has need none); a model the runtime cannot load is a RetargetError of `stage`.
+ */
+class LazySession {
+  private session: Promise<Session> | undefined;
+  constructor(private readonly runtime: Runtime, readonly model: Model, readonly stage: ValidateStage) {}
+
+  get(): Promise<Session> {
+    this.session ??= this.runtime.createSession(concatChunks(serializeModel(this.model).chunks)).catch((e: unknown) => {
+      throw new RetargetError(this.stage, `the runtime cannot load it: ${(e as Error).message.split('\n')[0]}`);
+    });
+    return this.session;
   }
-  try {
-    const out: Record<string, Tensor>[] = [];
-    for (const set of sets) {
-      if (set.outputs) { out.push(set.outputs); continue; }
-      try {
-        out.push(await session.run(set.feeds));
-      } catch (e) {
-        throw new RetargetError(stage, `on ${set.source}: ${(e as Error).message.split('\n')[0]}`);
-      }
+
+  async release(): Promise<void> {
+    const s = this.session;
+    this.session = undefined;
+    if (s) await s.then((x) => x.release(), () => undefined);
+  }
+}
+
+async function runAll(session: LazySession, sets: InputSet[]): Promise<Record<string, Tensor>[]> {
+  const out: Record<string, Tensor>[] = [];
+  for (const set of sets) {
+    if (set.outputs) { out.push(set.outputs); continue; }
+    const s = await session.get();
+    try {
+      out.push(await s.run(set.feeds));
+    } catch (e) {
+      throw new RetargetError(session.stage, `on ${set.source}: ${(e as Error).message.split('\n')[0]}`);
     }
-    return out;
-  } finally {
-    await session.release();
   }
+  return out;
 }
 
 /** Judge one output of one case. */
@@ -211,7 +226,13 @@ export async function validationInputs(ref: Model, runtime: Runtime, opts: Valid
   if (opts.prepared) return opts.prepared;
   if (opts.inputs) {
     // the original must run on them: say so now, naming the set, rather than as a failed comparison
-    const outputs = await runAll(runtime, ref, opts.inputs, 'validate-original');
+    const session = new LazySession(runtime, ref, 'validate-original');
+    let outputs;
+    try {
+      outputs = await runAll(session, opts.inputs);
+    } finally {
+      await session.release();
+    }
     return { sets: opts.inputs.map((s, i) => ({ ...s, outputs: outputs[i]! })) };
   }
   if (opts.sweep) {
@@ -235,15 +256,28 @@ export async function validationInputs(ref: Model, runtime: Runtime, opts: Valid
 export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: ValidateOptions = {}): Promise<ValidationResult> {
   const tol = typeof opts.tolerance === 'string' ? TOLERANCES[opts.tolerance]! : opts.tolerance ?? TOLERANCES.fp32!;
   const { sets, search } = await validationInputs(ref, runtime, opts);
-  const wants = await runAll(runtime, ref, sets, 'validate-original');
   const { model: runnable, replaced } = cpuStandIn(cand);
-  // a candidate compiled with --input-layout NHWC takes the same data channels-last
-  const gots = await runAll(runtime, runnable, sets.map((s) => ({ source: s.source, feeds: feedsForLayouts(cand, s.feeds) })), 'validate-compiled');
-  const cases: ValidationCase[] = sets.map((set, i) => {
-    const want = wants[i]!, got = gots[i]!;
-    const outputs = ref.graph.outputs.filter((v) => want[v.name]).map((v) => verdict(v.name, want[v.name]!, got[v.name], tol));
-    return { source: set.source, dims: set.dims ?? {}, outputs, ok: outputs.every((o) => o.ok) };
-  });
+  const refSession = new LazySession(runtime, ref, 'validate-original');
+  const candSession = new LazySession(runtime, runnable, 'validate-compiled');
+  const cases: ValidationCase[] = [];
+  try {
+    const wants = await runAll(refSession, sets);
+    // a candidate compiled with --input-layout NHWC takes the same data channels-last
+    const gots = await runAll(candSession, sets.map((s) => ({ source: s.source, feeds: feedsForLayouts(cand, s.feeds) })));
+    sets.forEach((set, i) => {
+      const want = wants[i]!, got = gots[i]!;
+      const outputs = ref.graph.outputs.filter((v) => want[v.name]).map((v) => verdict(v.name, want[v.name]!, got[v.name], tol));
+      cases.push({ source: set.source, dims: set.dims ?? {}, outputs, ok: outputs.every((o) => o.ok) });
+    });
+    const steps = opts.generate ?? 8;
+    const sig = steps > 0 ? decoderSignature(ref) : undefined;
+    const plan = sig ? generationPlan(ref, sig, opts.dims ?? {}) : undefined;
+    // the compiled model keeps the names of inputs and outputs: the original's signature feeds both
+    if (sig && plan && !('skip' in plan)) cases.push(await generationCase(ref, refSession, candSession, sig, steps, tol, plan.tokenByToken));
+  } finally {
+    await refSession.release();
+    await candSession.release();
+  }
   // the worst output: a failing one before any that passes, then the lowest cosine
   let worst: ValidationResult['worst'];
   let worstOk = true;
@@ -255,11 +289,6 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
       }
     }
   }
-  const steps = opts.generate ?? 8;
-  const sig = steps > 0 ? decoderSignature(ref) : undefined;
-  // the compiled model keeps the names of inputs and outputs: the original's signature feeds both
-  const plan = sig ? generationPlan(ref, sig, opts.dims ?? {}) : undefined;
-  if (sig && plan && !('skip' in plan)) cases.push(await generationCase(ref, runnable, runtime, sig, steps, tol, plan.tokenByToken));
   const inputs: ValidationResult['inputs'] = search
     ? { origin: 'synthetic', used: search.sets.map((s) => s.source), tried: search.tried, varied: search.varied }
     : { origin: opts.inputs || (opts.prepared && !opts.prepared.search) ? 'given' : 'synthetic', used: sets.map((s) => s.source) };
@@ -273,29 +302,22 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
  * (fp32: per element, and every step's argmax must be the original's token; lower precisions: their
  * budget, with top-1 agreement reported).
  */
-async function generationCase(ref: Model, cand: Model, runtime: Runtime, sig: DecoderSignature, steps: number, tol: Tolerance, tokenByToken: boolean): Promise<ValidationCase> {
+async function generationCase(ref: Model, refSession: LazySession, candSession: LazySession, sig: DecoderSignature, steps: number, tol: Tolerance, tokenByToken: boolean): Promise<ValidationCase> {
   const vocab = intInputRanges(ref)[sig.ids] ?? 10;
   const prompt = syntheticPrompt(5, vocab);
   const source = `greedy generation of ${steps} tokens from a ${prompt.length}-token prompt${tokenByToken ? ' fed token by token' : ''}, empty cache`;
-  const open = async (m: Model, stage: 'validate-original' | 'validate-compiled') => {
+  const generate = async (session: LazySession, forced?: number[]) => {
+    const run = await session.get();
+    // the candidate's own element types where it changed them (--fp16-io), the original's names
+    const own = session.model === ref ? sig : decoderSignature(session.model) ?? sig;
     try {
-      return await runtime.createSession(concatChunks(serializeModel(m).chunks));
+      return await greedyGenerate(session.model, run, own, prompt, steps, forced, { tokenByToken });
     } catch (e) {
-      throw new RetargetError(stage, `the runtime cannot load it: ${(e as Error).message.split('\n')[0]}`);
+      throw new RetargetError(session.stage, `on ${source}: ${(e as Error).message.split('\n')[0]}`);
     }
   };
-  const generate = async (m: Model, stage: 'validate-original' | 'validate-compiled', forced?: number[]) => {
-    const session = await open(m, stage);
-    try {
-      return await greedyGenerate(m, session, sig, prompt, steps, forced, { tokenByToken });
-    } catch (e) {
-      throw new RetargetError(stage, `on ${source}: ${(e as Error).message.split('\n')[0]}`);
-    } finally {
-      await session.release();
-    }
-  };
-  const want = await generate(ref, 'validate-original');
-  const got = await generate(cand, 'validate-compiled', want.tokens);
+  const want = await generate(refSession);
+  const got = await generate(candSession, want.tokens);
   const stack = (rows: Float32Array[]): Tensor => {
     const vocabSize = rows[0]?.length ?? 0;
     const all = new Float32Array(rows.length * vocabSize);

@@ -21,7 +21,7 @@ import { DataType } from '../../../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../../../src/ir/graph.js';
 import { Tensor } from '../../../src/ir/tensor.js';
 import { constantValue } from '../../../src/pass/pattern.js';
-import { elemTypeOf, fmtShape, isFail, matchHeads, oneUse, producedBy, scalarConst, shapeOf, symEq, type Fail } from './match.js';
+import { elemTypeOf, fmtShape, isFail, matchHeads, oneUse, peelScale, producedBy, shapeOf, symEq, type Fail } from './match.js';
 
 /** float32's lowest value: transformers' torch.finfo(float32).min, the fill of its additive masks. */
 export const LOWEST = -3.4028234663852886e38;
@@ -73,17 +73,6 @@ function skipCastsBack(info: InferResult, v: Value): Value {
   return cur;
 }
 
-/** A scalar Mul/Div of `v` by a constant: [the other operand, factor]. */
-function scalarScale(v: Value): [Value, number] | undefined {
-  const n = producedBy(v, 'Mul', 'Div');
-  if (!n || !oneUse(v)) return undefined;
-  const [a, b] = n.inputs as [Value, Value];
-  const cb = scalarConst(b);
-  if (cb !== undefined && !constantValue(a)) return [a, n.opType === 'Div' ? 1 / cb : cb];
-  const ca = scalarConst(a);
-  if (n.opType === 'Mul' && ca !== undefined && !constantValue(b)) return [b, ca];
-  return undefined;
-}
 
 function permOf(n: Node): string | undefined {
   return attrInts(n.attr('perm'))?.join(',');
@@ -180,19 +169,19 @@ export function matchGqa(info: InferResult, softmax: Node, opset: number): GqaMa
   let scaled: Value | undefined, mask: Value | undefined;
   for (const [i, j] of [[0, 1], [1, 0]] as const) {
     let cur = add.inputs[i]!;
-    for (let s = scalarScale(cur); s; s = scalarScale(cur)) cur = s[0];
+    cur = peelScale(cur)[0];
     if (producedBy(cur, 'MatMul')) { scaled = add.inputs[i]; mask = add.inputs[j]; break; }
   }
   if (!scaled || !mask) return `${add}: no operand is the (scaled) q @ k^T`;
   if (!oneUse(scaled)) return `'${scaled.name}' has other uses`;
   let scale = 1;
   let cur = scaled;
-  for (let s = scalarScale(cur); s; s = scalarScale(cur)) { scale *= s[1]; cur = s[0]; }
+  { const [x, f] = peelScale(cur); cur = x; scale *= f; }
   const qk = producedBy(cur, 'MatMul')!;
   if (!oneUse(cur)) return `${qk}: output has other uses`;
   let qv = qk.inputs[0]!, kt = qk.inputs[1]!;
-  for (let s = scalarScale(qv); s; s = scalarScale(qv)) { scale *= s[1]; qv = s[0]; }
-  for (let s = scalarScale(kt); s; s = scalarScale(kt)) { scale *= s[1]; kt = s[0]; }
+  { const [x, f] = peelScale(qv); qv = x; scale *= f; }
+  { const [x, f] = peelScale(kt); kt = x; scale *= f; }
   const ktT = producedBy(kt, 'Transpose');
   if (!ktT || permOf(ktT) !== '0,1,3,2' || !oneUse(kt)) return `${qk}: k operand '${kt.name}' is not Transpose(k, [0,1,3,2]) (alone)`;
   const kr = matchRepeatKv(info, ktT.inputs[0]);

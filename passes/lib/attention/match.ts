@@ -70,6 +70,25 @@ export function scalarConst(v: Value | undefined): number | undefined {
   return tensorNumbers(t)?.[0];
 }
 
+/** A scalar Mul/Div of `v` (one use) by a constant: [the other operand, factor], or undefined. */
+export function scalarFactor(v: Value): [Value, number] | undefined {
+  const n = producedBy(v, 'Mul', 'Div');
+  if (!n || !oneUse(v)) return undefined;
+  const [a, b] = n.inputs as [Value, Value];
+  const cb = scalarConst(b);
+  if (cb !== undefined && !constantValue(a)) return [a, n.opType === 'Div' ? 1 / cb : cb];
+  const ca = scalarConst(a);
+  if (n.opType === 'Mul' && ca !== undefined && !constantValue(b)) return [b, ca];
+  return undefined;
+}
+
+/** `v` with every scalar Mul/Div by a constant peeled off: [what is scaled, the product of the factors]. */
+export function peelScale(v: Value): [Value, number] {
+  let scale = 1;
+  for (let s = scalarFactor(v); s; s = scalarFactor(v)) { scale *= s[1]; v = s[0]; }
+  return [v, scale];
+}
+
 /** The float32 contents of a constant, or undefined. */
 export function floatConst(v: Value | undefined): { data: Float32Array; dims: readonly number[] } | undefined {
   const t = constantValue(v);

@@ -14,7 +14,7 @@ import type { Node, Value } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/ir/tensor.js';
 import { constantValue } from '../../../src/pass/pattern.js';
 import {
-  constNumbers, elemTypeOf, fmtShape, isFail, matchHeads, NEG_LIMIT, oneUse, producedBy, scalarConst, shapeOf,
+  constNumbers, elemTypeOf, fmtShape, isFail, matchHeads, NEG_LIMIT, producedBy, scalarConst, shapeOf,
   symEq, tensorNumbers, type Fail, type Heads,
 } from './match.js';
 
@@ -26,17 +26,6 @@ export function symContents(info: InferResult, v: Value | undefined): Sym[] | un
   return info.symValues.get(v)?.values;
 }
 
-/** A scalar Mul/Div of `v` (one use): [the other operand, factor], or undefined. */
-export function scalarFactor(v: Value): [Value, number] | undefined {
-  const n = producedBy(v, 'Mul', 'Div');
-  if (!n || !oneUse(v)) return undefined;
-  const [a, b] = n.inputs as [Value, Value];
-  const cb = scalarConst(b);
-  if (cb !== undefined && !constantValue(a)) return [a, n.opType === 'Div' ? 1 / cb : cb];
-  const ca = scalarConst(a);
-  if (n.opType === 'Mul' && ca !== undefined && !constantValue(b)) return [b, ca];
-  return undefined;
-}
 
 // ---------------------------------------------------------------------------------------------
 // the cache
