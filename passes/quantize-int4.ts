@@ -5,9 +5,10 @@
  *          y = Gemm(A, W, C)                (transA = 0; transB = 1: W stored [N, K])
  *          e = Gather(E, ids)               E: constant float32 [V, D] embedding table, axis 0
  * After:   y = com.microsoft::MatMulNBits(A, Bq, scales, [zero_points], , [bias])
- *              bits = 4, block_size = quantize.blockSize ?? 32, K, N, accuracy_level
+ *              bits = 4 (8 for the MatMuls the int8 budget promotes), block_size =
+ *              quantize.blockSize ?? 32, K, N, accuracy_level
  *          e = com.microsoft::GatherBlockQuantized(Eq, ids, scales, [zero_points])
- *              bits = 4, block_size, gather_axis = 0, quantize_axis = 1
+ *              bits = EMBEDDING_BITS (8; 4 with int8Budget 0), block_size, gather_axis = 0, quantize_axis = 1
  * Conditions:
  *   - W (E) is a float32 rank-2 initializer with at least MIN_WEIGHT_ELEMENTS (4096) elements;
  *     A is float32; Gemm has transA = 0 (alpha folds into the scales, beta * C into the bias);
@@ -36,7 +37,7 @@ import type { Pass, PassContext } from '../src/pass/pass.js';
 import { UnsupportedOpError } from '../src/pass/patch.js';
 import { floatConstant, intAttr, keptFloat, matchWeighted, MIN_WEIGHT_ELEMENTS, newReport, publish, skip, weightKN, type QuantReport } from './quantize-dynamic.js';
 
-/** MatMulNBits accuracy_level: 4 = int8 compute (see the comment above). */
+/** MatMulNBits accuracy_level by default: 4 = int8 compute (see the comment above); quantize.accuracyLevel overrides it. */
 export const ACCURACY_LEVEL = 4;
 
 /**
@@ -169,32 +170,27 @@ export function quantizeInt8Blocks(at: (n: number, k: number) => number, k: numb
 }
 
 /**
- * Which MatMuls get 8-bit weights in int4 mode, within a size budget. 4-bit error grows with the
- * length of the dot product, so the projections with the longest K (an MLP's down-projection,
- * K = 4 x hidden) go first, then the others (largest K, then smallest weight first), for as long
- * as the quantized weights stay within `budget` x the fp32 bytes of all the model's initializers
- * (default 0.19: with the graph and the float tensors, an int4 file at most 1/5 of fp32). On GPT-2 small, int4 everywhere gives logits at
- * cosine 0.967; with the 8-bit promotions see bench/quantize.ts. `quantize.int8Budget = 0` is pure int4.
+ * Which MatMuls get 8-bit weights in int4 mode, within a budget of bytes read per token. 4-bit
+ * error grows with the length of the dot product, so the projections with the longest K (an MLP's
+ * down-projection, K = 4 x hidden) go first, then the others (largest K, then smallest weight
+ * first), for as long as the quantized MatMul weights stay within `budget` x their fp32 bytes
+ * (default 0.2: a decode step reads at most a fifth of the fp32 weights). Embedding tables are not
+ * in it: a token reads one row of them (see EMBEDDING_BITS). On GPT-2 small, int4 everywhere gives
+ * logits at cosine 0.967; with the 8-bit promotions see bench/quantize.ts. `quantize.int8Budget = 0`
+ * is pure int4 (embeddings included).
  */
 function eightBitNodes(graph: Graph, ctx: PassContext, blockSize: number): Set<Node> {
-  const budget = ctx.options.quantize?.int8Budget ?? 0.19;
+  const budget = int8Budget(ctx);
   const out = new Set<Node>();
   if (budget <= 0) return out;
-  let fp32 = 0;
-  for (const g of ctx.model.allGraphs()) for (const v of g.initializers) fp32 += v.initializer?.byteLength ?? 0;
   const cands: { node: Node; k: number; n: number }[] = [];
-  let used = 0;
+  let used = 0, fp32 = 0;
   for (const node of graph.nodes) {
-    if (node.domain !== '') continue;
-    if (node.opType === 'Gather') {
-      const t = node.inputs[0]?.initializer;
-      if (t && t.dims.length === 2) used += (t.elementCount / 2) + (t.elementCount / blockSize) * 4;
-      continue;
-    }
-    if (node.opType !== 'MatMul' && node.opType !== 'Gemm') continue;
+    if (node.domain !== '' || (node.opType !== 'MatMul' && node.opType !== 'Gemm')) continue;
     const m = matchWeighted(node, ctx, false, () => {});
     if (!m || m.k * m.n < MIN_WEIGHT_ELEMENTS) continue;
     cands.push({ node, k: m.k, n: m.n });
+    fp32 += m.k * m.n * 4;
     used += (m.k * m.n) / 2 + (Math.ceil(m.k / blockSize) * m.n) * 4;
   }
   cands.sort((x, y) => y.k - x.k || x.k * x.n - y.k * y.n);
@@ -207,13 +203,26 @@ function eightBitNodes(graph: Graph, ctx: PassContext, blockSize: number): Set<N
   return out;
 }
 
+function int8Budget(ctx: PassContext): number {
+  return ctx.options.quantize?.int8Budget ?? 0.2;
+}
+
+/**
+ * Embedding tables (Gather -> GatherBlockQuantized) get 8 bits unless the budget asks for pure int4:
+ * a token reads one row of the table, so its precision costs file size, not decode bandwidth, and
+ * its error enters every token's residual stream. llama-150m-past (random N(0, 0.02) weights), the
+ * prefill test set's logits: cosine 0.9725 with a 4-bit table, 0.9830 with the table left float.
+ */
+export const EMBEDDING_BITS = 8;
+
 function runOnGraph(graph: Graph, ctx: PassContext, report: QuantReport): number {
   const q = ctx.options.quantize!;
   const blockSize = q.blockSize ?? 32;
   const symmetric = q.symmetric !== false;
   report.blockSize = blockSize;
   report.symmetric = symmetric;
-  report.accuracyLevel = ACCURACY_LEVEL;
+  const accuracyLevel = q.accuracyLevel ?? ACCURACY_LEVEL;
+  report.accuracyLevel = accuracyLevel;
   const canMatMul = ctx.supports('com.microsoft', 'MatMulNBits');
   const canGather = ctx.supports('com.microsoft', 'GatherBlockQuantized');
   if (!canMatMul && !canGather) {
@@ -242,14 +251,17 @@ function runOnGraph(graph: Graph, ctx: PassContext, report: QuantReport): number
       }
       if (!ctx.allowRewrite(`quantize-int4 at ${node}`)) break;
       const e = table.toTypedArray() as Float32Array;
-      const qb = quantizeInt4Blocks((row, kk) => e[row * d + kk]!, d, v, blockSize, symmetric);
+      const bits = int8Budget(ctx) > 0 ? EMBEDDING_BITS : 4;
+      const qb = bits === 8
+        ? quantizeInt8Blocks((row, kk) => e[row * d + kk]!, d, v, blockSize)
+        : quantizeInt4Blocks((row, kk) => e[row * d + kk]!, d, v, blockSize, symmetric);
       const patch = ctx.patch(graph);
       const base = node.inputs[0]!.name;
-      const data = patch.constant(Tensor.fromTypedArray(DataType.UINT8, [v, d / 2], qb.packed), `${base}_q4`);
+      const data = patch.constant(Tensor.fromTypedArray(DataType.UINT8, [v, (d * bits) / 8], qb.packed), `${base}_q${bits}`);
       const scales = patch.constant(Tensor.float32(qb.scales, [v, qb.nBlocks]), `${base}_scales`);
       const zp = qb.zeroPoints ? patch.constant(Tensor.fromTypedArray(DataType.UINT8, [v, Math.ceil(qb.nBlocks / 2)], qb.zeroPoints), `${base}_zero_points`) : undefined;
       try {
-        const y = patch.add('GatherBlockQuantized', [data, node.inputs[1], scales, zp], { bits: 4, block_size: blockSize, gather_axis: 0, quantize_axis: 1 }, { domain: 'com.microsoft', name: `${node.name || 'Gather'}_q4` });
+        const y = patch.add('GatherBlockQuantized', [data, node.inputs[1], scales, zp], { bits, block_size: blockSize, gather_axis: 0, quantize_axis: 1 }, { domain: 'com.microsoft', name: `${node.name || 'Gather'}_q${bits}` });
         patch.replace(node.outputs[0]!, y);
       } catch (err) {
         if (!(err instanceof UnsupportedOpError)) throw err;
@@ -289,7 +301,7 @@ function runOnGraph(graph: Graph, ctx: PassContext, report: QuantReport): number
     try {
       const inputs: (Value | undefined)[] = [m.a, bq, scales, zp];
       if (bias) inputs.push(undefined, bias);
-      y = patch.add('MatMulNBits', inputs, { K: k, N: n, bits, block_size: blockSize, accuracy_level: ACCURACY_LEVEL }, { domain: 'com.microsoft', name: `${node.name || node.opType}_q${bits}` });
+      y = patch.add('MatMulNBits', inputs, { K: k, N: n, bits, block_size: blockSize, accuracy_level: accuracyLevel }, { domain: 'com.microsoft', name: `${node.name || node.opType}_q${bits}` });
       if (m.addC) y = patch.add('Add', [y, m.addC]);
     } catch (err) {
       if (!(err instanceof UnsupportedOpError)) throw err;

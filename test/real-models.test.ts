@@ -270,7 +270,7 @@ describe('decoders: validated by a greedy generation with the cache fed back', (
     const res = await validate(ref, cand, onnxruntimeNode, { prepared: { sets: [] } });
     expect(res.ok).toBe(false);
     const gen = res.cases.find((c) => c.generated)!;
-    expect(gen.source).toMatch(/greedy generation of 8 tokens/);
+    expect(gen.source).toMatch(/greedy generation of 16 tokens/);
     const o = gen.outputs[0]!;
     expect(o.worstElement!.index[0]).toBeGreaterThan(0); // not the first step
     const same = await validate(ref, readModel(file).model, onnxruntimeNode, { prepared: { sets: [] } });
@@ -286,6 +286,15 @@ describe('decoders: validated by a greedy generation with the cache fed back', (
     expect(gen, r.stderr).toBeDefined();
     expect(gen.outputs[0].cosine).toBeGreaterThan(0.9);
     expect(typeof gen.generated.agreement).toBe('number');
+    expect(gen.generated.top5).toBeGreaterThanOrEqual(gen.generated.agreement);
+    // the single-step sets are reported, not judged; the verdict and the worst output are the generation's
+    const others = rep.validation.cases.filter((c: { generated?: unknown }) => !c.generated);
+    expect(others.length).toBeGreaterThan(0);
+    for (const c of others) expect(c.judged).toBe(false);
+    expect(gen.judged).toBeUndefined();
+    expect(rep.validation.ok).toBe(gen.ok);
+    expect(rep.validation.worst.source).toBe(gen.source);
+    expect(r.stderr).toMatch(/reported, not judged \(single steps\): \d+ set\(s\), lowest cosine/);
   });
 
   test('a decoder fixed to one new token (--dim sequence=1) is fed its prompt token by token; batch fixed to 2 has no generation case', () => {

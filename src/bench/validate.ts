@@ -66,8 +66,14 @@ export interface OutputVerdict extends OutputMetrics { ok: boolean; problem?: st
 export interface ValidationCase {
   /** where the inputs came from: a test data folder, `synthetic` with the dims used, or a greedy generation */
   source: string;
-  /** a decoder's generation case: the original's tokens, and the share of steps whose argmax the candidate agrees on */
-  generated?: { tokens: number[]; agreement: number };
+  /** a decoder's generation case: the original's tokens, the share of steps whose argmax the candidate agrees on, and the share whose token is in the candidate's top 5 */
+  generated?: { tokens: number[]; agreement: number; top5: number };
+  /**
+   * false: reported, not judged. A quantized decoder's budget is judged on its generation (the
+   * logits of every step, stacked), not on single steps: one step's logits are one vector, whose
+   * cosine varies from step to step by more than the budget's margin.
+   */
+  judged?: false;
   dims: Record<string, number>;
   outputs: OutputVerdict[];
   ok: boolean;
@@ -158,7 +164,7 @@ export interface ValidateOptions {
   search?: Pick<InputSearchOptions, 'maxTries' | 'budgetMs'>;
   /** input sets already chosen (and run on the original) by validationInputs() */
   prepared?: PreparedInputs;
-  /** decoders with a KV cache: tokens of greedy generation compared (default 8; 0 for none) */
+  /** decoders with a KV cache: tokens of greedy generation compared (default 16; 0 for none) */
   generate?: number;
 }
 
@@ -269,11 +275,15 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
       const outputs = ref.graph.outputs.filter((v) => want[v.name]).map((v) => verdict(v.name, want[v.name]!, got[v.name], tol));
       cases.push({ source: set.source, dims: set.dims ?? {}, outputs, ok: outputs.every((o) => o.ok) });
     });
-    const steps = opts.generate ?? 8;
+    const steps = opts.generate ?? 16;
     const sig = steps > 0 ? decoderSignature(ref) : undefined;
     const plan = sig ? generationPlan(ref, sig, opts.dims ?? {}) : undefined;
     // the compiled model keeps the names of inputs and outputs: the original's signature feeds both
-    if (sig && plan && !('skip' in plan)) cases.push(await generationCase(ref, refSession, candSession, sig, steps, tol, plan.tokenByToken));
+    if (sig && plan && !('skip' in plan)) {
+      const gen = await generationCase(ref, refSession, candSession, sig, steps, tol, plan.tokenByToken);
+      if (!elementwise(tol)) for (const c of cases) c.judged = false;
+      cases.push(gen);
+    }
   } finally {
     await refSession.release();
     await candSession.release();
@@ -281,7 +291,8 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
   // the worst output: a failing one before any that passes, then the lowest cosine
   let worst: ValidationResult['worst'];
   let worstOk = true;
-  for (const c of cases) {
+  const judged = cases.filter((c) => c.judged !== false);
+  for (const c of judged) {
     for (const o of c.outputs) {
       if (!worst || (worstOk && !o.ok) || (worstOk === o.ok && o.cosine < worst.cosine)) {
         worst = { source: c.source, output: o.name, maxAbsError: o.maxAbsError, cosine: o.cosine, ...(o.worstElement ? { element: o.worstElement } : {}), ...(o.problem ? { problem: o.problem } : {}) };
@@ -292,7 +303,23 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
   const inputs: ValidationResult['inputs'] = search
     ? { origin: 'synthetic', used: search.sets.map((s) => s.source), tried: search.tried, varied: search.varied }
     : { origin: opts.inputs || (opts.prepared && !opts.prepared.search) ? 'given' : 'synthetic', used: sets.map((s) => s.source) };
-  return { tolerance: tol, ok: cases.every((c) => c.ok), cases, inputs, ...(worst ? { worst } : {}), ...(Object.keys(replaced).length ? { standIns: replaced } : {}) };
+  return { tolerance: tol, ok: judged.every((c) => c.ok), cases, inputs, ...(worst ? { worst } : {}), ...(Object.keys(replaced).length ? { standIns: replaced } : {}) };
+}
+
+/** One line for the CLI: what was judged, the worst output, and what was reported without judging. */
+export function describeValidation(v: ValidationResult): string {
+  const judged = v.cases.filter((c) => c.judged !== false);
+  const reported = v.cases.filter((c) => c.judged === false);
+  const gen = v.cases.find((c) => c.generated)?.generated;
+  const w = v.worst;
+  const standIns = v.standIns ? ` (on the CPU, with ${Object.entries(v.standIns).map(([op, n]) => `${n} ${op}`).join(', ')} run as standard ops)` : '';
+  let line = `validated (${v.tolerance.name}) on ${judged.length} input set(s) (${judged.map((c) => c.source).join('; ')}): worst output '${w?.output}' max abs error ${w?.maxAbsError.toExponential(2)}, cosine ${w?.cosine.toFixed(7)}${standIns}`;
+  if (gen) line += `; greedy tokens: ${(gen.agreement * 100).toFixed(0)}% the same, ${(gen.top5 * 100).toFixed(0)}% in the compiled model's top 5`;
+  if (reported.length) {
+    const lowest = Math.min(...reported.flatMap((c) => c.outputs.map((o) => o.cosine)));
+    line += `; reported, not judged (single steps): ${reported.length} set(s), lowest cosine ${lowest.toFixed(7)}`;
+  }
+  return line;
 }
 
 /**
@@ -329,7 +356,16 @@ async function generationCase(ref: Model, refSession: LazySession, candSession: 
   const out: OutputVerdict = tol.atol !== undefined && differ >= 0
     ? { ...v, ok: false, problem: `${v.problem ? `${v.problem}; ` : ''}the compiled model picks token ${got.tokens[differ]} at step ${differ + 1} where the original picks ${want.tokens[differ]}` }
     : v;
-  return { source, dims: {}, outputs: [out], ok: out.ok, generated: { tokens: want.tokens, agreement: got.tokens.filter((t, i) => t === want.tokens[i]).length / steps } };
+  const top5 = want.tokens.filter((t, i) => inTopK(got.logits[i]!, t, 5)).length / steps;
+  return { source, dims: {}, outputs: [out], ok: out.ok, generated: { tokens: want.tokens, agreement: got.tokens.filter((t, i) => t === want.tokens[i]).length / steps, top5 } };
+}
+
+/** Whether `token`'s logit is among the k largest of `row` (ties count for the token). */
+function inTopK(row: Float32Array, token: number, k: number): boolean {
+  const x = row[token]!;
+  let above = 0;
+  for (const v of row) if (v > x && ++above >= k) return false;
+  return true;
 }
 
 export interface BisectResult {

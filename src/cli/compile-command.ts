@@ -1,6 +1,6 @@
 /** `retarget compile`: a target's pipeline, optional precision lowering, legality check, validation. */
 import type { Command } from 'commander';
-import { TOLERANCES, validate, validationInputs, type PreparedInputs, type Tolerance, type ValidationResult } from '../bench/validate.js';
+import { describeValidation, TOLERANCES, validate, validationInputs, type PreparedInputs, type Tolerance, type ValidationResult } from '../bench/validate.js';
 import { compile } from '../compile.js';
 import { RetargetError } from '../errors.js';
 import type { Model } from '../ir/model.js';
@@ -47,6 +47,7 @@ export function registerCompile(program: Command): void {
     .option('--keep-float <names>', 'nodes (names or op types) that stay float, comma separated')
     .option('--block-size <n>', '--quantize int4: block size along K', '32')
     .option('--asymmetric', '--quantize int4: store zero points')
+    .option('--accuracy-level <n>', '--quantize int4: MatMulNBits accuracy_level, the activations\' compute precision (0: fp32, 4: int8 per block; default 4)')
     .option('--fp16-io', '--quantize fp16: float16 model inputs and outputs too')
     .option('--debug-quant', '--quantize static: a per-layer error table in the report')
     .option('--accuracy-budget <cosine>', 'lowest cosine similarity accepted for a quantized model (default: int8 0.99, int4 0.98)')
@@ -155,7 +156,7 @@ export function registerCompile(program: Command): void {
       if (validation && verbose && validation.inputs?.tried) {
         for (const t of validation.inputs.tried) process.stderr.write(`validation inputs: ${t.candidate}: ${t.error ? `the original fails (${t.error})` : 'accepted'}\n`);
       }
-      if (validation) process.stderr.write(`validated (${validation.tolerance.name}) on ${validation.cases.length} input set(s) (${validation.cases.map((c) => c.source).join('; ')}): worst output '${validation.worst?.output}' max abs error ${validation.worst?.maxAbsError.toExponential(2)}, cosine ${validation.worst?.cosine.toFixed(7)}${validation.standIns ? ` (on the CPU, with ${Object.entries(validation.standIns).map(([op, n]) => `${n} ${op}`).join(', ')} run as standard ops)` : ''}\n`);
+      if (validation) process.stderr.write(`${describeValidation(validation)}\n`);
     });
 
 }
@@ -183,6 +184,7 @@ interface CompileCliOptions {
   keepFloat?: string;
   blockSize: string;
   asymmetric?: boolean;
+  accuracyLevel?: string;
   fp16Io?: boolean;
   debugQuant?: boolean;
   accuracyBudget?: string;
@@ -203,11 +205,14 @@ function quantizeFromCli(opts: CompileCliOptions): QuantizeOptions | undefined {
   if (!['minmax', 'percentile', 'entropy'].includes(method)) throw new UsageError(`--calibration-method: '${method}' is not minmax, percentile or entropy`);
   const blockSize = Number(opts.blockSize);
   if (!Number.isInteger(blockSize) || blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new UsageError(`--block-size: '${opts.blockSize}' is not a power of two >= 16`);
+  const accuracyLevel = opts.accuracyLevel === undefined ? undefined : Number(opts.accuracyLevel);
+  if (accuracyLevel !== undefined && ![0, 1, 2, 3, 4].includes(accuracyLevel)) throw new UsageError(`--accuracy-level: '${opts.accuracyLevel}' is not 0, 1, 2, 3 or 4`);
   return {
     mode,
     method,
     blockSize,
     symmetric: !opts.asymmetric,
+    ...(accuracyLevel !== undefined ? { accuracyLevel } : {}),
     ...(opts.keepFloat ? { keepFloat: opts.keepFloat.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
     ...(opts.fp16Io ? { fp16Io: true } : {}),
     ...(opts.debugQuant ? { debug: true } : {}),

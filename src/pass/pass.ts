@@ -73,6 +73,11 @@ export interface PassOptions {
   target?: Target;
   /** what precision lowering was asked for (--quantize); quantization passes read it with the target's preset */
   quantize?: QuantizeOptions;
+  /**
+   * --io-type: when a precision pass changes the element type the model computes in (float16 -> float32),
+   * 'keep' (default) keeps the inputs' and outputs' types with a Cast at the boundary, 'float32' changes them too
+   */
+  ioType?: 'keep' | 'float32';
 }
 
 export type QuantizeMode = 'dynamic' | 'static' | 'int4' | 'fp16';
@@ -89,9 +94,11 @@ export interface QuantizeOptions {
   keepFloat?: string[];
   /** int4: block size along K (default 32) and whether zero points are stored */
   blockSize?: number;
-  /** int4: 8-bit weights for the most error-prone MatMuls while the weights stay within this share of fp32 (default 0.2; 0 = pure int4) */
+  /** int4: 8-bit weights for the most error-prone MatMuls while the MatMul weights stay within this share of their fp32 bytes, and 8-bit embedding tables (default 0.2; 0 = pure int4 everywhere) */
   int8Budget?: number;
   symmetric?: boolean;
+  /** int4: MatMulNBits accuracy_level, the lowest precision of the activations' compute (0 or 1: fp32, 4: int8 per block; default 4) */
+  accuracyLevel?: number;
   /** fp16: convert the model's inputs/outputs to float16 too (default: keep float32 interface) */
   fp16Io?: boolean;
   /** static: collect a per-layer error table (where int8 diverges most) */

@@ -122,6 +122,22 @@ describe('quantize-int4: rewrites', () => {
     });
   }
 
+  test('embedding tables get 8 bits by default (GatherBlockQuantized bits 8, one byte a code), 4 with int8Budget 0: matches ORT', async () => {
+    const m = model();
+    const { after } = await quantize(m, quantizeInt4, { mode: 'int4' }, x86Avx2);
+    const g = after.graph.nodes.find((n) => n.opType === 'GatherBlockQuantized')!;
+    expect(Number((g.attr('bits') as { value: number }).value)).toBe(8);
+    expect(g.inputs[0]!.initializer!.dims).toEqual([100, 64]);
+    const f = feeds(m, 3, { batch: 2 });
+    const want = (await runModel(m, f)).e!, got = (await runModel(after, f)).e!;
+    const w = want.toTypedArray() as Float32Array, o = got.toTypedArray() as Float32Array;
+    const table = m.graph.initializers.find((v) => v.name === 'emb')!.initializer!.toTypedArray() as Float32Array;
+    const step = Math.max(...Array.from(table, Math.abs)) / 127;
+    for (let i = 0; i < w.length; i++) expect(Math.abs(w[i]! - o[i]!)).toBeLessThanOrEqual(step / 2 + 1e-7);
+    const pure = await quantize(m, quantizeInt4, { mode: 'int4', int8Budget: 0 }, x86Avx2);
+    expect(Number((pure.after.graph.nodes.find((n) => n.opType === 'GatherBlockQuantized')!.attr('bits') as { value: number }).value)).toBe(4);
+  });
+
   test('does nothing without mode int4; keepFloat; tiny weights stay float', async () => {
     const m = model();
     expect((await quantize(m, quantizeInt4, { mode: 'dynamic' }, x86Avx2)).changes).toBe(0);
