@@ -16,6 +16,10 @@
  *     (one pass over A for its min/max, one to quantize) costs as much as the float product saves,
  *     and the weight bytes saved are negligible;
  *   - the node is not named (by node name or op type) in quantize.keepFloat.
+ * Embedding tables (Gather of a constant float32 [V, D] table, axis 0), where the target runs
+ * com.microsoft::GatherBlockQuantized: 8-bit codes in blocks of 32 along each row (lib/embedding.ts).
+ * The table's rows are gathered, not multiplied, so this only shrinks the file (a decoder's
+ * vocabulary table is a fifth of llama-150m's weights) and adds one rounding to each embedding.
  * Weights follow the target's quantization preset: int8 (or uint8) weights, symmetric (zero point 0)
  * when preset.symmetricWeights, one scale per output column (N) when preset.perChannel, and the 7-bit
  * range [-64, 63] (uint8: [0, 127]) when preset.reduceRange (AVX2 without VNNI multiplies u8 x s8
@@ -35,6 +39,10 @@ import { Tensor } from '../src/ir/tensor.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../src/pass/patch.js';
 import type { QuantizationPreset } from '../src/target.js';
+import { quantizeEmbedding } from './lib/embedding.js';
+
+/** Rows of an embedding table are quantized in blocks of this many elements (8 bits: 1/8 of a byte of scale per element). */
+const EMBEDDING_BLOCK = 32;
 
 /** Weights with fewer elements than this stay float (see the comment above). */
 export const MIN_WEIGHT_ELEMENTS = 4096;
@@ -324,9 +332,17 @@ function runOnGraph(graph: Graph, ctx: PassContext, report: QuantReport): number
   report.form = fused ? 'com.microsoft::DynamicQuantizeMatMul' : 'DynamicQuantizeLinear + MatMulInteger';
   report.weights = spec;
   const cache = new Map<Value, Prepared>();
+  const canGather = ctx.supports('com.microsoft', 'GatherBlockQuantized');
   let changes = 0;
   for (const node of graph.nodes) {
     if (node.removed || node.domain !== '') continue;
+    if (node.opType === 'Gather' && canGather) {
+      // embedding tables: 8-bit blocks along the row (GatherBlockQuantized; see lib/embedding.ts)
+      const r = quantizeEmbedding(graph, node, ctx, { bits: 8, blockSize: EMBEDDING_BLOCK, symmetric: true }, report);
+      if (r === 'stop') break;
+      changes += r;
+      continue;
+    }
     if (node.opType === 'Conv') {
       skip(report, 'Conv (ConvInteger is slower than fp32 Conv in ORT CPU)');
       continue;

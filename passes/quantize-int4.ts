@@ -35,139 +35,15 @@ import type { Graph, Node, Value } from '../src/ir/graph.js';
 import { Tensor } from '../src/ir/tensor.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { UnsupportedOpError } from '../src/pass/patch.js';
-import { floatConstant, intAttr, keptFloat, matchWeighted, MIN_WEIGHT_ELEMENTS, newReport, publish, skip, weightKN, type QuantReport } from './quantize-dynamic.js';
+import { quantizeInt4Blocks, quantizeInt8Blocks } from './lib/blocks.js';
+import { quantizeEmbedding } from './lib/embedding.js';
+import { keptFloat, matchWeighted, MIN_WEIGHT_ELEMENTS, newReport, publish, skip, weightKN, type QuantReport } from './quantize-dynamic.js';
+
+// the block codes moved to passes/lib/blocks.ts; re-exported for the tests and bench scripts that use them
+export { dequantizeInt4Blocks, quantizeInt4Blocks, quantizeInt8Blocks, SCALE_SEARCH, type Int4Blocks } from './lib/blocks.js';
 
 /** MatMulNBits accuracy_level by default: 4 = int8 compute (see the comment above); quantize.accuracyLevel overrides it. */
 export const ACCURACY_LEVEL = 4;
-
-/**
- * Symmetric scales tried per block, as fractions of max|w| / 8: the one with the least squared error
- * wins (ties: the first). A data-free improvement on plain round-to-nearest (as llama.cpp's and
- * ORT's newer quantizers do), measured on GPT-2 small: see bench/quantize.ts.
- */
-export const SCALE_SEARCH = [1, 0.95, 0.9, 0.85, 0.8, 0.75];
-
-export interface Int4Blocks {
-  /** [N, nBlocks, blockSize / 2] packed codes */
-  packed: Uint8Array;
-  /** [N * nBlocks] */
-  scales: Float32Array;
-  /** [N * ceil(nBlocks / 2)] packed, only for asymmetric */
-  zeroPoints?: Uint8Array;
-  nBlocks: number;
-}
-
-/**
- * Quantize the columns of a [K, N] matrix given as an accessor (so that [K, N] MatMul weights and
- * [V, D] embedding rows share the code): `at(n, k)` is element k of column n.
- */
-export function quantizeInt4Blocks(at: (n: number, k: number) => number, k: number, n: number, blockSize: number, symmetric: boolean): Int4Blocks {
-  if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new Error(`int4 block size ${blockSize}: must be a power of 2, at least 16`);
-  const nBlocks = Math.ceil(k / blockSize);
-  const blob = blockSize / 2;
-  const packed = new Uint8Array(n * nBlocks * blob);
-  const scales = new Float32Array(n * nBlocks);
-  const zpBytes = Math.ceil(nBlocks / 2);
-  const zeroPoints = symmetric ? undefined : new Uint8Array(n * zpBytes);
-  const codes = new Uint8Array(blockSize);
-  for (let col = 0; col < n; col++) {
-    for (let b = 0; b < nBlocks; b++) {
-      const k0 = b * blockSize;
-      const len = Math.min(blockSize, k - k0);
-      let scale: number, zp: number;
-      if (symmetric) {
-        let m = 0;
-        for (let i = 0; i < len; i++) {
-          const x = at(col, k0 + i);
-          if (Math.abs(x) > Math.abs(m)) m = x;
-        }
-        // round-to-nearest with the largest value on the grid is not the least-error grid: try
-        // shrinking the scale (clipping the largest values a little) and keep the least squared error
-        scale = Math.fround(m / -8);
-        zp = 8;
-        let best = Infinity;
-        for (const f of SCALE_SEARCH) {
-          const s = Math.fround((m / -8) * f);
-          const inv = s !== 0 ? 1 / s : 0;
-          let err = 0;
-          for (let i = 0; i < len; i++) {
-            const x = at(col, k0 + i);
-            const c = Math.min(15, Math.max(0, Math.round(x * inv) + 8));
-            const d = x - (c - 8) * s;
-            err += d * d;
-          }
-          if (err < best) {
-            best = err;
-            scale = s;
-          }
-        }
-      } else {
-        let lo = 0, hi = 0;
-        for (let i = 0; i < len; i++) {
-          const x = at(col, k0 + i);
-          if (x < lo) lo = x;
-          if (x > hi) hi = x;
-        }
-        scale = hi > lo ? Math.fround((hi - lo) / 15) : 1;
-        zp = Math.min(15, Math.max(0, Math.round(-lo / scale)));
-      }
-      const inv = scale !== 0 ? 1 / scale : 0;
-      codes.fill(zp);
-      for (let i = 0; i < len; i++) codes[i] = Math.min(15, Math.max(0, Math.round(at(col, k0 + i) * inv) + zp));
-      const base = (col * nBlocks + b) * blob;
-      for (let j = 0; j < blob; j++) packed[base + j] = (codes[2 * j]! & 0xf) | ((codes[2 * j + 1]! & 0xf) << 4);
-      scales[col * nBlocks + b] = scale;
-      if (zeroPoints) {
-        const idx = col * zpBytes + (b >> 1);
-        zeroPoints[idx] = (b & 1) === 0 ? (zeroPoints[idx]! & 0xf0) | zp : (zeroPoints[idx]! & 0x0f) | (zp << 4);
-      }
-    }
-  }
-  return { packed, scales, ...(zeroPoints ? { zeroPoints } : {}), nBlocks };
-}
-
-/** Dequantize what quantizeInt4Blocks made, back to column accessors' order: out[col * k + kk]. */
-export function dequantizeInt4Blocks(q: Int4Blocks, k: number, n: number, blockSize: number): Float32Array {
-  const out = new Float32Array(n * k);
-  const blob = blockSize / 2;
-  const zpBytes = Math.ceil(q.nBlocks / 2);
-  for (let col = 0; col < n; col++) {
-    for (let kk = 0; kk < k; kk++) {
-      const b = Math.floor(kk / blockSize), i = kk % blockSize;
-      const byte = q.packed[(col * q.nBlocks + b) * blob + (i >> 1)]!;
-      const code = (i & 1) === 0 ? byte & 0xf : byte >> 4;
-      const zpByte = q.zeroPoints ? q.zeroPoints[col * zpBytes + (b >> 1)]! : 0x88;
-      const zp = (b & 1) === 0 ? zpByte & 0xf : zpByte >> 4;
-      out[col * k + kk] = (code - zp) * q.scales[col * q.nBlocks + b]!;
-    }
-  }
-  return out;
-}
-
-/**
- * 8-bit blocks for MatMulNBits (bits = 8): symmetric, code = round(w / scale) + 128 with
- * scale = max|w| / 127 per block; no zero points (the default for 8 bits is 128).
- * B is uint8 [N, n_blocks, block_size].
- */
-export function quantizeInt8Blocks(at: (n: number, k: number) => number, k: number, n: number, blockSize: number): Int4Blocks {
-  const nBlocks = Math.ceil(k / blockSize);
-  const packed = new Uint8Array(n * nBlocks * blockSize).fill(128);
-  const scales = new Float32Array(n * nBlocks);
-  for (let col = 0; col < n; col++) {
-    for (let b = 0; b < nBlocks; b++) {
-      const k0 = b * blockSize;
-      const len = Math.min(blockSize, k - k0);
-      let m = 0;
-      for (let i = 0; i < len; i++) m = Math.max(m, Math.abs(at(col, k0 + i)));
-      const s = Math.fround(m / 127);
-      scales[col * nBlocks + b] = s;
-      const inv = s !== 0 ? 1 / s : 0;
-      const base = (col * nBlocks + b) * blockSize;
-      for (let i = 0; i < len; i++) packed[base + i] = Math.min(255, Math.max(1, Math.round(at(col, k0 + i) * inv) + 128));
-    }
-  }
-  return { packed, scales, nBlocks };
-}
 
 /**
  * Which MatMuls get 8-bit weights in int4 mode, within a budget of bytes read per token. 4-bit
@@ -239,40 +115,11 @@ function runOnGraph(graph: Graph, ctx: PassContext, report: QuantReport): number
     const isGather = node.opType === 'Gather';
     if (!isMM && !isGather) continue;
     if (isGather) {
-      const table = floatConstant(node.inputs[0]);
-      if (!canGather || !table || table.dims.length !== 2 || intAttr(node, 'axis', 0) !== 0) continue;
-      const [v, d] = table.dims as [number, number];
-      if (v * d < MIN_WEIGHT_ELEMENTS || d < 16) continue;
-      if (keptFloat(node, q.keepFloat)) { skip(report, 'keepFloat'); continue; }
-      if (d % blockSize !== 0) {
-        // the kernel derives the row length from the packed width: a padded row would be longer than D
-        skip(report, 'embedding width not a multiple of the block size');
-        continue;
-      }
-      if (!ctx.allowRewrite(`quantize-int4 at ${node}`)) break;
-      const e = table.toTypedArray() as Float32Array;
+      if (!canGather) continue;
       const bits = int8Budget(ctx) > 0 ? EMBEDDING_BITS : 4;
-      const qb = bits === 8
-        ? quantizeInt8Blocks((row, kk) => e[row * d + kk]!, d, v, blockSize)
-        : quantizeInt4Blocks((row, kk) => e[row * d + kk]!, d, v, blockSize, symmetric);
-      const patch = ctx.patch(graph);
-      const base = node.inputs[0]!.name;
-      const data = patch.constant(Tensor.fromTypedArray(DataType.UINT8, [v, (d * bits) / 8], qb.packed), `${base}_q${bits}`);
-      const scales = patch.constant(Tensor.float32(qb.scales, [v, qb.nBlocks]), `${base}_scales`);
-      const zp = qb.zeroPoints ? patch.constant(Tensor.fromTypedArray(DataType.UINT8, [v, Math.ceil(qb.nBlocks / 2)], qb.zeroPoints), `${base}_zero_points`) : undefined;
-      try {
-        const y = patch.add('GatherBlockQuantized', [data, node.inputs[1], scales, zp], { bits, block_size: blockSize, gather_axis: 0, quantize_axis: 1 }, { domain: 'com.microsoft', name: `${node.name || 'Gather'}_q${bits}` });
-        patch.replace(node.outputs[0]!, y);
-      } catch (err) {
-        if (!(err instanceof UnsupportedOpError)) throw err;
-        skip(report, 'target cannot run GatherBlockQuantized');
-        continue;
-      }
-      changes += patch.commit();
-      report.embeddings = ((report.embeddings as number | undefined) ?? 0) + 1;
-      report.nodes.push(node.name);
-      report.weightBytesBefore += v * d * 4;
-      report.weightBytesAfter += qb.packed.length + qb.scales.length * 4 + (qb.zeroPoints?.length ?? 0);
+      const r = quantizeEmbedding(graph, node, ctx, { bits, blockSize, symmetric }, report);
+      if (r === 'stop') break;
+      changes += r;
       continue;
     }
     if (!canMatMul) continue;

@@ -97,6 +97,24 @@ describe('quantize-dynamic: rewrites', () => {
     expect(acc.cosine).toBeGreaterThanOrEqual(0.99);
   });
 
+  test('embedding tables -> GatherBlockQuantized (8 bits, blocks of 32) where the target runs it; a Gather elsewhere', async () => {
+    const b = new ModelBuilder({ opset: 17 });
+    const ids = b.input('ids', 'int64', ['batch', 3]);
+    const table = rand(5)([200, 64]);
+    b.output(b.node('Gather', [b.constant(table, 'emb'), ids], {}, { name: 'embed' }), 'e');
+    const model = b.build();
+    const { after, changes } = await quantize(model, quantizeDynamic, { mode: 'dynamic' }, x86Avx2);
+    expect(changes).toBeGreaterThan(0);
+    const g = after.graph.nodes.find((n) => n.opType === 'GatherBlockQuantized')!;
+    expect(Number((g.attr('bits') as { value: number }).value)).toBe(8);
+    expect(initializerNames(after).has('emb')).toBe(false);
+    const acc = await accuracy(model, after, [1, 2], { batch: 2 });
+    expect(acc.cosine).toBeGreaterThanOrEqual(0.9999);
+    const plain = await quantize(model, quantizeDynamic, { mode: 'dynamic' }, noContrib);
+    expect(opCount(plain.after, 'Gather')).toBe(1);
+    expect(opCount(plain.after, 'GatherBlockQuantized')).toBe(0);
+  });
+
   test('uint8 asymmetric weights (a preset asking for them) run in both forms', async () => {
     const model = mlp();
     const u8: Target = { ...x86Avx2, quantization: { ...x86Avx2.quantization!, weights: 'uint8', symmetricWeights: false } };
