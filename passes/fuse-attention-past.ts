@@ -26,7 +26,18 @@
  *     with r0 - c0 = t - s (symbolically): query i sees keys j <= p + i; fill <= -1e4. The window
  *     lies inside the buffer for every input the original serves (t <= its size, n_positions);
  *   - at most one padding mask (1 - mask) * f, [b, 1, 1, t] from a [b, t] mask, added before or
- *     after the Where.
+ *     after the Where;
+ *   - or, instead of the causal Where (or besides it), any other additive float32 mask [b|1, H|1, s, t]
+ *     added to the scaled scores (transformers' 4-D causal + padding mask, as Llama and GPT-NeoX
+ *     build it): it goes into attention_bias as it is. MultiHeadAttention computes
+ *     softmax(scale q k^T + bias) @ v, the original's formula for any bias, including rows the mask
+ *     masks entirely (0/lowest masks: every score rounds to lowest, a uniform row in both; checked on a
+ *     left-padded prefill in test/decoder-family.test.ts);
+ *   - q, k, v may also be heads of a packed per-head projection (GPT-NeoX's query_key_value: view
+ *     [b, s, H, 3D], transpose, chunk on the last axis): the fused op gets each one's columns
+ *     Reshape(Slice(view, [o, o + D), axis 3), [b, s, H*D]); and q, k may be rotated (a rank-4
+ *     RotaryEmbedding, or the rotary subgraph fuse-rotary matches, which runs later): the fused op
+ *     gets RotaryEmbedding of the 3-D input (num_heads set; passes/lib/attention/rotary.ts).
  * Formula: the masks are moved off the scores and onto a bias, in the original's order:
  *   bias = chain(0) where the original computes chain(scores) (Where(c, x, fill), x + m). Where the
  *   causal mask keeps a key, chain(scores) = scores + chain(0) exactly (x + m rounds the same);
@@ -46,7 +57,7 @@
  *     on padded query rows (uniform over all t keys instead of the j <= p + i ones), which is why
  *     the padding goes into attention_bias (as the original's sum), not key_padding_mask.
  */
-import { attr, attrInt } from '../src/ir/attribute.js';
+import { attr, attrInt, type Attribute } from '../src/ir/attribute.js';
 import { DataType } from '../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../src/ir/graph.js';
 import { Tensor } from '../src/ir/tensor.js';
@@ -55,18 +66,19 @@ import type { Sym } from '../src/analysis/symbolic.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../src/pass/patch.js';
 import {
-  elemTypeOf, fmtShape, isFail, matchHeads, matchPaddingMask, oneUse, peelScale, producedBy, shapeOf, symEq, type Fail, type Heads,
+  elemTypeOf, fmtShape, isFail, matchPaddingMask, oneUse, peelScale, producedBy, shapeOf, symEq, type Fail,
 } from './lib/attention/match.js';
-import { matchCacheConcat, matchCausalWithPast, type CacheConcat } from './lib/attention/past.js';
+import { matchCacheConcat, matchCausalWithPast, matchHeadsInput, type CacheConcat, type HeadsInput } from './lib/attention/past.js';
+import { emitRotary, RotaryShared } from './lib/attention/rotary.js';
 
 /** One mask step, innermost first: Where(causal, x, fill) or x + m. */
-type MaskStep = { kind: 'causal'; fill: Value; keepWhenTrue: boolean } | { kind: 'add'; mask: Value };
+type MaskStep = { kind: 'causal'; fill: Value; keepWhenTrue: boolean } | { kind: 'add'; mask: Value; general?: boolean };
 
 interface PastMatch {
   softmax: Node;
   /** Transpose(P @ V, [0,2,1,3]): [b, s, H, D] */
   merged: Value;
-  q: Heads;
+  q: HeadsInput;
   key: CacheConcat;
   value: CacheConcat;
   heads: number;
@@ -115,7 +127,7 @@ function matchPast(info: InferResult, ctx: PassContext, softmax: Node): PastMatc
   // masks (outermost first as we walk), then scale, then q @ key^T
   const outerFirst: MaskStep[] = [];
   let cur = scoresOut;
-  let causal = false, padding = false;
+  let causal = false, padding = false, general = false;
   for (let guard = 0; guard < 6; guard++) {
     if (cur !== scoresOut && !oneUse(cur)) return `'${cur.name}' has other uses`;
     if (cur.producer && isNoopCast(info, cur.producer)) { cur = cur.producer.inputs[0]!; continue; }
@@ -145,10 +157,28 @@ function matchPast(info: InferResult, ctx: PassContext, softmax: Node): PastMatc
       next = add.inputs[i];
       break;
     }
+    if (!next && !general && !padding) {
+      // any other additive mask the attention op can take as attention_bias as it is: [b|1, H|1, s, t]
+      // (transformers' 4-D causal + padding masks, ALiBi-like biases), added to the scaled scores
+      for (const [i, j] of [[0, 1], [1, 0]] as const) {
+        const m = add.inputs[j]!, other = peelScale(add.inputs[i]!)[0];
+        if (!producedBy(other, 'MatMul', 'Where', 'Add', 'Cast') || producedBy(peelScale(m)[0], 'MatMul')) continue;
+        const ms = shapeOf(info, m);
+        if (!ms || ms.length !== 4 || !(ms[0]!.value === 1 || symEq(ms[0], ss[0])) || !(ms[1]!.value === 1 || symEq(ms[1], ss[1])) || !symEq(ms[2], qLen) || !symEq(ms[3], kLen)) {
+          why.push(`'${m.name}' ${fmtShape(ms)} is not an additive mask [batch or 1, heads or 1, ${qLen}, ${kLen}]`);
+          continue;
+        }
+        if (elemTypeOf(info, m) !== DataType.FLOAT) { why.push(`'${m.name}' is not float32`); continue; }
+        general = true;
+        outerFirst.push({ kind: 'add', mask: m, general: true });
+        next = add.inputs[i];
+        break;
+      }
+    }
     if (!next) return `${add}: no operand is a mask this fusion knows (${why.join('; ')})`;
     cur = next;
   }
-  if (!causal) return `${softmax}: no causal mask with past (Where over a lower-triangular buffer window) on the scores: not decoder self-attention`;
+  if (!causal && !general) return `${softmax}: no causal mask with past (Where over a lower-triangular buffer window) nor a 4-D additive mask on the scores: not decoder self-attention`;
   let scale = 1;
   { const [x, f] = peelScale(cur); cur = x; scale *= f; }
   const qk = producedBy(cur, 'MatMul');
@@ -167,7 +197,7 @@ function matchPast(info: InferResult, ctx: PassContext, softmax: Node): PastMatc
   const key = matchCacheConcat(info, t.inputs[0], 'key');
   if (isFail(key)) return key;
   if (key.concat === value.concat) return `${key.concat}: one cache for keys and values`;
-  const q = matchHeads(info, qv, false);
+  const q = matchHeadsInput(info, qv);
   if (isFail(q)) return `q: ${q}`;
   const kh = key.heads, vh = value.heads;
   if (q.heads !== kh.heads || q.heads !== vh.heads || q.headSize !== kh.headSize || q.headSize !== vh.headSize) {
@@ -198,6 +228,7 @@ function isMergeReshape(info: InferResult, n: Node, merged: Value, qs: Sym[], hi
 interface Shared {
   masked: Map<string, Value>;
   bias: Map<string, Value>;
+  rotary: RotaryShared;
 }
 
 /** masked[i, j] = j > p + i, [s, t], from the shapes of a cache (p) and of q (s). */
@@ -238,14 +269,37 @@ function attentionBias(patch: Patch, shared: Shared, m: PastMatch, info: InferRe
   return x!;
 }
 
+/**
+ * The [b, s, H*D] input of the attention op for q, k or v: the projection, or for packed heads its
+ * columns [offset, offset + D) of every head (Slice of the [b, s, H, W] reshape, merged back), then
+ * the rotary in its 3-D form (num_heads set) when the heads were rotated.
+ */
+function input3d(patch: Patch, h: HeadsInput, rot: RotaryShared, info: InferResult, name: string): Value {
+  let x = h.proj;
+  if (h.packed) {
+    const i64 = (v: number[], n: string): Value => patch.constant(Tensor.int64(v), `${name}/${n}`);
+    const cols = patch.add('Slice', [h.packed.r4, i64([h.packed.offset], 'start'), i64([h.packed.offset + h.headSize], 'end'), i64([3], 'axis')], {}, { name: `${name}/heads` });
+    x = patch.add('Reshape', [cols, i64([0, 0, h.heads * h.headSize], 'merged_shape')], {}, { name: `${name}/merged` });
+  }
+  const r = h.rotary;
+  if (!r) return x;
+  if ('match' in r) return emitRotary(patch, r.match, rot, x, '3d', info, `${name}/RotaryEmbedding`);
+  const attrs: Attribute[] = [...r.node.attributes.values()].filter((a) => a.name !== 'num_heads');
+  attrs.push(attr.int('num_heads', h.heads));
+  return patch.add('RotaryEmbedding', [x, r.node.inputs[1], r.node.inputs[2], r.node.inputs[3]], attrs, { domain: 'com.microsoft', name: `${name}/RotaryEmbedding` });
+}
+
 function rewrite(patch: Patch, ctx: PassContext, shared: Shared, m: PastMatch, info: InferResult): void {
   const { heads, headSize } = m;
   const base = m.softmax.name.replace(/\/?Softmax[^/]*$/, '') || 'attention';
   const attrs = [attr.int('num_heads', heads), attr.float('scale', m.scale)];
   let bias: Value | undefined;
-  if (m.steps.length === 1) attrs.push(attr.int('unidirectional', 1));
+  if (m.steps.length === 1 && m.steps[0]!.kind === 'causal') attrs.push(attr.int('unidirectional', 1));
   else bias = attentionBias(patch, shared, m, info);
-  const inputs: (Value | undefined)[] = [m.q.proj, m.key.heads.proj, m.value.heads.proj, undefined, undefined, bias, m.key.past, m.value.past];
+  const q = input3d(patch, m.q, shared.rotary, info, `${base}/query`);
+  const k = input3d(patch, m.key.heads, shared.rotary, info, `${base}/key`);
+  const v = input3d(patch, m.value.heads, shared.rotary, info, `${base}/value`);
+  const inputs: (Value | undefined)[] = [q, k, v, undefined, undefined, bias, m.key.past, m.value.past];
   const [out, presentKey, presentValue] = patch.addN('MultiHeadAttention', inputs, attrs, { domain: 'com.microsoft', name: `${base}/MultiHeadAttention`, outputs: 3 }) as [Value, Value, Value];
   ctx.requireOpset('com.microsoft', 1);
   patch.replace(m.key.all, presentKey);
@@ -273,7 +327,8 @@ export const fuseAttentionPast: Pass = {
   subgraphs: 'recurse',
   emits: [
     'com.microsoft::MultiHeadAttention', 'ai.onnx::Shape', 'ai.onnx::Gather', 'ai.onnx::Add', 'ai.onnx::Range',
-    'ai.onnx::Reshape', 'ai.onnx::Less', 'ai.onnx::Where',
+    'ai.onnx::Reshape', 'ai.onnx::Less', 'ai.onnx::Where', 'com.microsoft::RotaryEmbedding', 'ai.onnx::Slice', 'ai.onnx::Mul',
+    'ai.onnx::Expand',
   ],
   run(graph: Graph, ctx) {
     let info: InferResult;
@@ -285,7 +340,7 @@ export const fuseAttentionPast: Pass = {
     }
     // One inference serves the pass: a rewrite replaces values by equivalent ones (present.N.* by
     // the MultiHeadAttention outputs), and a later match looks only at values no rewrite created.
-    const shared: Shared = { masked: new Map(), bias: new Map() };
+    const shared: Shared = { masked: new Map(), bias: new Map(), rotary: new RotaryShared() };
     let changes = 0;
     for (const node of [...graph.nodes]) {
       if (node.removed || node.opType !== 'Softmax' || node.domain !== '' || !isCandidate(node)) continue;
@@ -307,10 +362,12 @@ export const fuseAttentionPast: Pass = {
         if (!(e instanceof UnsupportedOpError)) throw e;
         shared.masked = saved.masked;
         shared.bias = saved.bias;
+        shared.rotary.rollback();
         ctx.explain(`${node}: ${e.message}`);
         continue;
       }
       changes += patch.commit();
+      shared.rotary.commit();
     }
     return changes;
   },

@@ -28,21 +28,26 @@
  * Not matched (explained with --explain):
  *   - interleaved rotary (GPT-J, rotate_every_two: Slice step 2, stack, flatten; tables
  *     repeat_interleave'd): a different graph shape, not written yet (RotaryEmbedding's interleaved=1
- *     computes it);
- *   - cos/sin computed on the fly (transformers >= 4.38: Cos/Sin of inv_freq x position_ids in the
- *     graph): RotaryEmbedding takes a table indexed by position, and the graph states no maximum
- *     position; a table of a guessed length would fail (or differ) beyond it. Such graphs keep their
- *     rotary nodes.
+ *     computes it).
+ *
+ * Computed cos/sin (transformers >= 4.38, GPT-NeoX: cos = Cos(cat(freqs, freqs)) of position_ids x
+ * inv_freq, computed once per forward): cos = Unsqueeze(C, heads axis), C [b or 1, s, R] any value
+ * whose rows provably have equal halves (provesEqualHalves: Concat(f, f) on that axis, constants
+ * with equal halves, elementwise ops, Transpose/Unsqueeze/Expand followed). After: the fused op reads
+ * the graph's own angles as its cache, cos_cache = Reshape(C[..., :R/2], [-1, R/2]) (rows b*s, or s
+ * for a C shared by the batch), position_ids = the row numbers Reshape(Range(0, rows), [b or 1, s])
+ * (Expanded to [b, s] if C has batch 1), made once per C and shared by every layer. Exact for every
+ * input: no table length is assumed, and nothing is assumed of how C depends on position_ids.
+ * ORT reads cos_cache[position_ids[b, s]] per batch row and position (test/passes/fuse-gqa-ort-facts.test.ts).
  */
 import type { InferResult } from '../src/analysis/infer.js';
-import { attr } from '../src/ir/attribute.js';
 import { dataTypeName } from '../src/ir/dtype.js';
 import type { Graph, Value } from '../src/ir/graph.js';
 import { Tensor } from '../src/ir/tensor.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../src/pass/patch.js';
 import { isFail } from './lib/attention/match.js';
-import { halfTable, looksRotary, matchRotary, type RotaryMatch } from './lib/attention/rotary.js';
+import { emitRotary, looksRotary, matchRotary, RotaryShared, type RotaryMatch } from './lib/attention/rotary.js';
 import { targetTakesType } from './lib/attention/target.js';
 
 function baseName(m: RotaryMatch): string {
@@ -51,46 +56,28 @@ function baseName(m: RotaryMatch): string {
   return i >= 0 ? n.slice(0, i + 1) : '';
 }
 
-/** Rewrite one match; returns the half tables it used (to share with later matches once committed). */
-function rewrite(patch: Patch, ctx: PassContext, m: RotaryMatch, halves: Map<Value, Value>): [Value, Value][] {
-  const made: [Value, Value][] = [];
-  const half = (table: Value, t: Tensor, what: string): Value => {
-    let v = halves.get(table);
-    if (!v) {
-      v = patch.constant(halfTable(t), `${table.name}_${what}_cache`);
-      made.push([table, v]);
-    }
-    return v;
-  };
-  const cos = half(m.cosTable, m.cos, 'cos');
-  const sin = half(m.sinTable, m.sin, 'sin');
+function rewrite(patch: Patch, ctx: PassContext, m: RotaryMatch, shared: RotaryShared, info: InferResult): void {
   const base = baseName(m);
-  const attrs = [attr.int('interleaved', 0)];
-  const partial = m.rotaryDim !== m.headSize;
-  if (partial) attrs.push(attr.int('rotary_embedding_dim', m.rotaryDim));
-  const opts = { domain: 'com.microsoft', name: `${base}RotaryEmbedding` };
+  const name = `${base}RotaryEmbedding`;
   let y: Value;
   if (m.layout === 'bnsh') {
-    if (m.heads !== undefined) attrs.push(attr.int('num_heads', m.heads));
-    y = patch.add('RotaryEmbedding', [m.x, m.positionIds, cos, sin], attrs, opts);
+    y = emitRotary(patch, m, shared, m.x, 'bnsh', info, name);
   } else {
     const n = m.heads!;
     const flat = patch.add('Reshape', [m.x, patch.constant(Tensor.int64([0, 0, n * m.headSize]), `${base}rotary_flat_shape`)], {}, { name: `${base}rotary_flatten` });
-    attrs.push(attr.int('num_heads', n));
-    const r = patch.add('RotaryEmbedding', [flat, m.positionIds, cos, sin], attrs, opts);
+    const r = emitRotary(patch, m, shared, flat, '3d', info, name);
     y = patch.add('Reshape', [r, patch.constant(Tensor.int64([0, 0, n, m.headSize]), `${base}rotary_heads_shape`)], {}, { name: `${base}rotary_unflatten` });
   }
   ctx.requireOpset('com.microsoft', 1);
   patch.replace(m.out, y);
-  return made;
 }
 
 export const fuseRotary: Pass = {
   name: 'fuse-rotary',
-  description: 'rotary position embedding (x * cos + rotate_half(x) * sin, cos/sin gathered from tables by position_ids, full or partial) -> com.microsoft RotaryEmbedding',
+  description: 'rotary position embedding (x * cos + rotate_half(x) * sin, cos/sin gathered from tables by position_ids or computed in the graph, full or partial) -> com.microsoft RotaryEmbedding',
   level: 2,
   subgraphs: 'recurse',
-  emits: ['com.microsoft::RotaryEmbedding', 'ai.onnx::Reshape'],
+  emits: ['com.microsoft::RotaryEmbedding', 'ai.onnx::Reshape', 'ai.onnx::Slice', 'ai.onnx::Shape', 'ai.onnx::Gather', 'ai.onnx::Mul', 'ai.onnx::Range', 'ai.onnx::Expand'],
   run(graph: Graph, ctx: PassContext) {
     let info: InferResult;
     try {
@@ -100,8 +87,8 @@ export const fuseRotary: Pass = {
       return 0;
     }
     // One inference serves the pass: a rewrite replaces a value by an equal one, and what a later
-    // match reads (x, the tables, the position ids) is never made by an earlier rewrite.
-    const halves = new Map<Value, Value>();
+    // match reads (x, the tables or computed angles, the position ids) is never made by an earlier rewrite.
+    const shared = new RotaryShared();
     let changes = 0;
     for (const node of [...graph.nodes]) {
       if (node.removed || node.opType !== 'Add' || node.domain !== '') continue;
@@ -117,16 +104,16 @@ export const fuseRotary: Pass = {
       }
       if (!ctx.allowRewrite(`fuse-rotary at ${node}`)) return changes;
       const patch = ctx.patch(graph);
-      let made: [Value, Value][];
       try {
-        made = rewrite(patch, ctx, m, halves);
+        rewrite(patch, ctx, m, shared, info);
       } catch (e) {
         if (!(e instanceof UnsupportedOpError)) throw e;
+        shared.rollback();
         ctx.explain(`${node}: ${e.message}`);
         continue;
       }
       changes += patch.commit();
-      for (const [table, v] of made) halves.set(table, v);
+      shared.commit();
     }
     return changes;
   },

@@ -146,6 +146,28 @@ function soleUser(val: Value, ops: string[]): Node | undefined {
 }
 
 /**
+ * The nodes of the other norm cores that center the same way: normalizing nodes (other than `node`)
+ * that match the core pattern on the same centered value d, with their statistics nodes (square,
+ * mean, eps, sqrt, reciprocal). Uses of d and of its mean by these are not "outside" a match.
+ */
+function siblingNodes(caps: CoreCaps, node: Node): Set<Node> {
+  const out = new Set<Node>();
+  for (const u of caps.d.uses) {
+    const n = u.node;
+    if (n === node || n.removed || n.domain !== '' || (n.opType !== 'Div' && n.opType !== 'Mul')) continue;
+    for (const p of normalize) {
+      const c: Record<string, unknown> = {};
+      if (!p.matchNode(n, c)) continue;
+      const sib = c as unknown as CoreCaps;
+      if (sib.d !== caps.d) continue;
+      for (const m of [n, sib.pow, sib.rm2, sib.addEps, sib.sqrt, sib.recip]) if (m) out.add(m);
+      break;
+    }
+  }
+  return out;
+}
+
+/**
  * Match a decomposed LayerNorm or RMSNorm whose normalizing Div/Mul is `node`. Returns null when it
  * is not one; when it is a candidate but a condition fails, ctx.explain says which and returns null.
  */
@@ -184,8 +206,13 @@ export function matchNorm(node: Node, ctx: PassContext): NormMatch | null {
   const internal: Value[] = [caps.pow.outputs[0]!, caps.variance, caps.addEps.outputs[0]!, caps.sqrt.outputs[0]!];
   if (caps.recip) internal.push(caps.recip.outputs[0]!);
   if (isLn) internal.push(caps.rm1!.outputs[0]!, caps.d);
+  // The centering (ReduceMean, Sub) may be shared with sibling norms of the same x: two LayerNorms
+  // of one input (GPT-NeoX's parallel residual: ln1(h) and ln2(h)), merged by CSE. Each fusion then
+  // replaces its own tail, and the shared nodes die with the last one.
+  const siblings = isLn ? siblingNodes(caps, node) : new Set<Node>();
   for (const val of internal) {
-    if (val.isGraphOutput || val.isReturned || val.uses.some((u) => !inner.has(u.node))) {
+    const shared = val === caps.d || val === caps.rm1?.outputs[0];
+    if (val.isGraphOutput || val.isReturned || val.uses.some((u) => !inner.has(u.node) && !(shared && siblings.has(u.node)))) {
       return fail(`intermediate '${val.name}' (${val.producer}) is also used outside the pattern`);
     }
   }

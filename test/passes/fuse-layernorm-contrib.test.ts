@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { fuseLayernormContrib } from '../../passes/fuse-layernorm-contrib.js';
+import type { Value } from '../../src/ir/graph.js';
+import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { checkPass, ops } from './harness.js';
 import { decomposedNorm } from './norm-models.js';
@@ -32,6 +34,23 @@ describe('fuse-layernorm-contrib', () => {
     const n = after.graph.nodes.find((x) => x.opType === 'SimplifiedLayerNormalization')!;
     expect(n.domain).toBe('');
     expect(n.inputs.map((v) => v?.name)).toEqual(['x', 'gamma']);
+  });
+
+  test('two LayerNorms of one input sharing their centering (parallel residual after CSE) -> two LayerNormalization, nothing left', async () => {
+    const b = new ModelBuilder({ opset: 14 });
+    const x = b.input('x', 'float32', ['batch', 'seq', 8]);
+    const f = (v: number[], name: string) => b.constant(Tensor.float32(v, v.length === 1 ? [] : [v.length]), name);
+    const d = b.node('Sub', [x, b.node('ReduceMean', [x], { axes: [-1], keepdims: 1 })]);
+    const ln = (k: number): Value => {
+      const std = b.node('Sqrt', [b.node('Add', [b.node('ReduceMean', [b.node('Pow', [d, f([2], `two${k}`)])], { axes: [-1], keepdims: 1 }), f([1e-5], `eps${k}`)])]);
+      const g = f(Array.from({ length: 8 }, (_, i) => 1 + 0.1 * (i - k)), `gamma${k}`), be = f(Array.from({ length: 8 }, (_, i) => 0.05 * (i + k)), `beta${k}`);
+      return b.node('Add', [b.node('Mul', [b.node('Div', [d, std]), g]), be]);
+    };
+    b.output(ln(0), 'y0');
+    b.output(ln(1), 'y1');
+    const { after, changes } = await checkPass(b.build(), fuseLayernormContrib, { inputDims: { batch: 2, seq: 3 } });
+    expect(changes).toBeGreaterThan(0);
+    expect(ops(after)).toEqual({ LayerNormalization: 2 });
   });
 
   test('LayerNorm without gamma/beta at opset 13: a gamma of ones', async () => {

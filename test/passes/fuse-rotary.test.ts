@@ -34,6 +34,8 @@ interface RopeOptions {
   unequalHalves?: boolean;
   /** cos/sin computed on the fly: Cos(position * inv_freq) */
   onTheFly?: boolean;
+  /** ... with an inv_freq whose halves differ (not cat(f, f): not rotate_half's angles) */
+  onTheFlyUnequal?: boolean;
 }
 
 function tables(R: number, unequal = false): [Tensor, Tensor] {
@@ -60,8 +62,8 @@ function rope(o: RopeOptions = {}): Model {
   const slice = (v: Value, from: number, to: number, name: string): Value => b.node('Slice', [v, i64([from], `${name}_s`), i64([to], `${name}_e`), i64([-1], `${name}_a`), i64([1], `${name}_st`)], {}, { name });
   const headAxis = bnsh ? 1 : 2;
   let cosE: Value, sinE: Value;
-  if (o.onTheFly) {
-    const inv = Tensor.float32(Array.from({ length: R }, (_, i) => 1 / 10000 ** ((2 * (i % (R / 2))) / R)), [R]);
+  if (o.onTheFly || o.onTheFlyUnequal) {
+    const inv = Tensor.float32(Array.from({ length: R }, (_, i) => 1 / 10000 ** ((2 * (o.onTheFlyUnequal ? i / 2 : i % (R / 2))) / R)), [R]);
     const pf = b.node('Cast', [b.node('Unsqueeze', [pos, i64([2], 'ax_pos')])], { to: 1 });
     const freqs = b.node('Mul', [pf, b.constant(inv, 'inv_freq')]);
     cosE = b.node('Unsqueeze', [b.node('Cos', [freqs]), i64([headAxis], 'ax_c')]);
@@ -108,6 +110,29 @@ function explained() {
 
 describe('fuse-rotary on built graphs', () => {
   test.each([
+    ['BNSH', {}],
+    ['BSNH', { layout: 'bsnh' }],
+    ['partial rotary (R = 4 of 8)', { rotaryDim: 4 }],
+  ] as [string, RopeOptions][])('cos/sin computed on the fly (%s): the computed angles are the cache, row ids index them', async (_name, o) => {
+    const opts = { ...o, onTheFly: true };
+    const { after, changes } = await checkPass(rope(opts), fuseRotary, { feeds: feeds(opts, 3), rtol: 1e-4, atol: 1e-5 });
+    expect(changes).toBe(1);
+    const h = ops(after);
+    expect(h.RotaryEmbedding).toBe(1);
+    expect(h.Neg).toBeUndefined();
+    const node = after.graph.nodes.find((n) => n.opType === 'RotaryEmbedding')!;
+    // cos cache: the first half of each computed row, [rows, R/2]; ids: row numbers, not position_ids
+    expect(node.inputs[2]!.producer!.opType).toBe('Reshape');
+    expect(node.inputs[1]!.name).not.toBe('position_ids');
+    expect(node.attr('rotary_embedding_dim')?.value).toBe(o.rotaryDim);
+    // positions far beyond any table a guess would make: the graph's own angles, so the same outputs
+    const far = feeds(opts, 5);
+    far.position_ids = Tensor.int64([100000, 4, 77777, 6, 1, 1, 0, 65535], [B, S]);
+    const want = await runModel(rope(opts), far), got = await runModel(after, far);
+    expect(compareTensors(got.y!, want.y!, { rtol: 1e-4, atol: 1e-5 }).ok).toBe(true);
+  });
+
+  test.each([
     ['BNSH (after the head transpose), Neg', {}],
     ['BNSH, tables sliced to the key length first, Mul by -1, operands swapped', { prefix: true, mulNeg: true, swapped: true }],
     ['BSNH (before the head transpose): through a Reshape to [b, s, heads*head]', { layout: 'bsnh' }],
@@ -132,11 +157,11 @@ describe('fuse-rotary on built graphs', () => {
     expect(after.opsetVersion('com.microsoft')).toBe(1);
   });
 
-  test('explains: a rotation the other way, tables whose halves differ, cos/sin computed on the fly', async () => {
+  test('explains: a rotation the other way, tables whose halves differ, computed cos/sin not provably of equal halves', async () => {
     const cases: [RopeOptions, RegExp][] = [
       [{ wrongWay: true }, /Concat\(x1, -x2\) is not rotate_half's Concat\(-x2, x1\)/],
       [{ unequalHalves: true }, /sin: .*|table 'sin_table': the two halves of a row differ/],
-      [{ onTheFly: true }, /cos: '.*' is not a table gathered by position ids \(cos\/sin computed on the fly are not matched\)/],
+      [{ onTheFlyUnequal: true }, /cos '.*': computed in the graph, but its rows are not provably cat\(f, f\) \(equal halves\)/],
     ];
     for (const [o, message] of cases) {
       const e = explained();

@@ -15,8 +15,9 @@ import type { Tensor } from '../../../src/ir/tensor.js';
 import { constantValue } from '../../../src/pass/pattern.js';
 import {
   constNumbers, elemTypeOf, fmtShape, isFail, matchHeads, NEG_LIMIT, producedBy, scalarConst, shapeOf,
-  symEq, tensorNumbers, type Fail, type Heads,
+  oneUse, symEq, tensorNumbers, type Fail, type Heads,
 } from './match.js';
+import { looksRotary, matchRotary, type RotaryMatch } from './rotary.js';
 
 /** A value's contents as symbolic integers: constants, or what shape inference knows. */
 export function symContents(info: InferResult, v: Value | undefined): Sym[] | undefined {
@@ -36,8 +37,85 @@ export interface CacheConcat {
   all: Value;
   /** the cache read: [batch, heads, past, head_size] */
   past: Value;
-  /** the new keys or values: heads of a [batch, seq, heads * head_size] projection */
-  heads: Heads;
+  /** the new keys or values: heads of a projection, maybe rotated */
+  heads: HeadsInput;
+}
+
+/**
+ * q, or this step's k or v, of decoder self-attention: heads [b, H, s, D] of a projection, as
+ *   - Transpose(Reshape(proj, [b, s, H, D]), [0,2,1,3]) (GPT-2, Llama: proj [b, s, H*D]), or
+ *   - a last-axis Slice/Split [o, o + D) of Transpose(Reshape(proj, [b, s, H, W]), [0,2,1,3]) (a packed
+ *     projection in per-head layout: GPT-NeoX's query_key_value, W = 3*D, q at 0, k at D, v at 2D),
+ * optionally rotated: a com.microsoft RotaryEmbedding of rank-4 input (fuse-rotary's), or the rotary
+ * subgraph itself (matchRotary, bnsh), which the fusion then emits in its 3-D form.
+ */
+export interface HeadsInput extends Heads {
+  /** per-head packed: proj is [b, s, H*W]; these heads are columns [offset, offset + D) of each head's W */
+  packed?: { r4: Value; width: number; offset: number };
+  rotary?: { node: Node } | { match: RotaryMatch };
+}
+
+/** [Rotary](heads of a projection), the forms HeadsInput lists. */
+export function matchHeadsInput(info: InferResult, v: Value | undefined): HeadsInput | Fail {
+  if (!v) return 'no value';
+  let cur = v;
+  let rotary: HeadsInput['rotary'];
+  const rn = v.producer;
+  if (rn && !rn.removed && rn.domain === 'com.microsoft' && rn.opType === 'RotaryEmbedding') {
+    if (shapeOf(info, rn.inputs[0])?.length !== 4) return `${rn}: not of a rank-4 [b, heads, s, head] input`;
+    if (attrInt(rn.attr('is_packed_batching'), 0) !== 0) return `${rn}: packs batches`;
+    if (!oneUse(v) || !oneUse(rn.inputs[0]!)) return `${rn}: its input or output has other uses`;
+    rotary = { node: rn };
+    cur = rn.inputs[0]!;
+  } else {
+    const add = producedBy(v, 'Add') ?? producedBy(producedBy(v, 'Concat')?.inputs[0], 'Add');
+    if (add && looksRotary(add)) {
+      const m = matchRotary(info, add);
+      if (isFail(m)) return `rotary: ${m}`;
+      if (m.out !== v) return `${add}: the rotary's result is not '${v.name}'`;
+      if (m.layout !== 'bnsh') return `${add}: rotary before the head transpose is not matched here`;
+      if (m.heads === undefined) return `${add}: the heads dim of '${m.x.name}' is symbolic`;
+      rotary = { match: m };
+      cur = m.x;
+    }
+  }
+  const h = matchHeads(info, cur, false);
+  if (!isFail(h)) return rotary ? { ...h, rotary } : h;
+  const p = matchPackedHeads(info, cur);
+  if (isFail(p)) return `${h}; nor packed heads: ${p}`;
+  return rotary ? { ...p, rotary } : p;
+}
+
+/** A last-axis Slice/Split [o, o + D) of Transpose(Reshape(proj, [b, s, H, W]), [0,2,1,3]). */
+function matchPackedHeads(info: InferResult, v: Value): HeadsInput | Fail {
+  const n = producedBy(v, 'Slice', 'Split');
+  if (!n) return `'${v.name}' is not a Slice or Split`;
+  const t = producedBy(n.inputs[0], 'Transpose');
+  if (!t || attrInts(t.attr('perm'))?.join(',') !== '0,2,1,3') return `${n}: input is not Transpose(.., [0,2,1,3])`;
+  const r = producedBy(t.inputs[0], 'Reshape');
+  if (!r || attrInt(r.attr('allowzero'), 0) !== 0) return `${t}: input is not a Reshape (allowzero=0)`;
+  const proj = r.inputs[0]!;
+  const ps = shapeOf(info, proj), rs = shapeOf(info, r.outputs[0]), vs = shapeOf(info, v);
+  if (!ps || !rs || !vs || ps.length !== 3 || rs.length !== 4 || vs.length !== 4) return `${r}: not [b, s, H*W] -> [b, s, H, W]`;
+  const H = rs[2]!.value, W = rs[3]!.value, D = vs[3]!.value;
+  if (!symEq(ps[0], rs[0]) || !symEq(ps[1], rs[1]) || H === undefined || W === undefined || D === undefined || ps[2]!.value !== H * W) return `${r}: ${fmtShape(ps)} -> ${fmtShape(rs)} does not split the last dim into heads`;
+  let offset: number | undefined;
+  if (n.opType === 'Slice') {
+    const starts = symContents(info, n.inputs[1]), axes = n.inputs[3] ? constNumbers(n.inputs[3]) : [0];
+    const steps = n.inputs[4] ? constNumbers(n.inputs[4]) : [1];
+    if (!starts || starts.length !== 1 || !axes || axes.length !== 1 || !steps || steps[0] !== 1) return `${n}: not one constant last-axis slice with step 1`;
+    if (axes[0] !== 3 && axes[0] !== -1) return `${n}: slices axis ${axes[0]}, not the last`;
+    offset = starts[0]!.value;
+  } else {
+    const axis = attrInt(n.attr('axis'), 0);
+    if (axis !== 3 && axis !== -1) return `${n}: splits axis ${axis}, not the last`;
+    const k = n.outputs.indexOf(v);
+    const sizes = n.outputs.map((o) => shapeOf(info, o)?.[3]?.value);
+    if (sizes.some((x) => x === undefined)) return `${n}: output sizes unknown`;
+    offset = sizes.slice(0, k).reduce((a, x) => a! + x!, 0);
+  }
+  if (offset === undefined || offset < 0 || offset + D > W) return `${n}: columns [${offset}, ${offset}+${D}) are not inside each head's ${W}`;
+  return { proj, heads: H, headSize: D, packed: { r4: r.outputs[0]!, width: W, offset } };
 }
 
 /**
@@ -53,7 +131,7 @@ export function matchCacheConcat(info: InferResult, v: Value | undefined, what: 
   if (concat.inputs.length !== 2) return `${concat}: ${concat.inputs.length} inputs, not the cache and the new ${what}`;
   if (elemTypeOf(info, v) !== DataType.FLOAT) return `${concat}: not float32`;
   const [past, cur] = concat.inputs as [Value, Value];
-  const heads = matchHeads(info, cur, false);
+  const heads = matchHeadsInput(info, cur);
   if (isFail(heads)) return `${concat}: new ${what}: ${heads}`;
   const ps = shapeOf(info, past), hs = shapeOf(info, cur);
   if (!ps || ps.length !== 4 || !hs) return `${concat}: cache '${past.name}' ${fmtShape(ps)} is not [batch, heads, past, head_size]`;

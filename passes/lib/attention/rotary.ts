@@ -3,18 +3,22 @@
  *
  *   y = x * cos + rotate_half(x) * sin,   rotate_half(x) = Concat(-x[..., h:], x[..., :h], axis=-1)
  *   cos = Unsqueeze(Gather(table_cos[:n], position_ids, axis=0), head axis)     (likewise sin)
+ *   or cos = Unsqueeze(C, head axis), C [b or 1, s, R] computed in the graph (transformers >= 4.38:
+ *   Cos(cat(freqs, freqs)) of position_ids x inv_freq), whose rows are proven to have equal halves
+ *   from the ops that compute them (provesEqualHalves)
  *
  * with optional partial rotary: the rotated part is x[..., :R] and the result is concatenated with
  * x[..., R:] again. Every matcher returns the match or a string saying what did not match.
  */
 import type { InferResult } from '../../../src/analysis/infer.js';
 import type { Sym } from '../../../src/analysis/symbolic.js';
-import { attrInt, attrInts } from '../../../src/ir/attribute.js';
+import { attr, attrInt, attrInts, type Attribute } from '../../../src/ir/attribute.js';
 import { DataType } from '../../../src/ir/dtype.js';
 import type { Node, Value } from '../../../src/ir/graph.js';
 import { Tensor } from '../../../src/ir/tensor.js';
+import type { Patch } from '../../../src/pass/patch.js';
 import { constantValue } from '../../../src/pass/pattern.js';
-import { elemTypeOf, fmtShape, isFail, oneUse, producedBy, scalarConst, shapeOf, symEq, symInts, type Fail } from './match.js';
+import { elemTypeOf, fmtShape, isFail, oneUse, producedBy, scalarConst, shapeOf, symEq, symInts, tensorNumbers, type Fail } from './match.js';
 
 /** A rotary embedding y = x * cos + rotate_half(x) * sin over the last axis of a rank-4 x. */
 export interface RotaryMatch {
@@ -24,13 +28,8 @@ export interface RotaryMatch {
   x: Value;
   /** the value the fused op replaces (the Add, or for partial rotary the Concat with the pass-through part) */
   out: Value;
-  /** int64 [batch, seq] */
-  positionIds: Value;
-  /** the constant tables (cos, sin), [positions, R], before halving, and the values holding them */
-  cosTable: Value;
-  sinTable: Value;
-  cos: Tensor;
-  sin: Tensor;
+  /** where cos and sin come from: constant tables gathered by position ids, or values computed in the graph */
+  angles: RotaryAngles;
   /** R: how many leading elements of each head are rotated */
   rotaryDim: number;
   /** H: the head size (last dim of x) */
@@ -41,6 +40,16 @@ export interface RotaryMatch {
   layout: 'bnsh' | 'bsnh';
   elemType: number;
 }
+
+/**
+ * cos and sin of a rotary embedding:
+ *   table:    constant tables [positions, R] (before halving) gathered by int64 [batch, seq] position ids;
+ *   computed: values C [b or 1, s, R] computed in the graph, one row of angles per (batch row, position),
+ *             with equal halves; the fused op reads them as a [rows, R/2] cache indexed by the row number.
+ */
+export type RotaryAngles =
+  | { kind: 'table'; positionIds: Value; cosTable: Value; sinTable: Value; cos: Tensor; sin: Tensor }
+  | { kind: 'computed'; cos: Value; sin: Value };
 
 /** end: undefined when not known (a prefix to the key length, computed at run time) */
 interface SliceSpec { start: number; end: number | undefined; axis: number; step: number; data: Value }
@@ -116,13 +125,79 @@ export function matchRotateHalf(info: InferResult, v: Value): { x: Value; half: 
   return { x, half, concat };
 }
 
-interface Embedding { table: Value; tensor: Tensor; positionIds: Value; nodes: Node[] }
+interface Embedding { kind: 'table'; table: Value; tensor: Tensor; positionIds: Value; nodes: Node[] }
+/** C: the value that one Unsqueeze at the head axis (and no-op Casts) make the 4-D operand of */
+interface Computed { kind: 'computed'; value: Value; unsqueezeAxis: number }
+
+const UNARY_ELEMENTWISE = new Set(['Cos', 'Sin', 'Neg', 'Identity', 'Cast', 'Abs', 'Exp', 'Sqrt', 'Reciprocal', 'Tanh', 'Erf', 'Floor', 'Ceil']);
+const BINARY_ELEMENTWISE = new Set(['Mul', 'Add', 'Sub', 'Div', 'Pow']);
+
+/**
+ * Does `v`, along axis `axis`, have equal halves (v[..., i, ...] = v[..., i + n/2, ...]) for every
+ * input? Proven from the ops, not evaluated: Concat(f, f) of one value on that axis; a constant whose
+ * halves are equal (or of size 1 there); size 1 on that axis (broadcast); elementwise ops of operands
+ * that have it (right-aligned broadcasting: an operand without the axis is constant along it);
+ * Transpose, Unsqueeze and Expand, following the axis. Anything else: not proven.
+ */
+export function provesEqualHalves(info: InferResult, v: Value, axis: number, depth = 0): boolean {
+  const vs = shapeOf(info, v);
+  if (!vs || axis < 0 || axis >= vs.length) return false;
+  if (vs[axis]!.value === 1) return true;
+  const t = constantValue(v);
+  if (t) return constantHalvesEqual(t, axis);
+  const n = v.producer;
+  if (!n || n.removed || n.domain !== '' || depth > 24) return false;
+  if (UNARY_ELEMENTWISE.has(n.opType) && n.inputs.length === 1) return provesEqualHalves(info, n.inputs[0]!, axis, depth + 1);
+  if (BINARY_ELEMENTWISE.has(n.opType) || n.opType === 'Expand') {
+    const operands = n.opType === 'Expand' ? [n.inputs[0]!] : n.inputs;
+    return operands.every((w) => {
+      const r = shapeOf(info, w)?.length;
+      if (r === undefined) return false;
+      const a = axis - (vs.length - r);
+      return a < 0 || provesEqualHalves(info, w!, a, depth + 1);
+    });
+  }
+  if (n.opType === 'Transpose') {
+    const perm = attrInts(n.attr('perm')) ?? vs.map((_, i) => vs.length - 1 - i);
+    return provesEqualHalves(info, n.inputs[0]!, perm[axis]!, depth + 1);
+  }
+  if (n.opType === 'Unsqueeze') {
+    const axes = (n.inputs[1] ? symInts(info, n.inputs[1]) : attrInts(n.attr('axes')))?.map((a) => (a !== undefined && a < 0 ? a + vs.length : a));
+    if (!axes || axes.some((a) => a === undefined)) return false;
+    if (axes.includes(axis)) return true;
+    return provesEqualHalves(info, n.inputs[0]!, axis - axes.filter((a) => a! < axis).length, depth + 1);
+  }
+  if (n.opType === 'Concat') {
+    const a = attrInt(n.attr('axis'), 0);
+    const ca = a < 0 ? a + vs.length : a;
+    if (ca === axis) return n.inputs.length === 2 && n.inputs[0] === n.inputs[1];
+    return n.inputs.every((w) => provesEqualHalves(info, w!, axis, depth + 1));
+  }
+  return false;
+}
+
+/** A constant's halves along `axis` are equal (size 1 there: trivially). */
+function constantHalvesEqual(t: Tensor, axis: number): boolean {
+  const dims = t.dims;
+  const n = dims[axis]!;
+  if (n === 1) return true;
+  if (n % 2 !== 0) return false;
+  const a = tensorNumbers(t);
+  if (!a) return false;
+  const inner = dims.slice(axis + 1).reduce((x, y) => x * y, 1);
+  const outer = dims.slice(0, axis).reduce((x, y) => x * y, 1);
+  const h = n / 2;
+  for (let o = 0; o < outer; o++) for (let i = 0; i < h; i++) for (let k = 0; k < inner; k++) {
+    if (!Object.is(a[(o * n + i) * inner + k], a[(o * n + i + h) * inner + k])) return false;
+  }
+  return true;
+}
 
 /**
  * The cos/sin operand: [Unsqueeze | no-op Cast]* Gather(table', position_ids, axis=0) with table' a
  * prefix Slice (axis 0, from 0, step 1) of a constant table, or the table itself.
  */
-function matchEmbedding(info: InferResult, v: Value, elemType: number): Embedding | Fail {
+function matchEmbedding(info: InferResult, v: Value, elemType: number): Embedding | Computed | Fail {
   let cur = v;
   const nodes: Node[] = [];
   let gather: Node | undefined;
@@ -133,7 +208,7 @@ function matchEmbedding(info: InferResult, v: Value, elemType: number): Embeddin
     if (n.opType === 'Gather') { gather = n; break; }
     break;
   }
-  if (!gather) return `'${v.name}' is not a table gathered by position ids (cos/sin computed on the fly are not matched)`;
+  if (!gather) return matchComputed(info, v, nodes, elemType);
   if (attrInt(gather.attr('axis'), 0) !== 0) return `${gather}: gathers axis ${attrInt(gather.attr('axis'), 0)}, not the positions axis 0`;
   const positionIds = gather.inputs[1]!;
   if (elemTypeOf(info, positionIds) !== DataType.INT64) return `${gather}: position ids '${positionIds.name}' are not int64`;
@@ -150,7 +225,25 @@ function matchEmbedding(info: InferResult, v: Value, elemType: number): Embeddin
   if (!t) return `${gather}: table '${table.name}' is not a constant`;
   if (t.dims.length !== 2) return `${gather}: table '${table.name}' [${t.dims.join(',')}] is not [positions, dim]`;
   if (t.dataType !== elemType) return `${gather}: table '${table.name}' is not of x's element type`;
-  return { table, tensor: t, positionIds, nodes };
+  return { kind: 'table', table, tensor: t, positionIds, nodes };
+}
+
+/**
+ * cos/sin computed in the graph: the 4-D operand is one Unsqueeze (no-op Casts around it allowed)
+ * of a rank-3 value C of x's element type. Which axis, and whether C's halves are equal, finish() checks.
+ */
+function matchComputed(info: InferResult, v: Value, peeled: Node[], elemType: number): Computed | Fail {
+  const unsq = peeled.filter((n) => n.opType === 'Unsqueeze');
+  if (unsq.length !== 1) return `'${v.name}' is neither a table gathered by position ids nor one Unsqueeze of computed [batch, seq, R] angles`;
+  const u = unsq[0]!;
+  const rank = shapeOf(info, u.outputs[0])?.length;
+  const axes = u.inputs[1] ? symInts(info, u.inputs[1]) : attrInts(u.attr('axes'));
+  if (!axes || axes.length !== 1 || axes[0] === undefined || rank === undefined) return `${u}: axes are not one constant axis`;
+  const c = u.inputs[0]!;
+  const cs = shapeOf(info, c);
+  if (!cs || cs.length !== 3) return `'${c.name}' ${fmtShape(cs)} (unsqueezed to the cos/sin operand) is not [batch, seq, R]`;
+  if (elemTypeOf(info, c) !== elemType) return `'${c.name}' is not of x's element type`;
+  return { kind: 'computed', value: c, unsqueezeAxis: axes[0] < 0 ? axes[0] + rank : axes[0] };
 }
 
 /** The rows of a [P, 2h] table have equal halves (what rotate_half's cos/sin tables are: cat(f, f)). */
@@ -216,15 +309,29 @@ function finish(info: InferResult, add: Node, mCos: Node, rh: { x: Value; half: 
   if (isFail(c)) return `cos: ${c}`;
   const s = matchEmbedding(info, sinV, elemType);
   if (isFail(s)) return `sin: ${s}`;
-  if (c.positionIds !== s.positionIds) return `cos and sin are gathered by different position ids ('${c.positionIds.name}', '${s.positionIds.name}')`;
   const R = rh.half * 2;
-  for (const e of [c, s]) {
-    if (e.tensor.dims[1] !== R) return `table '${e.table.name}' [${e.tensor.dims.join(',')}] is not [positions, ${R}]`;
-    if (!halvesEqual(e.tensor)) return `table '${e.table.name}': the two halves of a row differ, so rotate_half's rotation is not the one RotaryEmbedding computes`;
+  let angles: RotaryAngles;
+  if (c.kind === 'table' && s.kind === 'table') {
+    if (c.positionIds !== s.positionIds) return `cos and sin are gathered by different position ids ('${c.positionIds.name}', '${s.positionIds.name}')`;
+    for (const e of [c, s]) {
+      if (e.tensor.dims[1] !== R) return `table '${e.table.name}' [${e.tensor.dims.join(',')}] is not [positions, ${R}]`;
+      if (!halvesEqual(e.tensor)) return `table '${e.table.name}': the two halves of a row differ, so rotate_half's rotation is not the one RotaryEmbedding computes`;
+    }
+    angles = { kind: 'table', positionIds: c.positionIds, cosTable: c.table, sinTable: s.table, cos: c.tensor, sin: s.tensor };
+  } else if (c.kind === 'computed' && s.kind === 'computed') {
+    for (const [what, e] of [['cos', c], ['sin', s]] as const) {
+      if (shapeOf(info, e.value)![2]!.value !== R) return `${what} '${e.value.name}' ${fmtShape(shapeOf(info, e.value))} has not ${R} angles per row`;
+      if (!provesEqualHalves(info, e.value, 2)) return `${what} '${e.value.name}': computed in the graph, but its rows are not provably cat(f, f) (equal halves), which rotate_half's rotation as RotaryEmbedding computes it needs`;
+    }
+    if (c.unsqueezeAxis !== s.unsqueezeAxis) return 'cos and sin broadcast over different axes';
+    if (!same(shapeOf(info, c.value), shapeOf(info, s.value))) return `cos '${c.value.name}' and sin '${s.value.name}' differ in shape`;
+    angles = { kind: 'computed', cos: c.value, sin: s.value };
+  } else {
+    return 'one of cos and sin is a gathered table, the other computed';
   }
   // the embedding broadcasts over the heads axis: [B, 1, S, R] (bnsh) or [B, S, 1, R] (bsnh)
-  const cs = shapeOf(info, cosV), ss = shapeOf(info, sinV), ps = shapeOf(info, c.positionIds);
-  const same = (a: Sym[] | undefined, b: Sym[] | undefined): boolean => !!a && !!b && a.length === b.length && a.every((d, k) => symEq(d, b[k]));
+  const cs = shapeOf(info, cosV), ss = shapeOf(info, sinV);
+  const ps = angles.kind === 'table' ? shapeOf(info, angles.positionIds) : undefined;
   if (!same(cs, ss)) return `cos ${fmtShape(cs)} and sin ${fmtShape(ss)} differ in shape`;
   if (!cs || cs.length !== 4 || cs[3]!.value !== R) return `cos ${fmtShape(cs)} is not [batch, 1, seq, ${R}] or [batch, seq, 1, ${R}]`;
   let layout: 'bnsh' | 'bsnh';
@@ -233,8 +340,14 @@ function finish(info: InferResult, add: Node, mCos: Node, rh: { x: Value; half: 
   else if (cs[1]!.value === 1 && symEq(cs[2], xs[2])) layout = 'bnsh';
   else return `cos ${fmtShape(cs)} does not broadcast over the heads of x ${fmtShape(xs)}`;
   const [bAxis, sAxis, hAxis] = layout === 'bnsh' ? [0, 2, 1] : [0, 1, 2];
-  if (!symEq(cs[bAxis], xs[bAxis])) return `cos ${fmtShape(cs)} and x ${fmtShape(xs)} differ in batch (a position table shared by the batch is not matched)`;
-  if (!ps || ps.length !== 2 || !symEq(ps[0], xs[bAxis]) || !symEq(ps[1], xs[sAxis])) return `position ids ${fmtShape(ps)} are not [batch, seq] of x ${fmtShape(xs)}`;
+  if (angles.kind === 'table') {
+    if (!symEq(cs[bAxis], xs[bAxis])) return `cos ${fmtShape(cs)} and x ${fmtShape(xs)} differ in batch (a position table shared by the batch is not matched)`;
+    if (!ps || ps.length !== 2 || !symEq(ps[0], xs[bAxis]) || !symEq(ps[1], xs[sAxis])) return `position ids ${fmtShape(ps)} are not [batch, seq] of x ${fmtShape(xs)}`;
+  } else {
+    // computed angles C [b or 1, s, R], unsqueezed at the heads axis: row (b, s) of C is position s of batch row b
+    if (c.kind !== 'computed' || c.unsqueezeAxis !== hAxis) return `computed cos is unsqueezed at axis ${c.kind === 'computed' ? c.unsqueezeAxis : '?'}, not the heads axis ${hAxis}`;
+    if (!symEq(cs[bAxis], xs[bAxis]) && cs[bAxis]!.value !== 1) return `computed cos ${fmtShape(cs)}: batch is neither x's ${xs[bAxis]} nor 1`;
+  }
   const heads = xs[hAxis]!.value;
 
   // partial rotary: xr = x[..., :R], the result concatenated with x[..., R:]
@@ -250,8 +363,92 @@ function finish(info: InferResult, add: Node, mCos: Node, rh: { x: Value; half: 
       x = spec.data; out = outUse.outputs[0]!; headSize = H;
     }
   }
-  return {
-    add, x, out, positionIds: c.positionIds, cosTable: c.table, sinTable: s.table, cos: c.tensor, sin: s.tensor,
-    rotaryDim: R, headSize, heads, layout, elemType,
-  };
+  return { add, x, out, angles, rotaryDim: R, headSize, heads, layout, elemType };
+}
+
+const same = (a: Sym[] | undefined, b: Sym[] | undefined): boolean => !!a && !!b && a.length === b.length && a.every((d, k) => symEq(d, b[k]));
+
+// ---------------------------------------------------------------------------------------------
+// emitting RotaryEmbedding (fuse-rotary, and fuse-attention-past for the rotary it takes in)
+
+/**
+ * What the RotaryEmbedding nodes of one pass run share: half tables, caches of computed angles and
+ * their row ids, by what they were made from. What a patch makes is pending until that patch commits
+ * (commit()), and dropped when it is abandoned (rollback()).
+ */
+export class RotaryShared {
+  private readonly committed = new Map<unknown, Value>();
+  private readonly pending = new Map<unknown, Value>();
+
+  get(key: unknown, make: () => Value): Value {
+    let v = this.committed.get(key) ?? this.pending.get(key);
+    if (!v) { v = make(); this.pending.set(key, v); }
+    return v;
+  }
+
+  commit(): void {
+    for (const [k, v] of this.pending) this.committed.set(k, v);
+    this.pending.clear();
+  }
+
+  rollback(): void {
+    this.pending.clear();
+  }
+}
+
+/**
+ * RotaryEmbedding's position_ids, cos_cache and sin_cache for a match, fed `input` ([b, N, s, H] for
+ * 'bnsh', or [b, s, N*H] for '3d'):
+ *   table:    the position ids and the tables' first halves [positions, R/2], made once per table;
+ *   computed: the angles' first halves C[..., :R/2] as a cache [rows, R/2] (rows = b*s, or s for a C
+ *             shared by the batch), and ids[b, s] = the row of C that holds (b, s): b*s + s, or s.
+ *             The fused op reads exactly the values the graph computed, for every input: no table
+ *             size is assumed.
+ */
+export function rotaryInputs(patch: Patch, m: RotaryMatch, shared: RotaryShared, input: Value, inputKind: 'bnsh' | '3d', info: InferResult): [Value, Value, Value] {
+  const a = m.angles;
+  if (a.kind === 'table') {
+    const cos = shared.get(a.cosTable, () => patch.constant(halfTable(a.cos), `${a.cosTable.name}_cos_cache`));
+    const sin = shared.get(a.sinTable, () => patch.constant(halfTable(a.sin), `${a.sinTable.name}_sin_cache`));
+    return [a.positionIds, cos, sin];
+  }
+  const h = m.rotaryDim / 2;
+  const i64 = (v: number[], name: string, dims?: number[]): Value => patch.constant(Tensor.int64(v, dims ?? [v.length]), name);
+  const cache = (c: Value): Value => shared.get(c, () => {
+    const base = `${c.name}_rotary`;
+    const half = patch.add('Slice', [c, i64([0], `${base}/start`), i64([h], `${base}/end`), i64([-1], `${base}/axis`)], {}, { name: `${base}/first_half` });
+    return patch.add('Reshape', [half, i64([-1, h], `${base}/cache_shape`)], {}, { name: `${base}/cache` });
+  });
+  const cos = cache(a.cos), sin = cache(a.sin);
+  const cs = shapeOf(info, a.cos)!;
+  const xs = shapeOf(info, m.x)!;
+  const expand = !symEq(cs[0], xs[0]);
+  const ids = shared.get(expand ? input : `${a.cos.name}|ids`, () => {
+    const base = `${a.cos.name}_rotary`;
+    const shape = patch.add('Shape', [a.cos], {}, { name: `${base}/shape` });
+    const bs = patch.add('Slice', [shape, i64([0], `${base}/zero`), i64([2], `${base}/two`)], {}, { name: `${base}/rows_shape` });
+    const dim = (k: number): Value => patch.add('Gather', [shape, i64([k], `${base}/axis${k}`, [])], { axis: 0 }, { name: `${base}/dim${k}` });
+    const rows = patch.add('Mul', [dim(0), dim(1)], {}, { name: `${base}/rows` });
+    const range = patch.add('Range', [i64([0], `${base}/first`, []), rows, i64([1], `${base}/step`, [])], {}, { name: `${base}/row_numbers` });
+    let r = patch.add('Reshape', [range, bs], {}, { name: `${base}/ids` });
+    if (expand) {
+      const axes = inputKind === 'bnsh' ? [0, 2] : [0, 1];
+      const want = patch.add('Gather', [patch.add('Shape', [input], {}, { name: `${base}/x_shape` }), i64(axes, `${base}/x_axes`)], { axis: 0 }, { name: `${base}/batch_seq` });
+      r = patch.add('Expand', [r, want], {}, { name: `${base}/ids_per_batch` });
+    }
+    return r;
+  });
+  return [ids, cos, sin];
+}
+
+/**
+ * RotaryEmbedding of `input` for match m: 'bnsh' a [b, N, s, H] input as is (the rank-4 form), '3d' a
+ * [b, s, N*H] input with num_heads (the form attention ops take). Partial rotary sets rotary_embedding_dim.
+ */
+export function emitRotary(patch: Patch, m: RotaryMatch, shared: RotaryShared, input: Value, inputKind: 'bnsh' | '3d', info: InferResult, name: string): Value {
+  const attrs: Attribute[] = [attr.int('interleaved', 0)];
+  if (m.rotaryDim !== m.headSize) attrs.push(attr.int('rotary_embedding_dim', m.rotaryDim));
+  if (m.heads !== undefined) attrs.push(attr.int('num_heads', m.heads));
+  const [ids, cos, sin] = rotaryInputs(patch, m, shared, input, inputKind, info);
+  return patch.add('RotaryEmbedding', [input, ids, cos, sin], attrs, { domain: 'com.microsoft', name });
 }
