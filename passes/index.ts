@@ -48,6 +48,7 @@ import { quantizeInt4 } from './quantize-int4.js';
 import { quantizeStatic } from './quantize-static.js';
 import { simplifyReshapeShape } from './simplify-reshape-shape.js';
 import { unflattenGemm } from './unflatten-gemm.js';
+import { widenToFloat32 } from './precision/widen-to-float32.js';
 
 export const PASSES: readonly Pass[] = [
   convertConvNhwc,
@@ -94,6 +95,7 @@ export const PASSES: readonly Pass[] = [
   quantizeStatic,
   simplifyReshapeShape,
   unflattenGemm,
+  widenToFloat32,
 ];
 
 export function findPass(name: string, extra: readonly Pass[] = []): Pass | undefined {

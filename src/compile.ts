@@ -3,7 +3,7 @@
  * each pass did and what the model looked like before and after.
  */
 import { inferShapes } from './analysis/infer.js';
-import { OptionError } from './errors.js';
+import { OptionError, RetargetError } from './errors.js';
 import { RULES } from './analysis/ops/index.js';
 import { evaluateNode } from './analysis/evaluator.js';
 import { dataTypeName } from './ir/dtype.js';
@@ -13,6 +13,7 @@ import type { Pass, QuantizeMode } from './pass/pass.js';
 import { checkPlacement, type CpuPlaced, type Violation } from '../targets/capabilities/check.js';
 import type { PipelineSpec, Target } from './target.js';
 import { findPass, PASSES } from '../passes/index.js';
+import { quantizedOps } from '../passes/precision/model-precision.js';
 
 /** An option compile() cannot honour (unknown pass, level above the target's, quantize mode): a usage error. */
 export class CompileError extends OptionError {}
@@ -150,6 +151,13 @@ export async function compile(model: Model, target: Target, opts: CompileOptions
   if (mode) {
     if (!quantizeModes(target).includes(mode)) {
       throw new CompileError(`target '${target.name}' cannot run --quantize ${mode} (it takes: ${quantizeModes(target).join(', ') || 'none'})`);
+    }
+    // quantizing a quantized model would compound the first quantization's error with a second one
+    // (and the passes would quantize its dequantized float islands, not its integer weights): refused
+    const found = Object.entries(quantizedOps(model));
+    if (found.length) {
+      const what = found.map(([op, n]) => `${n} ${op}`).join(', ');
+      throw new RetargetError('pass', `the model is already quantized (${what}); --quantize ${mode} would quantize it twice: compile it without --quantize`, { pass: QUANTIZE_PASSES[mode] });
     }
     steps.push(lookup(QUANTIZE_PASSES[mode], { ...target, maxLevel: 3 }, opts.plugins ?? []));
     steps.push(lookup('eliminate-dead-nodes', target, []), lookup('eliminate-unused-initializers', target, []));

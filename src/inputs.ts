@@ -8,6 +8,7 @@
  */
 import { parseSym, Sym } from './analysis/symbolic.js';
 import { DataType } from './ir/dtype.js';
+import { toFloat16Bits } from './ir/half.js';
 import { constantValue } from './pass/pattern.js';
 import type { Node, Value } from './ir/graph.js';
 import type { Model } from './ir/model.js';
@@ -193,6 +194,8 @@ export function syntheticInputs(model: Model, opts: SyntheticOptions = {}): Reco
     switch (t.elemType) {
       case DataType.FLOAT: out[v.name] = Tensor.float32(Array.from({ length: n }, () => rand() * 2 - 1), dims); break;
       case DataType.DOUBLE: out[v.name] = Tensor.fromTypedArray(DataType.DOUBLE, dims, Float64Array.from({ length: n }, () => rand() * 2 - 1)); break;
+      // float16 models (GPU exports): the same uniform values, rounded to float16
+      case DataType.FLOAT16: out[v.name] = Tensor.fromTypedArray(DataType.FLOAT16, dims, Uint16Array.from({ length: n }, () => toFloat16Bits(rand() * 2 - 1))); break;
       case DataType.INT64: out[v.name] = Tensor.int64(Array.from({ length: n }, () => Math.floor(rand() * high)), dims); break;
       case DataType.INT32: out[v.name] = Tensor.int32(Array.from({ length: n }, () => Math.floor(rand() * high)), dims); break;
       case DataType.BOOL: out[v.name] = Tensor.fromTypedArray(DataType.BOOL, dims, Uint8Array.from({ length: n }, () => (rand() < 0.5 ? 1 : 0))); break;
@@ -208,6 +211,7 @@ function filled(elemType: number, dims: number[], n: number, x: number, name: st
   switch (elemType) {
     case DataType.FLOAT: return Tensor.float32(new Array<number>(n).fill(x), dims);
     case DataType.DOUBLE: return Tensor.fromTypedArray(DataType.DOUBLE, dims, new Float64Array(n).fill(x));
+    case DataType.FLOAT16: return Tensor.fromTypedArray(DataType.FLOAT16, dims, new Uint16Array(n).fill(toFloat16Bits(x)));
     case DataType.INT64: return Tensor.int64(new Array<number>(n).fill(Math.trunc(x)), dims);
     case DataType.INT32: return Tensor.int32(new Array<number>(n).fill(Math.trunc(x)), dims);
     case DataType.BOOL: return Tensor.fromTypedArray(DataType.BOOL, dims, new Uint8Array(n).fill(x ? 1 : 0));

@@ -15,6 +15,8 @@ import { hostTarget } from '../node/host.js';
 import type { QuantizeOptions } from '../pass/pass.js';
 import { inputLayoutPass } from '../../passes/apply-input-layout.js';
 import { findTarget, TARGETS } from '../../targets/index.js';
+import { halfFloatTypes } from '../../passes/precision/model-precision.js';
+import { withInterfaceOf } from '../../passes/precision/widen-to-float32.js';
 import { formatBytes } from './inspect.js';
 import { passProgress } from '../bench/format.js';
 import { summarizeCpuPlaced } from '../../targets/capabilities/check.js';
@@ -51,6 +53,7 @@ export function registerCompile(program: Command): void {
     .option('--fp16-io', '--quantize fp16: float16 model inputs and outputs too')
     .option('--debug-quant', '--quantize static: a per-layer error table in the report')
     .option('--accuracy-budget <cosine>', 'lowest cosine similarity accepted for a quantized model (default: int8 0.99, int4 0.98)')
+    .option('--io-type <kind>', 'keep (default): a float16 model compiled to compute in float32 keeps its float16 inputs and outputs (a Cast at each); float32: they become float32 too', 'keep')
     .option('--input-layout <layout>', 'NHWC: image inputs arrive channels-last (NAME=NHWC for one input)')
     .option('--external-data [file]', 'write tensor data to a separate file')
     .action(async (file: string, opts: CompileCliOptions, command: Command) => {
@@ -72,7 +75,11 @@ export function registerCompile(program: Command): void {
       const calibration = opts.calibration && quantize ? readInputSets(readModel(file).model, opts.calibration).map((s) => s.feeds) : undefined;
       if (calibration && quantize) quantize.calibration = calibration;
       if (!(opts.tolerance in TOLERANCES)) throw new UsageError(`--tolerance: '${opts.tolerance}' is not one of ${Object.keys(TOLERANCES).join(', ')}`);
+      if (opts.ioType !== 'keep' && opts.ioType !== 'float32') throw new UsageError(`--io-type: '${opts.ioType}' is not keep or float32`);
       const loaded = readModel(file);
+      // a float16 / bfloat16 model is judged within fp16's tolerance unless --tolerance says otherwise:
+      // its original computes in half precision, and the compiled model may not (widen-to-float32)
+      const tolerance = command.getOptionValueSource('tolerance') === 'default' && halfFloatTypes(loaded.model).length ? 'fp16' : opts.tolerance;
       const original = opts.validate ? cloneModel(loaded.model) : undefined;
       // inputs the original accepts, chosen (and run on it) before compiling: a model that cannot be
       // validated is refused before any pass runs, in the stage that failed
@@ -96,6 +103,7 @@ export function registerCompile(program: Command): void {
         report = await compile(loaded.model, target, {
           dims,
           ...(quantize ? { quantize } : {}),
+          ioType: opts.ioType,
           ...(layouts ? { before: [inputLayoutPass(layouts)] } : {}),
           runtime: onnxruntimeNode,
           ...(opts.passes ? { passes: opts.passes.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
@@ -116,17 +124,21 @@ export function registerCompile(program: Command): void {
       }
       if (report.violations.length) {
         const v = report.violations;
-        if (opts.report) writeTextAtomic(opts.report, `${toJson({ input: file, output: opts.output, ...report })}\n`);
-        throw new RetargetError('check', `${v.length} node(s) target '${target.name}' cannot run: ${v.slice(0, 3).map((x) => `${x.node} ${x.domain}::${x.op} (${x.reason})`).join('; ')}${v.length > 3 ? '; ...' : ''}; nothing written`, { file, node: v[0]!.node });
+        const why = `${v.length} node(s) target '${target.name}' cannot run: ${v.slice(0, 3).map((x) => `${x.node} ${x.domain}::${x.op} (${x.reason})`).join('; ')}${v.length > 3 ? '; ...' : ''}; nothing written`;
+        // the report says what happened: refused, no output (the violations list every node)
+        if (opts.report) writeTextAtomic(opts.report, `${toJson({ input: file, output: null, status: 'refused', reasons: [why], ...report })}\n`);
+        throw new RetargetError('check', why, { file, node: v[0]!.node });
       }
       // nodes the target's EP lacks but its runtime's CPU fallback runs: a warning, and the compile goes on
       if (report.cpuPlaced.length) process.stderr.write(`warning: ${summarizeCpuPlaced(report.cpuPlaced, formatBytes)} ('retarget check' lists them)\n`);
       let validation: ValidationResult | undefined;
       if (original) {
         try {
-          validation = await validate(original, loaded.model, onnxruntimeNode, {
+          // a model whose inputs/outputs changed float type (--io-type float32, --fp16-io) is run behind
+          // Casts to the original's types, on the original's inputs
+          validation = await validate(original, withInterfaceOf(loaded.model, original, cloneModel) ?? loaded.model, onnxruntimeNode, {
             dims,
-            tolerance: toleranceFor(opts.tolerance, quantize?.mode, opts.accuracyBudget),
+            tolerance: toleranceFor(tolerance, quantize?.mode, opts.accuracyBudget),
             ...(prepared ? { prepared } : {}),
           });
         } catch (e) {
@@ -134,17 +146,21 @@ export function registerCompile(program: Command): void {
           throw e;
         }
       }
-      const fullReport = { input: file, output: opts.output, ...report, ...(validation ? { validation } : {}) };
+      const fullReport = { input: file, output: opts.output as string | null, status: 'written', ...report, ...(validation ? { validation } : {}) };
       if (validation && !validation.ok) {
-        if (opts.report) writeTextAtomic(opts.report, `${toJson(fullReport)}\n`);
         const w = validation.worst!;
         const why = `output '${w.output}' on ${w.source}: ${w.problem}`;
+        // a refused compile's report names no output: status 'refused' (or 'rejected': kept aside) with the reason
+        const refuse = (status: 'refused' | 'rejected', message: string, extra: Record<string, unknown> = {}): RetargetError => {
+          if (opts.report) writeTextAtomic(opts.report, `${toJson({ ...fullReport, output: null, status, reasons: [message], ...extra })}\n`);
+          return new RetargetError('validate-compiled', message, { file });
+        };
         if (quantize) {
           // a quantized model that misses its accuracy budget is kept aside for inspection
           const rejected = writeModel(loaded.model, `${opts.output}.rejected`, opts.externalData !== undefined ? { externalData: opts.externalData } : {});
-          throw new RetargetError('validate-compiled', `the ${quantize.mode} model misses its accuracy budget (${validation.tolerance.name}): ${why}; written to ${rejected.path} instead (--accuracy-budget sets the budget)`, { file, ...(w.output ? {} : {}) });
+          throw refuse('rejected', `the ${quantize.mode} model misses its accuracy budget (${validation.tolerance.name}): ${why}; written to ${rejected.path} instead (--accuracy-budget sets the budget)`, { rejectedOutput: rejected.path });
         }
-        throw new RetargetError('validate-compiled', `it differs from the original (${validation.tolerance.name}): ${why}; nothing written (--no-validate writes it anyway; 'retarget validate --bisect' finds the first diverging value)`, { file });
+        throw refuse('refused', `it differs from the original (${validation.tolerance.name}): ${why}; nothing written (--no-validate writes it anyway; 'retarget validate --bisect' finds the first diverging value)`);
       }
       const written = writeModel(loaded.model, opts.output, opts.externalData !== undefined ? { externalData: opts.externalData } : {});
       if (opts.report) writeTextAtomic(opts.report, `${toJson(fullReport)}\n`);
@@ -189,6 +205,7 @@ interface CompileCliOptions {
   debugQuant?: boolean;
   accuracyBudget?: string;
   inputLayout?: string;
+  ioType: string;
   externalData?: boolean | string;
 }
 

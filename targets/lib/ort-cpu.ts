@@ -4,7 +4,7 @@
  */
 import type { QuantizationPreset, Target } from '../../src/target.js';
 import { ortCpu } from '../capabilities/ort-cpu.js';
-import { FINAL_CLEANUP, ORT_CPU_FUSIONS, PORTABLE_PIPELINE, pipeline } from './pipelines.js';
+import { FINAL_CLEANUP, FLOAT32_COMPUTE, ORT_CPU_FUSIONS, PORTABLE_PIPELINE, pipeline } from './pipelines.js';
 
 /**
  * ORT's guidance on int8 data types (onnxruntime.ai/docs/performance/model-optimizations/
@@ -26,7 +26,8 @@ export function ortCpuTarget(spec: Pick<Target, 'name' | 'description' | 'isa' |
     // fp16 runs on ORT's CPU EP but no faster (it inserts Casts): allowed for accuracy checks
     quantizeModes: ['dynamic', 'static', 'int4', 'fp16'],
     capabilities: ortCpu,
-    pipeline: pipeline(PORTABLE_PIPELINE, ORT_CPU_FUSIONS, FINAL_CLEANUP),
+    // float16 models compute in float32: the CPU EP's float16 kernels are few (see FLOAT32_COMPUTE)
+    pipeline: pipeline(FLOAT32_COMPUTE, PORTABLE_PIPELINE, ORT_CPU_FUSIONS, FINAL_CLEANUP),
     ...spec,
     sessionOptions: {
       graphOptimizationLevel: 'all',

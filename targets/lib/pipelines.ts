@@ -4,6 +4,15 @@
  */
 import type { PipelineSpec } from '../../src/target.js';
 
+/**
+ * Precision for targets without fast float16 compute (ONNX Runtime's CPU EP, and the WASM EP, which is
+ * the CPU EP): a float16 / bfloat16 model computes in float32, its weights converted once here, instead
+ * of the runtime inserting Casts around every node it has no float16 kernel for on every inference.
+ * First: the folds and fusions then see the float32 model. Targets that run float16 fast (cuda,
+ * tensorrt, webgpu) leave it out and keep the model's precision; so does portable.
+ */
+export const FLOAT32_COMPUTE: PipelineSpec[] = ['widen-to-float32'];
+
 /** Standard-ONNX cleanup, folding and classic folds: every target starts with these. */
 export const PORTABLE_PIPELINE: PipelineSpec[] = [
   'fix-dims',

@@ -105,7 +105,9 @@ describe('capability tables', () => {
 });
 
 describe('checkCapabilities', () => {
-  test.each(fixtureModels)('fixture %s passes ortCpu', (name) => {
+  // float16 fixtures are GPU exports: ORT's CPU EP runs them only by inserting Casts (its table has no
+  // float16 Conv, Relu, ...); compiled for a CPU target they compute in float32 (test/precision.test.ts)
+  test.each(fixtureModels.filter((d) => !d.includes('-fp16-')))('fixture %s passes ortCpu', (name) => {
     const model = readModel(path.join(MODELS, name, 'model.onnx'));
     expect(checkCapabilities(model.model, ortCpu)).toEqual([]);
   });

@@ -1,0 +1,44 @@
+/**
+ * What precision a model arrives in (not a pass): the half-precision float types it stores or
+ * computes in, and the quantized ops it already has. compile reads them to choose the validation
+ * tolerance and to refuse quantizing a model twice.
+ */
+import { attrInt } from '../../src/ir/attribute.js';
+import { dataTypeName } from '../../src/ir/dtype.js';
+import type { Model } from '../../src/ir/model.js';
+import { isHalfFloat } from './widen-to-float32.js';
+
+/** 'float16' / 'bfloat16' where the model has such inputs, outputs, initializers, Constants or Casts; [] for none. */
+export function halfFloatTypes(model: Model): string[] {
+  const found = new Set<number>();
+  const see = (t: number | undefined): void => { if (isHalfFloat(t)) found.add(t!); };
+  for (const g of model.allGraphs()) {
+    for (const v of [...g.inputs, ...g.outputs]) see(v.type?.kind === 'tensor' ? v.type.elemType : undefined);
+    for (const v of g.initializers) see(v.initializer?.dataType);
+    for (const n of g.nodes) {
+      if (n.domain !== '') continue;
+      if (n.opType === 'Cast') see(attrInt(n.attr('to')));
+      const a = n.opType === 'Constant' || n.opType === 'ConstantOfShape' ? n.attr('value') : undefined;
+      if (a?.type === 'tensor') see(a.value.dataType);
+    }
+  }
+  return [...found].sort().map((t) => dataTypeName(t));
+}
+
+/**
+ * Ops that compute on quantized data, as other tools (ONNX Runtime's quantizers, QDQ exporters,
+ * MatMulNBits builders) and our own quantization passes leave them.
+ */
+const QUANTIZED_OP = /^(ConvInteger|MatMulInteger|DynamicQuantizeLinear|QuantizeLinear|DequantizeLinear|DynamicQuantizeMatMul|DynamicQuantizeLSTM|MatMulIntegerToFloat|MatMulNBits|MatMulBnb4|GatherBlockQuantized|QMoE|QLinear\w+|Q(Attention|Gemm|EmbedLayerNormalization|Ordered\w+))$/;
+
+/** The model's quantized ops: `domain::Op` -> count (empty when it has none). */
+export function quantizedOps(model: Model): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const g of model.allGraphs()) {
+    for (const n of g.nodes) {
+      if (!QUANTIZED_OP.test(n.opType)) continue;
+      out[n.qualifiedOp] = (out[n.qualifiedOp] ?? 0) + 1;
+    }
+  }
+  return out;
+}

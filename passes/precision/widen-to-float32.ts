@@ -1,0 +1,255 @@
+/**
+ * widen-to-float32 (level 3; precision family; in the pipelines of targets without fast float16 compute)
+ *
+ * Before:  a model that computes in float16 (or bfloat16), as a GPU export leaves it: half-precision
+ *          initializers and Constant / ConstantOfShape tensors, Casts to float16, float16 inputs and outputs
+ * After:   the same model computing in float32: initializers and Constant / ConstantOfShape tensors
+ *          converted once, here (exactly: every float16 and bfloat16 number is a float32); Cast `to`
+ *          and the dtype attributes of EyeLike / Random* / Bernoulli / window ops / DequantizeLinear
+ *          retargeted to float32; every half-precision value typed float32. The model's inputs and
+ *          outputs keep their types, with one Cast at each (names kept), unless ctx.options.ioType is
+ *          'float32', which changes them too.
+ * Why:     ONNX Runtime's CPU EP (x86, arm64 as its kernel table lists it, and the WASM EP, which is the
+ *          CPU EP) has float32-only kernels for Conv, MatMul, Relu, ... It still runs a float16 model, by
+ *          inserting a Cast pair around every node it lacks a float16 kernel for: paid on every
+ *          inference, and every intermediate rounded to float16 between nodes. Converting once at
+ *          compile time does neither. Targets that run float16 fast (cuda, tensorrt, webgpu) do not
+ *          list this pass; portable keeps the model's own precision.
+ * Conditions:
+ *   - Nothing to do without a float16 / bfloat16 value, tensor or dtype attribute (explained).
+ *   - The whole graph or nothing (a half-converted graph has mismatched types): one allowRewrite per graph.
+ *   - Subgraphs and function bodies are converted alike ('recurse'); their inputs and outputs are not
+ *     the model's interface and are retyped. Outer values they read are converted in their own graph.
+ *   - Values that only compute shapes in float16 (Shape -> Cast(float16) -> ... -> Cast(int64)) become
+ *     float32: exact where float16 was, and exact for more sizes.
+ *   - A Constant with a sparse_value of a half type is not converted: the graph is left as it is (explained).
+ */
+import { attr, attrInt, type Attribute } from '../../src/ir/attribute.js';
+import { DataType } from '../../src/ir/dtype.js';
+import type { Graph, Value } from '../../src/ir/graph.js';
+import { fromBfloat16Bits, fromFloat16Bits } from '../../src/ir/half.js';
+import type { Model } from '../../src/ir/model.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import type { ValueType } from '../../src/ir/types.js';
+import type { Pass } from '../../src/pass/pass.js';
+
+const F32 = DataType.FLOAT;
+const F16 = DataType.FLOAT16;
+const BF16 = DataType.BFLOAT16;
+
+export function isHalfFloat(elemType: number | undefined): boolean {
+  return elemType === F16 || elemType === BF16;
+}
+
+/** Attributes that name an output element type, by op (default domain). */
+const DTYPE_ATTRIBUTES: Record<string, string> = {
+  Cast: 'to', EyeLike: 'dtype', RandomNormal: 'dtype', RandomUniform: 'dtype', RandomNormalLike: 'dtype',
+  RandomUniformLike: 'dtype', Bernoulli: 'dtype', HannWindow: 'output_datatype', HammingWindow: 'output_datatype',
+  BlackmanWindow: 'output_datatype', DequantizeLinear: 'output_dtype',
+};
+
+let f16Table: Float32Array | undefined;
+
+/** A float16 or bfloat16 tensor as float32 (exact). */
+export function widenTensor(t: Tensor): Tensor {
+  const bits = t.toTypedArray() as Uint16Array;
+  const out = new Float32Array(bits.length);
+  if (t.dataType === F16) {
+    if (!f16Table) {
+      f16Table = new Float32Array(65536);
+      for (let h = 0; h < 65536; h++) f16Table[h] = fromFloat16Bits(h);
+    }
+    for (let i = 0; i < bits.length; i++) out[i] = f16Table[bits[i]!]!;
+  } else {
+    for (let i = 0; i < bits.length; i++) out[i] = fromBfloat16Bits(bits[i]!);
+  }
+  const { segment: _segment, ...extra } = t.extra as Record<string, unknown>;
+  return new Tensor(F32, [...t.dims], { kind: 'raw', bytes: new Uint8Array(out.buffer) }, extra, t.name);
+}
+
+/** `t` with every half-precision element type made float32; undefined when it has none. */
+export function widenType(t: ValueType | undefined): ValueType | undefined {
+  if (!t) return undefined;
+  switch (t.kind) {
+    case 'tensor':
+    case 'sparse_tensor':
+      return isHalfFloat(t.elemType) ? { ...t, elemType: F32 } : undefined;
+    case 'sequence':
+    case 'optional': {
+      const e = widenType(t.elem);
+      return e ? { ...t, elem: e } : undefined;
+    }
+    case 'map': {
+      const v = widenType(t.value);
+      return v ? { ...t, value: v } : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function elemTypeOf(v: Value): number | undefined {
+  if (v.initializer) return v.initializer.dataType;
+  return v.type?.kind === 'tensor' ? v.type.elemType : undefined;
+}
+
+/**
+ * Make `v` (a value of `graph`, used by nodes) read as `elemType` by its users: a Cast after it, every
+ * node use moved to the Cast. Returns the Cast's output.
+ */
+function castUses(graph: Graph, v: Value, elemType: number): Value {
+  const users = v.uses.slice();
+  const node = graph.addNode({ opType: 'Cast', name: graph.scope.uniqueNode(`${v.name}_to_${elemType === F32 ? 'float32' : 'half'}`), inputs: [v], outputs: [`${v.name}_${elemType === F32 ? 'float32' : 'half'}`], attributes: [attr.int('to', elemType)] });
+  const out = node.outputs[0]!;
+  if (v.type?.kind === 'tensor') out.type = { ...v.type, elemType };
+  for (const u of users) u.node.graph.setInput(u.node, u.slot, out);
+  return out;
+}
+
+/**
+ * Output `index` of `graph` (value `v`) becomes a Cast of `v` to `elemType`, under the output's name
+ * (`v` is renamed). Returns the new output value.
+ */
+function castOutput(graph: Graph, index: number, elemType: number): Value {
+  const v = graph.outputs[index]!;
+  const name = v.name;
+  const node = graph.addNode({ opType: 'Cast', name: graph.scope.uniqueNode(`${name}_cast`), inputs: [v], outputs: [`${name}_cast`], attributes: [attr.int('to', elemType)] });
+  const out = node.outputs[0]!;
+  graph.outputs.forEach((o, i) => { if (o === v) graph.setOutput(i, out); });
+  graph.rename(v, graph.scope.unique(`${name}_${elemType === F32 ? 'half' : 'float32'}`), { interfaceSwap: true });
+  graph.rename(out, name, { interfaceSwap: true });
+  if (v.type?.kind === 'tensor') out.type = { ...v.type, elemType };
+  if (Object.keys(v.info).length) out.info = v.info;
+  return out;
+}
+
+/** Does this graph (not its subgraphs) hold a half-precision value, tensor or dtype attribute? */
+function hasHalf(graph: Graph): boolean {
+  for (const v of graph.definedValues()) if (isHalfFloat(elemTypeOf(v)) || widenType(v.type)) return true;
+  for (const n of graph.nodes) {
+    for (const a of n.attributes.values()) {
+      if (a.type === 'tensor' && isHalfFloat(a.value.dataType)) return true;
+      if (a.type === 'int' && n.domain === '' && DTYPE_ATTRIBUTES[n.opType] === a.name && isHalfFloat(attrInt(a))) return true;
+    }
+  }
+  return false;
+}
+
+export const widenToFloat32: Pass = {
+  name: 'widen-to-float32',
+  description: 'float16/bfloat16 models compute in float32 (weights converted once), for targets without fast float16 kernels; inputs/outputs keep their types unless --io-type float32',
+  level: 3,
+  subgraphs: 'recurse',
+  emits: ['ai.onnx::Cast'],
+  run(graph, ctx) {
+    if (!hasHalf(graph)) {
+      if (graph === ctx.model.graph) ctx.explain('no float16 or bfloat16 value, tensor or dtype attribute: the model already computes in float32 (or wider)');
+      return 0;
+    }
+    for (const n of graph.nodes) {
+      const sparse = n.opType === 'Constant' && n.domain === '' ? n.attr('sparse_value') : undefined;
+      if (sparse) {
+        ctx.explain(`${n} holds a sparse constant: not converted, so the graph keeps its half-precision types`);
+        return 0;
+      }
+    }
+    if (!ctx.allowRewrite(`widen-to-float32: graph '${graph.name}'`)) return 0;
+    const main = graph === ctx.model.graph;
+    const keepIo = main && ctx.options.ioType !== 'float32';
+    let changes = 0;
+
+    // the model's half-precision inputs keep their type (keepIo): their users read a Cast of them
+    const pinned = new Set<Value>(keepIo ? graph.inputs.filter((v) => isHalfFloat(elemTypeOf(v))) : []);
+    // the outputs' types before, to cast back to (inferred where the model does not declare them)
+    let inferred: ReturnType<typeof ctx.shapes>['types'] | undefined;
+    if (keepIo && graph.outputs.some((v) => elemTypeOf(v) === undefined)) {
+      try {
+        inferred = ctx.shapes().types;
+      } catch (e) {
+        ctx.explain(`shape inference failed (${(e as Error).message}): outputs without a declared type become float32`);
+      }
+    }
+    const outputTypes = graph.outputs.map((v) => {
+      const t = inferred?.get(v);
+      return elemTypeOf(v) ?? (t?.kind === 'tensor' ? t.elemType : undefined);
+    });
+
+    // every half-precision value of this graph becomes float32 (initializers converted here, once)
+    for (const v of graph.definedValues()) {
+      if (pinned.has(v)) continue;
+      if (v.initializer && isHalfFloat(v.initializer.dataType)) {
+        const wide = widenTensor(v.initializer);
+        graph.setInitializer(v, wide);
+        v.type = v.type?.kind === 'tensor' ? { ...v.type, elemType: F32 } : { kind: 'tensor', elemType: F32, shape: [...wide.dims] };
+        changes++;
+        continue;
+      }
+      const t = widenType(v.type);
+      if (t) { v.type = t; changes++; }
+    }
+    // tensors and dtype attributes of nodes
+    for (const n of graph.nodes) {
+      if (n.domain !== '') continue;
+      if (n.opType === 'Constant' || n.opType === 'ConstantOfShape') {
+        const a = n.attr('value');
+        if (a?.type === 'tensor' && isHalfFloat(a.value.dataType)) {
+          const next: Attribute = { ...a, value: widenTensor(a.value) };
+          n.attributes.set('value', next);
+          changes++;
+        }
+        continue;
+      }
+      const name = DTYPE_ATTRIBUTES[n.opType];
+      const a = name ? n.attr(name) : undefined;
+      if (a?.type === 'int' && isHalfFloat(attrInt(a))) {
+        n.attributes.set(name!, { ...a, value: F32 });
+        changes++;
+      }
+    }
+    // the interface: half inputs read through a Cast to float32, float32 results cast back
+    for (const v of pinned) {
+      if (v.uses.length) { castUses(graph, v, F32); changes++; }
+    }
+    if (keepIo) {
+      graph.outputs.forEach((v, i) => {
+        const was = outputTypes[i];
+        if (!isHalfFloat(was) || pinned.has(v) || (elemTypeOf(v) ?? F32) === was) return;
+        castOutput(graph, i, was!);
+        changes++;
+      });
+    }
+    return changes;
+  },
+};
+
+/**
+ * A copy of `model` that takes and returns the element types `reference` does, through Casts at the
+ * interface (names kept), where the two differ between float types: how a model compiled with
+ * --io-type float32 (or --fp16-io) is run on the original's inputs and compared with its outputs.
+ * undefined when the interfaces already agree.
+ */
+export function withInterfaceOf(model: Model, reference: Model, clone: (m: Model) => Model): Model | undefined {
+  const floats = new Set<number | undefined>([F32, F16, BF16, DataType.DOUBLE]);
+  const want = (vs: Value[]): Map<string, number> => new Map(vs.map((v) => [v.name, elemTypeOf(v)]).filter((e): e is [string, number] => e[1] !== undefined));
+  const refIn = want(reference.graph.inputs), refOut = want(reference.graph.outputs);
+  const differs = (v: Value, ref: Map<string, number>): number | undefined => {
+    const t = elemTypeOf(v), r = ref.get(v.name);
+    return t !== r && floats.has(t) && floats.has(r) ? r : undefined;
+  };
+  if (!model.graph.inputs.some((v) => differs(v, refIn) !== undefined) && !model.graph.outputs.some((v) => differs(v, refOut) !== undefined)) return undefined;
+  const copy = clone(model);
+  const g = copy.graph;
+  for (const v of g.inputs) {
+    const r = differs(v, refIn);
+    if (r === undefined || v.type?.kind !== 'tensor') continue;
+    const own = v.type.elemType;
+    v.type = { ...v.type, elemType: r };
+    if (v.uses.length) castUses(g, v, own);
+  }
+  g.outputs.forEach((v, i) => {
+    const r = differs(v, refOut);
+    if (r !== undefined) castOutput(g, i, r);
+  });
+  g.toposort();
+  return copy;
+}
