@@ -1,5 +1,5 @@
 /**
- * npm run bench:webgpu -- [--json FILE] [--runs N] [MODEL_DIR ...]
+ * npm run bench:webgpu -- [--json FILE] [--runs N] [--modes none,fp16,int4] [--disable-pass a,b] [--no-kernels] [MODEL_DIR ...]
  *
  * The webgpu target checked on a real WebGPU runtime: onnxruntime-node's WebGPU EP (Dawn; Vulkan on
  * Linux). Needs a GPU with a Vulkan driver; this sandbox has none, so it runs on a lent GPU machine.
@@ -89,6 +89,13 @@ function probes(): Probe[] {
     out.push({ op: 'Add', type, build: (b, t) => { b.output(b.node('Add', [b.input('x', t, [1, 8, 6, 6]), b.input('z', t, [1, 8, 6, 6])]), 'y'); } });
     out.push({ op: 'Conv', type, build: (b, t) => { b.output(b.node('Conv', [b.input('x', t, [1, 8, 6, 6]), b.constant(floatTensor(t, [4, 8, 3, 3]), 'w'), b.constant(floatTensor(t, [4]), 'bias')], { pads: [1, 1, 1, 1] }), 'y'); } });
     out.push({ op: 'FusedConv', domain: 'com.microsoft', type, build: (b, t) => { b.output(b.node('FusedConv', [b.input('x', t, [1, 8, 6, 6]), b.constant(floatTensor(t, [4, 8, 3, 3]), 'w')], { activation: 'Relu', pads: [1, 1, 1, 1] }, { domain: 'com.microsoft' }), 'y'); } });
+    out.push({ op: 'FusedConv+Z', domain: 'com.microsoft', type, build: (b, t) => { b.output(b.node('FusedConv', [b.input('x', t, [1, 8, 6, 6]), b.constant(floatTensor(t, [4, 8, 3, 3]), 'w'), b.constant(floatTensor(t, [4]), 'bias'), b.input('z', t, [1, 4, 6, 6])], { activation: 'Relu', pads: [1, 1, 1, 1] }, { domain: 'com.microsoft' }), 'y'); } });
+    out.push({ op: 'FusedConv group 8', domain: 'com.microsoft', type, build: (b, t) => { b.output(b.node('FusedConv', [b.input('x', t, [1, 8, 6, 6]), b.constant(floatTensor(t, [8, 1, 3, 3]), 'w'), b.constant(floatTensor(t, [8]), 'bias')], { activation: 'Relu', pads: [1, 1, 1, 1], group: 8 }, { domain: 'com.microsoft' }), 'y'); } });
+    out.push({ op: 'FusedConv group 2', domain: 'com.microsoft', type, build: (b, t) => { b.output(b.node('FusedConv', [b.input('x', t, [1, 8, 6, 6]), b.constant(floatTensor(t, [4, 4, 3, 3]), 'w'), b.constant(floatTensor(t, [4]), 'bias')], { activation: 'Relu', pads: [1, 1, 1, 1], group: 2 }, { domain: 'com.microsoft' }), 'y'); } });
+    out.push({ op: 'FusedConv Sigmoid', domain: 'com.microsoft', type, build: (b, t) => { b.output(b.node('FusedConv', [b.input('x', t, [1, 8, 6, 6]), b.constant(floatTensor(t, [4, 8, 3, 3]), 'w'), b.constant(floatTensor(t, [4]), 'bias')], { activation: 'Sigmoid', pads: [1, 1, 1, 1] }, { domain: 'com.microsoft' }), 'y'); } });
+    out.push({ op: 'Conv 1-D', type, build: (b, t) => { b.output(b.node('Conv', [b.input('x', t, [1, 8, 20]), b.constant(floatTensor(t, [4, 8, 3]), 'w'), b.constant(floatTensor(t, [4]), 'bias')], { pads: [1, 1], strides: [2] }), 'y'); } });
+    out.push({ op: 'FusedConv 1-D', domain: 'com.microsoft', type, build: (b, t) => { b.output(b.node('FusedConv', [b.input('x', t, [1, 8, 20]), b.constant(floatTensor(t, [4, 8, 3]), 'w'), b.constant(floatTensor(t, [4]), 'bias')], { activation: 'Relu', pads: [1, 1], strides: [2] }, { domain: 'com.microsoft' }), 'y'); } });
+    out.push({ op: 'FusedConv 1-D+Z', domain: 'com.microsoft', type, build: (b, t) => { b.output(b.node('FusedConv', [b.input('x', t, [1, 8, 20]), b.constant(floatTensor(t, [4, 8, 3]), 'w'), b.constant(floatTensor(t, [4]), 'bias'), b.input('z', t, [1, 4, 10])], { activation: 'Relu', pads: [1, 1], strides: [2] }, { domain: 'com.microsoft' }), 'y'); } });
     out.push({ op: 'MatMul', type, build: (b, t) => { b.output(b.node('MatMul', [b.input('x', t, [2, 16, 32]), b.constant(floatTensor(t, [32, 24]), 'w')]), 'y'); } });
     out.push({ op: 'Gemm', type, build: (b, t) => { b.output(b.node('Gemm', [b.input('x', t, [4, 32]), b.constant(floatTensor(t, [24, 32]), 'w'), b.constant(floatTensor(t, [24]), 'c')], { transB: 1 }), 'y'); } });
     out.push({ op: 'LayerNormalization', type, build: (b, t) => { b.output(b.node('LayerNormalization', [b.input('x', t, [2, 5, 32]), b.constant(floatTensor(t, [32]), 'g'), b.constant(floatTensor(t, [32]), 'bb')], { axis: -1 }), 'y'); } });
@@ -128,11 +135,11 @@ function probes(): Probe[] {
   return out;
 }
 
-async function probeKernels(): Promise<{ op: string; type: string; webgpu: boolean; error?: string }[]> {
+async function probeKernels(): Promise<{ op: string; type: string; webgpu: boolean; error?: string; cosineVsCpu?: number }[]> {
   const rows = [];
   for (const p of probes()) {
     const b = new ModelBuilder({ opset: 21, opsets: { 'com.microsoft': 1 } });
-    let row: { op: string; type: string; webgpu: boolean; error?: string };
+    let row: { op: string; type: string; webgpu: boolean; error?: string; cosineVsCpu?: number; maxAbsVsCpu?: number; cpu?: string };
     try {
       p.build(b, p.type === 'float16' ? F('float16') : F('float32'));
       const m = b.build();
@@ -140,14 +147,25 @@ async function probeKernels(): Promise<{ op: string; type: string; webgpu: boole
       const feeds = syntheticInputs(m, { seed: 1, intHigh: 3 });
       if (feeds.seqlens_k) feeds.seqlens_k = Tensor.fromTypedArray(DataType.INT32, [1], new Int32Array([8]));
       if (feeds.total) feeds.total = Tensor.fromTypedArray(DataType.INT32, [], new Int32Array([9]));
-      await run(s, feeds);
+      const got = (await run(s, feeds)).y!;
       await s.release();
       row = { op: `${p.domain ? `${p.domain}::` : ''}${p.op}`, type: p.type, webgpu: true };
+      // the same node on the CPU EP: does the WebGPU kernel compute what the CPU computes?
+      try {
+        const c = await session(bytes(m), 'cpu');
+        const want = (await run(c, feeds)).y!;
+        await c.release();
+        const met = outputMetrics('y', want, got);
+        Object.assign(row, { cosineVsCpu: met.cosine, maxAbsVsCpu: met.maxAbsError });
+      } catch (e) {
+        Object.assign(row, { cpu: firstLine(e) });
+      }
     } catch (e) {
       row = { op: `${p.domain ? `${p.domain}::` : ''}${p.op}`, type: p.type, webgpu: false, error: firstLine(e) };
     }
     rows.push(row);
-    console.log(`kernel ${row.op.padEnd(44)} ${row.type.padEnd(8)} ${row.webgpu ? 'webgpu' : `NO: ${row.error}`}`);
+    const vs = row.cosineVsCpu !== undefined ? ` vs CPU: cos ${row.cosineVsCpu.toFixed(6)} max abs ${row.maxAbsVsCpu!.toExponential(2)}` : row.cpu ? ` (CPU: ${row.cpu})` : '';
+    console.log(`kernel ${row.op.padEnd(44)} ${row.type.padEnd(8)} ${row.webgpu ? `webgpu${vs}` : `NO: ${row.error}`}`);
   }
   return rows;
 }
@@ -180,13 +198,13 @@ async function timeTwo(a: ort.InferenceSession, b: ort.InferenceSession, feeds: 
   return [p50(ta), p50(tb)];
 }
 
-async function checkModel(dir: string, mode: QuantizeMode | 'none', runs: number): Promise<Record<string, unknown>> {
+async function checkModel(dir: string, mode: QuantizeMode | 'none', runs: number, disablePasses: string[] = []): Promise<Record<string, unknown>> {
   const file = path.join(dir, 'model.onnx');
   const original = readModel(file).model;
   const compiled = cloneModel(original);
-  const name = `${path.basename(dir)} ${mode}`;
+  const name = `${path.basename(dir)} ${mode}${disablePasses.length ? ` -${disablePasses.join(' -')}` : ''}`;
   try {
-    await compile(compiled, findTarget('webgpu')!, mode === 'none' ? {} : { quantize: { mode, report: {} } });
+    await compile(compiled, findTarget('webgpu')!, { disablePasses, ...(mode === 'none' ? {} : { quantize: { mode, report: {} } }) });
   } catch (e) {
     return { name, compiled: false, error: firstLine(e) };
   }
@@ -246,11 +264,14 @@ async function main(): Promise<void> {
   const opt = (flag: string): string | undefined => { const i = args.indexOf(flag); return i >= 0 ? args.splice(i, 2)[1] : undefined; };
   const json = opt('--json');
   const runs = Number(opt('--runs') ?? 30);
+  const modes = (opt('--modes') ?? 'none,fp16,int4').split(',') as (QuantizeMode | 'none')[];
+  const disable = opt('--disable-pass')?.split(',') ?? [];
+  const noKernels = args.includes('--no-kernels') ? (args.splice(args.indexOf('--no-kernels'), 1), true) : false;
   const dirs = args.length ? args : fs.readdirSync('fixtures/models').map((d) => path.join('fixtures/models', d)).filter((d) => fs.existsSync(path.join(d, 'model.onnx')));
   console.log(`onnxruntime-node ${ort.env.versions?.common ?? ''}, backends: ${JSON.stringify(ort.listSupportedBackends?.() ?? [])}`);
-  const kernels = await probeKernels();
+  const kernels = noKernels ? [] : await probeKernels();
   const models = [];
-  for (const dir of dirs) for (const mode of ['none', 'fp16', 'int4'] as const) models.push(await checkModel(dir, mode, runs));
+  for (const dir of dirs) for (const mode of modes) models.push(await checkModel(dir, mode, runs, disable));
   if (json) fs.writeFileSync(json, `${JSON.stringify({ kernels, models }, null, 1)}\n`);
 }
 

@@ -22,6 +22,12 @@ export interface Capabilities {
   /** domains whose ops the runtime accepts at all */
   domains: string[];
   /**
+   * Kernels that read fewer inputs than the op's schema has ('com.microsoft::FusedConv': 3): a node
+   * using more is refused here (the kernel would ignore the rest and compute something else), and
+   * passes do not create one. Measured facts, each with its source beside the table.
+   */
+  maxInputs?: Record<string, number>;
+  /**
    * The CPU execution provider the runtime always registers behind this one, and places a node on when
    * `kernels` has none for it (ONNX Runtime's CUDA and WebGPU sessions). A node only this table runs is
    * reported as CPU-placed (a warning: it runs, with copies between devices), not as a violation.

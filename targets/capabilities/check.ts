@@ -176,6 +176,14 @@ export function checkPlacement(model: Model, caps: Capabilities): PlacementRepor
       return;
     }
     if (domain === 'ai.onnx' && node.opType === 'Constant') return; // an initializer once loaded
+    // a kernel that ignores inputs the node has: the EP still takes the node (no fallback) and computes something else
+    const most = caps.maxInputs?.[`${domain}::${node.opType}`];
+    const given = node.inputs.filter((x) => x !== undefined).length;
+    if (most !== undefined && given > most) {
+      placement.set(node, 'none');
+      violations.push({ node: nameOf(node), op: node.opType, domain, reason: `the kernel reads ${most} input(s) and ignores the rest; this node has ${given}` });
+      return;
+    }
     const reason = whyNot(node, domain, imports, caps);
     if (reason === undefined) {
       placement.set(node, 'ep');

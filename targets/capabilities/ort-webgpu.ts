@@ -13,13 +13,20 @@
  * to 1.30 is unverified). Other JSEP kernels register JsepSupportedFloatTypes() (float, float16) or
  * JsepSupportedDataTypes() (float, float16, int32, uint32) per op (js/js_data_types.cc); those per-op
  * registrations were not read, so they are not encoded here.
- * Generated from the Markdown; do not edit by hand.
+ * Generated from the Markdown; do not edit by hand, except `maxInputs` (measured, below).
+ *
+ * maxInputs, measured on a real WebGPU EP (onnxruntime-node 1.30.0's WebGPU EP, Dawn over Vulkan, an
+ * NVIDIA H200; `npm run bench:webgpu`, 2026-12-04): com.microsoft::FusedConv with its fourth input Z
+ * (Act(Conv(x) + B + Z)) runs but does not match ORT's CPU kernel: cosine 0.962 (2-D) and 0.903 (1-D)
+ * against it, max abs error 0.99, in float32 and float16; without Z it matches (max abs 1e-6). So
+ * the sum form is refused: a silero VAD compiled with it computed a wrong hidden state (cosine -0.18).
  */
 import type { Capabilities } from '../../src/target.js';
 
 export const ortWebgpu: Capabilities = {
   source: 'onnxruntime-web 1.30.0 (npm package) docs/webgpu-operators.md (WebGPU EP / JSEP operator table); Conv/FusedConv types from onnxruntime/core/providers/js/operators/conv.cc at commit 2c994daa47572a5809496166b770f26261b99ad5',
   domains: ['ai.onnx', 'com.microsoft'],
+  maxInputs: { 'com.microsoft::FusedConv': 3 },
   kernels: {
     'ai.onnx::Abs': [[6, 12, null], [13, null, null]],
     'ai.onnx::Acos': [[7, null, null]],

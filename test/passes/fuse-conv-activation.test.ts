@@ -7,6 +7,8 @@ import type { Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { readModel } from '../../src/node/files.js';
 import { checkPass, ops } from './harness.js';
+import { checkCapabilities } from '../../targets/capabilities/check.js';
+import { webgpu } from '../../targets/webgpu.js';
 import { explanations, fixtures, rand } from './gelu-util.js';
 
 const CONV = { kernel_shape: [3, 3], pads: [1, 1, 1, 1] };
@@ -64,6 +66,24 @@ describe('fuse-conv-activation', () => {
     expect(ops(after)).toEqual({ FusedConv: 3 });
     for (const n of after.graph.nodes) expect(n.inputs[3]?.name).toBe('r');
     expect(after.graph.nodes.find((n) => n.outputs[0]!.name === 'y2')!.inputs[2]).toBeUndefined();
+  });
+
+  test('webgpu: no sum input (its FusedConv kernel ignores Z, measured on a real WebGPU EP); plain Conv + Relu still fused; check refuses a FusedConv with Z there', async () => {
+    const b = new ModelBuilder({ opset: 13 });
+    const x = b.input('x', 'float32', ['batch', 3, 8, 8]);
+    const r = b.input('r', 'float32', ['batch', 4, 8, 8]);
+    b.output(b.node('Relu', [b.node('Add', [convBlock(b, x, 1), r])]), 'sum');
+    b.output(b.node('Relu', [convBlock(b, x, 2)]), 'plain');
+    const model = b.build();
+    const feeds = { x: rand(4)([2, 3, 8, 8], -2, 2), r: rand(5)([2, 4, 8, 8], -2, 2) };
+    const { after } = await checkPass(model, fuseConvActivation, { feeds, atol: 1e-4, target: webgpu });
+    expect(ops(after)).toEqual({ Conv: 1, Add: 1, Relu: 1, FusedConv: 1 });
+    expect(after.graph.nodes.find((n) => n.opType === 'FusedConv')!.inputs.length).toBeLessThanOrEqual(3);
+    // the same model fused for the CPU has the sum form, which the webgpu table refuses
+    const cpu = await checkPass(model, fuseConvActivation, { feeds, atol: 1e-4 });
+    // refused, not CPU-placed: the WebGPU EP has a FusedConv kernel, so ORT would not fall back
+    const v = checkCapabilities(cpu.after, webgpu.capabilities!);
+    expect(v.map((x) => x.reason)).toEqual([expect.stringMatching(/reads 3 input\(s\) and ignores the rest; this node has 4/)]);
   });
 
   test('does not fire: non-constant Clip bounds, Conv output used twice, broadcast residual, float64; explains each', async () => {
