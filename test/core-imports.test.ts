@@ -8,7 +8,7 @@ import path from 'node:path';
 import { expect, test } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const CORE = ['src/onnx', 'src/ir', 'src/analysis', 'src/pass', 'src/io.ts', 'src/runtime.ts', 'src/compare.ts', 'src/compile.ts', 'src/target.ts', 'src/inputs.ts', 'passes', 'targets'];
+const CORE = ['src/onnx', 'src/ir', 'src/analysis', 'src/pass', 'src/web', 'src/io.ts', 'src/runtime.ts', 'src/compare.ts', 'src/compile.ts', 'src/target.ts', 'src/inputs.ts', 'passes', 'targets'];
 const NODE_BUILTINS = ['fs', 'path', 'os', 'child_process', 'url', 'util', 'crypto', 'stream', 'module', 'worker_threads', 'buffer', 'process'];
 
 function files(p: string): string[] {

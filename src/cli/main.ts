@@ -26,6 +26,7 @@ import { registerCompile } from './compile-command.js';
 import { atStage, OptionError, RetargetError } from '../errors.js';
 import { collect, parseDimsOrUsage, toJson, UsageError } from './shared.js';
 import { registerSplit } from './split-command.js';
+import { registerPlayground } from './playground-command.js';
 import { formatBytes, formatShapes, formatSummary, inferForInspect, summarize } from './inspect.js';
 
 
@@ -212,6 +213,7 @@ export function buildProgram(): Command {
     });
 
   registerSplit(program);
+  registerPlayground(program);
 
   program
     .command('targets')
