@@ -8,9 +8,11 @@
  * as "conv3d is not supported", "no GPU kernel" for Reshape/Shape) are not modelled.
  *
  * Types: the document states NO element types, so every entry is null (any), except Conv and
- * com.microsoft FusedConv: ['float32'], from onnxruntime/core/providers/js/operators/conv.cc at commit
- * 2c994daa47572a5809496166b770f26261b99ad5 (`REGISTER_KERNEL_TYPED(float)`; that file's date relative
- * to 1.30 is unverified). Other JSEP kernels register JsepSupportedFloatTypes() (float, float16) or
+ * com.microsoft FusedConv: ['float32', 'float16'], measured: onnxruntime-node 1.30.0's WebGPU EP ran
+ * one-node float16 Conv and FusedConv models with CPU fallback disabled, matching the CPU EP within
+ * float16 rounding (max abs 1.1e-2 / 5.9e-3; `npm run bench:webgpu` on an H200, 2026-12-04). (An
+ * earlier reading of onnxruntime/core/providers/js/operators/conv.cc at commit 2c994daa, float only,
+ * was JSEP's at an unknown date relative to 1.30.) Other JSEP kernels register JsepSupportedFloatTypes() (float, float16) or
  * JsepSupportedDataTypes() (float, float16, int32, uint32) per op (js/js_data_types.cc); those per-op
  * registrations were not read, so they are not encoded here.
  * Generated from the Markdown; do not edit by hand, except `maxInputs` (measured, below).
@@ -24,7 +26,7 @@
 import type { Capabilities } from '../../src/target.js';
 
 export const ortWebgpu: Capabilities = {
-  source: 'onnxruntime-web 1.30.0 (npm package) docs/webgpu-operators.md (WebGPU EP / JSEP operator table); Conv/FusedConv types from onnxruntime/core/providers/js/operators/conv.cc at commit 2c994daa47572a5809496166b770f26261b99ad5',
+  source: 'onnxruntime-web 1.30.0 (npm package) docs/webgpu-operators.md (WebGPU EP / JSEP operator table); Conv/FusedConv types and FusedConv inputs measured on onnxruntime-node 1.30.0\'s WebGPU EP (npm run bench:webgpu)',
   domains: ['ai.onnx', 'com.microsoft'],
   maxInputs: { 'com.microsoft::FusedConv': 3 },
   kernels: {
@@ -44,7 +46,7 @@ export const ortWebgpu: Capabilities = {
     'ai.onnx::Ceil': [[6, 12, null], [13, null, null]],
     'ai.onnx::Clip': [[6, 10, null], [11, 11, null], [12, 12, null], [13, null, null]],
     'ai.onnx::Concat': [[1, 3, null], [4, 10, null], [11, 12, null], [13, null, null]],
-    'ai.onnx::Conv': [[1, 10, ['float32']], [11, null, ['float32']]],
+    'ai.onnx::Conv': [[1, 10, ['float32', 'float16']], [11, null, ['float32', 'float16']]],
     'ai.onnx::ConvTranspose': [[1, 10, null], [11, null, null]],
     'ai.onnx::Cos': [[7, null, null]],
     'ai.onnx::Cosh': [[9, null, null]],
@@ -127,7 +129,7 @@ export const ortWebgpu: Capabilities = {
     'com.microsoft::BiasAdd': [[1, null, null]],
     'com.microsoft::BiasSplitGelu': [[1, null, null]],
     'com.microsoft::FastGelu': [[1, null, null]],
-    'com.microsoft::FusedConv': [[1, null, ['float32']]],
+    'com.microsoft::FusedConv': [[1, null, ['float32', 'float16']]],
     'com.microsoft::GatherBlockQuantized': [[1, null, null]],
     'com.microsoft::Gelu': [[1, null, null]],
     'com.microsoft::GroupQueryAttention': [[1, null, null]],

@@ -74,7 +74,7 @@ describe('retarget check', () => {
   test('what no EP of the runtime runs: exit 1', () => {
     const r = run('check', f64Model, '-t', 'webgpu');
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain('conv64  ai.onnx::Conv  type float64 not supported (float32); CPU EP: type float64 not supported (float32)');
+    expect(r.stdout).toContain('conv64  ai.onnx::Conv  type float64 not supported (float32, float16); CPU EP: type float64 not supported (float32)');
     expect(r.stdout).toContain('1 node(s) webgpu cannot run');
     const j = JSON.parse(run('check', f64Model, '-t', 'webgpu', '--json').stdout);
     expect(j.ok).toBe(false);
