@@ -8,6 +8,7 @@ import { convertConvNhwc } from './convert-conv-nhwc.js';
 import { convertFp16 } from './convert-fp16.js';
 import { decomposeLayernorm } from './decompose-layernorm.js';
 import { dedupeInitializers } from './dedupe-initializers.js';
+import { dequantizeIntegerOps } from './precision/dequantize-integer-ops.js';
 import { eliminateCommonSubexpressions } from './eliminate-common-subexpressions.js';
 import { eliminateDeadNodes } from './eliminate-dead-nodes.js';
 import { eliminateDropout } from './eliminate-dropout.js';
@@ -55,6 +56,7 @@ export const PASSES: readonly Pass[] = [
   convertFp16,
   decomposeLayernorm,
   dedupeInitializers,
+  dequantizeIntegerOps,
   eliminateCommonSubexpressions,
   eliminateDeadNodes,
   eliminateDropout,

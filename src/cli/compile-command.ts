@@ -15,7 +15,7 @@ import { hostTarget } from '../node/host.js';
 import type { QuantizeOptions } from '../pass/pass.js';
 import { inputLayoutPass } from '../../passes/apply-input-layout.js';
 import { findTarget, TARGETS } from '../../targets/index.js';
-import { halfFloatTypes } from '../../passes/precision/model-precision.js';
+import { halfFloatTypes, quantizedOps } from '../../passes/precision/model-precision.js';
 import { withInterfaceOf } from '../../passes/precision/widen-to-float32.js';
 import { formatBytes } from './inspect.js';
 import { passProgress } from '../bench/format.js';
@@ -138,7 +138,7 @@ export function registerCompile(program: Command): void {
           // Casts to the original's types, on the original's inputs
           validation = await validate(original, withInterfaceOf(loaded.model, original, cloneModel) ?? loaded.model, onnxruntimeNode, {
             dims,
-            tolerance: toleranceFor(tolerance, quantize?.mode, opts.accuracyBudget),
+            tolerance: toleranceFor(dequantized(command, original, loaded.model) ? 'int8' : tolerance, quantize?.mode, opts.accuracyBudget),
             ...(prepared ? { prepared } : {}),
           });
         } catch (e) {
@@ -258,6 +258,19 @@ function parseInputValues(specs: string[]): Record<string, number> {
     out[m[1]!] = v;
   }
   return out;
+}
+
+/**
+ * Whether the compile took integer-quantized ops out of the model (dequantize-integer-ops, for a
+ * target without their kernels): the result no longer quantizes activations at run time, so it is
+ * judged within int8's budget against the model as given, unless --tolerance says otherwise.
+ */
+function dequantized(command: Command, original: Model, compiled: Model): boolean {
+  if (command.getOptionValueSource('tolerance') !== 'default') return false;
+  // the integer products (CSE may merge DynamicQuantizeLinears without changing any result)
+  const products = (m: Model): number => Object.entries(quantizedOps(m)).filter(([op]) => /::(ConvInteger|MatMulInteger)$/.test(op)).reduce((n, [, c]) => n + c, 0);
+  const before = products(original);
+  return before > 0 && products(compiled) < before;
 }
 
 /** The validation tolerance: the one asked for, or the quantization mode's, with --accuracy-budget as its cosine floor. */

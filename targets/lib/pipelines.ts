@@ -13,6 +13,17 @@ import type { PipelineSpec } from '../../src/target.js';
  */
 export const FLOAT32_COMPUTE: PipelineSpec[] = ['widen-to-float32'];
 
+/**
+ * Precision for targets whose EP lacks DynamicQuantizeLinear / ConvInteger / MatMulInteger (WebGPU:
+ * none of them, measured; CUDA: MatMulInteger int8 only): a model from ONNX Runtime's dynamic
+ * quantizer computes as float Conv / MatMul on weights dequantized once, instead of running those
+ * nodes on the CPU fallback with copies. First, like FLOAT32_COMPUTE: the folds and fusions (bias
+ * into Conv, MatMul + Add into Gemm, attention) then see float ops. The pass itself asks the target
+ * and does nothing where it runs the integer ops. Not tensorrt: a level-1 target, and its form for a
+ * quantized model is symmetric s8 QDQ (left for later), not float.
+ */
+export const FLOAT_FROM_INTEGER: PipelineSpec[] = ['dequantize-integer-ops'];
+
 /** Standard-ONNX cleanup, folding and classic folds: every target starts with these. */
 export const PORTABLE_PIPELINE: PipelineSpec[] = [
   'fix-dims',
