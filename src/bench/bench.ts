@@ -69,7 +69,28 @@ export interface BenchOptions {
   names?: string[];
   machine?: string;
   target?: string;
+  /**
+   * which ONNX Runtime times the models: 'node' (onnxruntime-node, the CPU EP; default) or 'web'
+   * (onnxruntime-web's WebAssembly EP in Node, SIMD, `threads` wasm threads: what a wasm-bound model
+   * runs on in the browser)
+   */
+  runtime?: BenchRuntime;
   onProgress?: (p: BenchProgress) => void;
+}
+
+export type BenchRuntime = 'node' | 'web';
+
+/** The part of an ort module bench uses; onnxruntime-node and onnxruntime-web share it. */
+interface OrtModule { InferenceSession: typeof ort.InferenceSession; Tensor: typeof ort.Tensor; env: typeof ort.env }
+
+/** The runtime's module, its name and version for the report, and session options for it. */
+async function ortRuntime(runtime: BenchRuntime, threads: number): Promise<{ ort: OrtModule; name: string; options: ort.InferenceSession.SessionOptions }> {
+  if (runtime === 'node') return { ort, name: `onnxruntime-node ${ort.env.versions?.common ?? ''}`.trim(), options: { intraOpNumThreads: threads } };
+  const web = (await import('onnxruntime-web')) as unknown as OrtModule;
+  // threads in the wasm EP are a process-wide setting, taken when its first session is created
+  web.env.wasm.numThreads = threads;
+  web.env.wasm.simd = true;
+  return { ort: web, name: `onnxruntime-web ${web.env.versions?.common ?? ''} (wasm EP)`.trim(), options: { executionProviders: ['wasm'] } };
 }
 
 export interface BenchProgress {
@@ -254,15 +275,23 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
     models.push(prepare(files[i]!, names[i]!, opts, models[0]));
   }
 
+  const runtime = await ortRuntime(opts.runtime ?? 'node', threads);
   const sessionOptions: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: 'all', intraOpNumThreads: threads, logSeverityLevel: 4,
+    graphOptimizationLevel: 'all', logSeverityLevel: 4, ...runtime.options,
     ...(opts.sessionConfig && Object.keys(opts.sessionConfig).length ? { extra: { ...opts.sessionConfig } } : {}),
   };
+  if (runtime.ort !== ort) {
+    // the web runtime takes model bytes (not a path) and its own Tensor class
+    for (const m of models) {
+      if (typeof m.source === 'string') m.source = new Uint8Array(fs.readFileSync(m.source));
+      for (const [k, t] of Object.entries(m.feeds)) m.feeds[k] = new runtime.ort.Tensor(t.type, t.data as never, t.dims);
+    }
+  }
   const create = async (m: Prepared): Promise<ort.InferenceSession> => {
     const t0 = performance.now();
     let s: ort.InferenceSession;
     try {
-      s = typeof m.source === 'string' ? await ort.InferenceSession.create(m.source, sessionOptions) : await ort.InferenceSession.create(m.source, sessionOptions);
+      s = typeof m.source === 'string' ? await runtime.ort.InferenceSession.create(m.source, sessionOptions) : await runtime.ort.InferenceSession.create(m.source, sessionOptions);
     } catch (e) {
       throw new BenchError(`${m.file}: onnxruntime cannot load the model: ${firstLine(e)}`);
     }
@@ -355,7 +384,7 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
   return {
     schema: BENCH_SCHEMA,
     createdAt: new Date().toISOString(),
-    environment: benchEnvironment({ threads, ...(opts.machine !== undefined ? { machine: opts.machine } : {}), ...(opts.target !== undefined ? { target: opts.target } : {}) }),
+    environment: { ...benchEnvironment({ threads, ...(opts.machine !== undefined ? { machine: opts.machine } : {}), ...(opts.target !== undefined ? { target: opts.target } : {}) }), runtime: runtime.name },
     options: { warmup, runs, block, ...(opts.sessionConfig && Object.keys(opts.sessionConfig).length ? { sessionConfig: opts.sessionConfig } : {}), ...(opts.timeBudgetMs !== undefined ? { timeBudgetMs: opts.timeBudgetMs } : {}), seed },
     models: results,
   };
@@ -375,7 +404,7 @@ function sessionConfigFromCli(entries: string[]): Record<string, string> {
 
 export function benchOptionsFromCli(o: {
   runs: string; warmup: string; timeBudget?: string; sessionRuns: string; threads?: string; seed: string; block?: string;
-  inputs?: string; name?: string; machine?: string; target?: string; tolerance?: string; sessionConfig?: string[];
+  inputs?: string; name?: string; machine?: string; target?: string; tolerance?: string; sessionConfig?: string[]; runtime?: string;
 }, defaults: { threads?: number } = {}): Omit<BenchOptions, 'dims' | 'onProgress'> {
   const int = (v: string, what: string, min: number): number => {
     const n = /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
@@ -407,7 +436,13 @@ export function benchOptionsFromCli(o: {
     ...(o.machine !== undefined ? { machine: o.machine } : {}),
     ...(o.target !== undefined ? { target: o.target } : {}),
     ...(o.tolerance !== undefined ? { tolerance: o.tolerance } : {}),
+    ...(o.runtime !== undefined ? { runtime: benchRuntime(o.runtime) } : {}),
   };
+}
+
+function benchRuntime(v: string): BenchRuntime {
+  if (v !== 'node' && v !== 'web') throw new BenchOptionError(`--runtime: '${v}' is not node or web`);
+  return v;
 }
 
 /**

@@ -66,7 +66,7 @@ function rows(result: BenchResult): string[][] {
 function environmentLine(result: BenchResult): string {
   const e = result.environment;
   const flags = e.cpuFlags.length ? ` [${e.cpuFlags.join(' ')}]` : '';
-  return `${e.machine}: ${e.cpuModel}${flags}, ${e.cores} cores, ${e.threads} threads; ${e.platform}-${e.arch}, node ${e.node}, onnxruntime ${e.onnxruntime}, retarget ${e.retarget}${e.target ? `, target ${e.target}` : ''}`;
+  return `${e.machine}: ${e.cpuModel}${flags}, ${e.cores} cores, ${e.threads} threads; ${e.platform}-${e.arch}, node ${e.node}, ${e.runtime ?? `onnxruntime ${e.onnxruntime}`}, retarget ${e.retarget}${e.target ? `, target ${e.target}` : ''}`;
 }
 
 function runLine(result: BenchResult): string {

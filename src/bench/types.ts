@@ -18,6 +18,8 @@ export interface BenchEnvironment {
   arch: string;
   node: string;
   onnxruntime: string;
+  /** the runtime that timed the models: onnxruntime-node (CPU EP) or onnxruntime-web (wasm EP); absent in older results: onnxruntime-node */
+  runtime?: string;
   retarget: string;
   /** the target the models were compiled for, when known (--target) */
   target?: string;

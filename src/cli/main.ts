@@ -176,6 +176,7 @@ export function buildProgram(): Command {
     .option('--target <name>', 'the target the models were compiled for (recorded only)')
     .option('--name <a,b,...>', 'labels for the models, in order (default: file names)')
     .option('--tolerance <kind>', 'how outputs are judged against the first model: fp32, fp16, int8, int4', 'fp32')
+    .option('--runtime <name>', 'node: onnxruntime-node, CPU EP; web: onnxruntime-web\'s WebAssembly EP in Node (SIMD, --threads wasm threads), what wasm and browser targets run on', 'node')
     .option('--generate', 'decoders with a KV cache: greedy generation with present fed back as past; prefill ms, decode ms/token, tokens/s, % of the memory-bandwidth limit, token agreement (--runs, --block, --warmup count generations: default 5, 1, 1)')
     .option('--prompt <n>', 'with --generate: prefill length, tokens (default 64)')
     .option('--new-tokens <n>', 'with --generate: decode steps per generation (default 32)')
@@ -188,6 +189,7 @@ export function buildProgram(): Command {
         parsed = benchOptionsFromCli(opts);
         const flag = (['prompt', 'newTokens', 'past', 'bandwidth'] as const).find((k) => opts[k] !== undefined);
         if (!opts.generate && flag) throw new BenchOptionError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --generate`);
+        if (opts.generate && parsed.runtime === 'web') throw new BenchOptionError('--generate runs on onnxruntime-node only (--runtime node)');
         if (opts.generate) generate = generateOptionsFromCli(opts, parsed, (k) => command.getOptionValueSource(k) === 'default');
       } catch (e) {
         if (e instanceof BenchOptionError) throw new UsageError(e.message);

@@ -137,6 +137,25 @@ describe('retarget bench', () => {
     expect(bad.stderr).toMatch(/^retarget: .*cnn-tiny-op13\/model\.onnx: bench: onnxruntime cannot load the model/);
   });
 
+  test('--runtime web: onnxruntime-web\'s wasm EP times the models, named in the JSON; outputs agree with the first model; --runtime bad and with --generate exit 2', () => {
+    const json = path.join(tmp, 'web.json');
+    const r = run('bench', CNN, CNN, '--name', 'a,b', '--runtime', 'web', '--threads', '1', '--runs', '5', '--warmup', '1', '--session-runs', '1', '--json', json);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/onnxruntime-web 1\.\d+\.\d+ \(wasm EP\)/);
+    const res = JSON.parse(fs.readFileSync(json, 'utf8')) as BenchResult;
+    expect(res.environment.runtime).toMatch(/^onnxruntime-web /);
+    for (const m of res.models) checkStats(m.stats);
+    expect(res.models[1]!.accuracy?.ok).toBe(true);
+    // the node runtime names itself too
+    const node = path.join(tmp, 'node.json');
+    expect(run('bench', CNN, '--runs', '5', '--warmup', '1', '--session-runs', '1', '--json', node).code).toBe(0);
+    expect((JSON.parse(fs.readFileSync(node, 'utf8')) as BenchResult).environment.runtime).toMatch(/^onnxruntime-node /);
+    const bad = run('bench', CNN, '--runtime', 'tvm');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--runtime: 'tvm' is not node or web/);
+    expect(run('bench', CNN, '--runtime', 'web', '--generate').code).toBe(2);
+  });
+
   test('bad options exit 2, bad inputs exit 1, with one-line errors', () => {
     const usage = [
       ['--runs', '0'],
