@@ -266,26 +266,34 @@ export async function validate(ref: Model, cand: Model, runtime: Runtime, opts: 
   const refSession = new LazySession(runtime, ref, 'validate-original');
   const candSession = new LazySession(runtime, runnable, 'validate-compiled');
   const cases: ValidationCase[] = [];
+  const steps = opts.generate ?? 16;
+  const sig = steps > 0 ? decoderSignature(ref) : undefined;
+  const plan = sig ? generationPlan(ref, sig, opts.dims ?? {}) : undefined;
+  // the compiled model keeps the names of inputs and outputs: the original's signature feeds both
+  const tokenByToken = plan && !('skip' in plan) ? plan.tokenByToken : undefined;
+  // one session open at a time: the original's results first, then the candidate's (a large
+  // model's two sessions never coexist; in the browser, wasm memory holds the larger, not the sum)
+  let wants: Record<string, Tensor>[], want: Generation | undefined;
   try {
-    const wants = await runAll(refSession, sets);
+    wants = await runAll(refSession, sets);
+    if (sig && tokenByToken !== undefined) want = await generateOn(ref, refSession, sig, steps, tokenByToken);
+  } finally {
+    await refSession.release();
+  }
+  try {
     // a candidate compiled with --input-layout NHWC takes the same data channels-last
     const gots = await runAll(candSession, sets.map((s) => ({ source: s.source, feeds: feedsForLayouts(cand, s.feeds) })));
     sets.forEach((set, i) => {
-      const want = wants[i]!, got = gots[i]!;
-      const outputs = ref.graph.outputs.filter((v) => want[v.name]).map((v) => verdict(v.name, want[v.name]!, got[v.name], tol));
+      const w = wants[i]!, got = gots[i]!;
+      const outputs = ref.graph.outputs.filter((v) => w[v.name]).map((v) => verdict(v.name, w[v.name]!, got[v.name], tol));
       cases.push({ source: set.source, dims: set.dims ?? {}, outputs, ok: outputs.every((o) => o.ok) });
     });
-    const steps = opts.generate ?? 16;
-    const sig = steps > 0 ? decoderSignature(ref) : undefined;
-    const plan = sig ? generationPlan(ref, sig, opts.dims ?? {}) : undefined;
-    // the compiled model keeps the names of inputs and outputs: the original's signature feeds both
-    if (sig && plan && !('skip' in plan)) {
-      const gen = await generationCase(ref, refSession, candSession, sig, steps, tol, plan.tokenByToken);
+    if (want && sig) {
+      const got = await generateOn(ref, candSession, sig, steps, tokenByToken!, want.tokens);
       if (!elementwise(tol)) for (const c of cases) c.judged = false;
-      cases.push(gen);
+      cases.push(generationCase(want, got, sig.logits, tol));
     }
   } finally {
-    await refSession.release();
     await candSession.release();
   }
   // the worst output: a failing one before any that passes, then the lowest cosine
@@ -329,35 +337,48 @@ export function describeValidation(v: ValidationResult): string {
  * (fp32: per element, and every step's argmax must be the original's token; lower precisions: their
  * budget, with top-1 agreement reported).
  */
-async function generationCase(ref: Model, refSession: LazySession, candSession: LazySession, sig: DecoderSignature, steps: number, tol: Tolerance, tokenByToken: boolean): Promise<ValidationCase> {
+/** A decoder's greedy generation, as one model ran it: the prompt, its tokens and every step's logits. */
+interface Generation { source: string; tokens: number[]; logits: Float32Array[] }
+
+/**
+ * Run `steps` greedy tokens from a seeded prompt with an empty cache on `session`, feeding its cache
+ * back; with `forced`, the candidate is fed the original's tokens instead of its own (teacher forcing).
+ */
+async function generateOn(ref: Model, session: LazySession, sig: DecoderSignature, steps: number, tokenByToken: boolean, forced?: number[]): Promise<Generation> {
   const vocab = intInputRanges(ref)[sig.ids] ?? 10;
   const prompt = syntheticPrompt(5, vocab);
   const source = `greedy generation of ${steps} tokens from a ${prompt.length}-token prompt${tokenByToken ? ' fed token by token' : ''}, empty cache`;
-  const generate = async (session: LazySession, forced?: number[]) => {
-    const run = await session.get();
-    // the candidate's own element types where it changed them (--fp16-io), the original's names
-    const own = session.model === ref ? sig : decoderSignature(session.model) ?? sig;
-    try {
-      return await greedyGenerate(session.model, run, own, prompt, steps, forced, { tokenByToken });
-    } catch (e) {
-      throw new RetargetError(session.stage, `on ${source}: ${(e as Error).message.split('\n')[0]}`);
-    }
-  };
-  const want = await generate(refSession);
-  const got = await generate(candSession, want.tokens);
+  const run = await session.get();
+  // the candidate's own element types where it changed them (--fp16-io), the original's names
+  const own = session.model === ref ? sig : decoderSignature(session.model) ?? sig;
+  try {
+    return { source, ...(await greedyGenerate(session.model, run, own, prompt, steps, forced, { tokenByToken })) };
+  } catch (e) {
+    throw new RetargetError(session.stage, `on ${source}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/**
+ * The generation case: the original's generation and the candidate's (fed the original's tokens);
+ * the logits of every step are judged like an output of shape [steps, vocab] (fp32: per element,
+ * and every step's argmax must be the original's token; lower precisions: their budget, with top-1
+ * and top-5 agreement reported).
+ */
+function generationCase(want: Generation, got: Generation, logits: string, tol: Tolerance): ValidationCase {
+  const steps = want.tokens.length;
   const stack = (rows: Float32Array[]): Tensor => {
     const vocabSize = rows[0]?.length ?? 0;
     const all = new Float32Array(rows.length * vocabSize);
     rows.forEach((r, i) => all.set(r, i * vocabSize));
     return Tensor.fromTypedArray(DataType.FLOAT, [rows.length, vocabSize], all);
   };
-  const v = verdict(`${sig.logits} (per step)`, stack(want.logits), stack(got.logits), tol);
+  const v = verdict(`${logits} (per step)`, stack(want.logits), stack(got.logits), tol);
   const differ = got.tokens.findIndex((t, i) => t !== want.tokens[i]);
   const out: OutputVerdict = tol.atol !== undefined && differ >= 0
     ? { ...v, ok: false, problem: `${v.problem ? `${v.problem}; ` : ''}the compiled model picks token ${got.tokens[differ]} at step ${differ + 1} where the original picks ${want.tokens[differ]}` }
     : v;
   const top5 = want.tokens.filter((t, i) => inTopK(got.logits[i]!, t, 5)).length / steps;
-  return { source, dims: {}, outputs: [out], ok: out.ok, generated: { tokens: want.tokens, agreement: got.tokens.filter((t, i) => t === want.tokens[i]).length / steps, top5 } };
+  return { source: want.source, dims: {}, outputs: [out], ok: out.ok, generated: { tokens: want.tokens, agreement: got.tokens.filter((t, i) => t === want.tokens[i]).length / steps, top5 } };
 }
 
 /** Whether `token`'s logit is among the k largest of `row` (ties count for the token). */
