@@ -129,16 +129,49 @@ function toleranceFor(choice: QuantizeChoice, original: Model): string {
   return halfFloatTypes(original).length ? 'fp16' : 'fp32';
 }
 
-/** Both models on the same inputs, interleaved in blocks (as `retarget bench`), for up to ~2.5 s. */
+/**
+ * Above this many bytes of model, the two sessions are timed one after the other instead of
+ * interleaved: wasm memory only grows, so two large sessions at once would keep both in the heap
+ * (a 96 MiB model's compile peaked at 6 to 9 copies of its weights with both open).
+ */
+const INTERLEAVE_MAX_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Both models on the same inputs, interleaved in blocks (as `retarget bench`), for up to ~2.5 s;
+ * large models one session at a time, each timed in one stretch (the result says which).
+ */
 async function timeBoth(original: Uint8Array, compiled: Uint8Array, prepared: PreparedInputs): Promise<LatencyResult> {
   const set = prepared.sets[0]!;
+  const runs = 60;
+  if (original.byteLength + compiled.byteLength > INTERLEAVE_MAX_BYTES) {
+    const timeOne = async (bytes: Uint8Array, label: string): Promise<number[]> => {
+      const s = await runtime.createSession(bytes);
+      try {
+        for (let i = 0; i < 3; i++) await s.run(set.feeds);
+        const t: number[] = [];
+        const t0 = performance.now();
+        while (t.length < runs && (t.length < 10 || performance.now() - t0 < 1250)) {
+          const a = performance.now();
+          await s.run(set.feeds);
+          t.push(performance.now() - a);
+          if (t.length % 5 === 0) post({ kind: 'progress', phase: 'latency', text: `timing the ${label} model (large: one session at a time): ${t.length} runs`, index: t.length, total: runs });
+        }
+        return t;
+      } finally {
+        await s.release();
+      }
+    };
+    const ta = await timeOne(original, 'original');
+    const tb = await timeOne(compiled, 'compiled');
+    const { ratio, ci95 } = bootstrapRatioCI(ta, tb);
+    return { runtime: `${runtimeName}, one model at a time`, inputs: set.source, original: latencyStats(ta), compiled: latencyStats(tb), ratio, ci95, timedRuns: Math.min(ta.length, tb.length) };
+  }
   const a = await runtime.createSession(original);
   const b = await runtime.createSession(compiled);
   try {
     const run = (s: typeof a) => () => s.run(set.feeds);
     for (let i = 0; i < 3; i++) { await run(a)(); await run(b)(); }
     const t0 = performance.now();
-    const runs = 60;
     const res = await timeInterleaved([run(a), run(b)], {
       runs, block: 5, settleMs: 20,
       shouldStop: (n) => n >= 10 && performance.now() - t0 > 2500,
