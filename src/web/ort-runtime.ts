@@ -3,63 +3,12 @@
  * playground validates and times models with it, in a Web Worker. The ort module is handed in, so
  * the same adapter serves the browser bundle (`onnxruntime-web/wasm`) and Node (`onnxruntime-web`).
  *
- * Browser-safe: no Node built-ins; only types are imported from onnxruntime-web.
+ * Browser-safe: no Node built-ins.
  */
-import type * as Ort from 'onnxruntime-web';
-import { DataType, dataTypeName } from '../ir/dtype.js';
-import { Tensor } from '../ir/tensor.js';
-import type { Runtime, RunOptions, Session, SessionOptions } from '../runtime.js';
+import { OrtSession, type OrtModule } from '../ort-session.js';
+import type { Runtime, Session, SessionOptions } from '../runtime.js';
 
-export type OrtModule = Pick<typeof Ort, 'InferenceSession' | 'Tensor' | 'env'>;
-
-const TO_ORT: Record<number, Ort.Tensor.Type> = {
-  [DataType.FLOAT]: 'float32', [DataType.UINT8]: 'uint8', [DataType.INT8]: 'int8', [DataType.UINT16]: 'uint16',
-  [DataType.INT16]: 'int16', [DataType.INT32]: 'int32', [DataType.INT64]: 'int64', [DataType.STRING]: 'string',
-  [DataType.BOOL]: 'bool', [DataType.FLOAT16]: 'float16', [DataType.DOUBLE]: 'float64', [DataType.UINT32]: 'uint32',
-  [DataType.UINT64]: 'uint64', [DataType.UINT4]: 'uint4', [DataType.INT4]: 'int4',
-};
-const FROM_ORT = new Map<string, number>(Object.entries(TO_ORT).map(([k, v]) => [v, Number(k)]));
-
-export class WebRuntimeError extends Error {}
-
-function toOrt(ort: OrtModule, t: Tensor): Ort.Tensor {
-  const type = TO_ORT[t.dataType];
-  if (!type) throw new WebRuntimeError(`onnxruntime-web cannot take ${dataTypeName(t.dataType)} tensors`);
-  const dims = [...t.dims];
-  if (type === 'string') return new ort.Tensor('string', t.strings(), dims);
-  return new ort.Tensor(type, t.toTypedArray() as Ort.Tensor.DataType, dims);
-}
-
-function fromOrt(t: Ort.Tensor): Tensor {
-  const dataType = FROM_ORT.get(t.type);
-  if (dataType === undefined) throw new WebRuntimeError(`unsupported onnxruntime tensor type ${t.type}`);
-  const dims = t.dims.map(Number);
-  if (dataType === DataType.STRING) return Tensor.strings(t.data as string[], dims);
-  const data = t.data as ArrayBufferView;
-  // a copy: the runtime may reuse the output's memory on the next run
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
-  return Tensor.fromRaw(dataType, dims, bytes);
-}
-
-class WebSession implements Session {
-  constructor(private readonly ort: OrtModule, private readonly session: Ort.InferenceSession) {}
-  get inputNames(): readonly string[] { return this.session.inputNames; }
-  get outputNames(): readonly string[] { return this.session.outputNames; }
-
-  async run(feeds: Record<string, Tensor>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
-    const ortFeeds: Record<string, Ort.Tensor> = {};
-    for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(this.ort, v);
-    const result = opts.outputs ? await this.session.run(ortFeeds, opts.outputs) : await this.session.run(ortFeeds);
-    const out: Record<string, Tensor> = {};
-    for (const [k, v] of Object.entries(result)) {
-      out[k] = fromOrt(v);
-      v.dispose();
-    }
-    return out;
-  }
-
-  release(): Promise<void> { return this.session.release(); }
-}
+export { RuntimeError as WebRuntimeError, type OrtModule } from '../ort-session.js';
 
 /** A Runtime on an onnxruntime-web module, with the wasm execution provider. */
 export function ortWebRuntime(ort: OrtModule): Runtime {
@@ -71,7 +20,7 @@ export function ortWebRuntime(ort: OrtModule): Runtime {
         logSeverityLevel: 4, // fatal only: load errors come back as exceptions
         graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
       });
-      return new WebSession(ort, session);
+      return new OrtSession(ort, session, 'onnxruntime-web');
     },
   };
 }
