@@ -25,10 +25,13 @@
  *   Positions beyond the sliced prefix (n = the key length) were an error in the original (Gather out
  *   of range); the fused op reads the whole table there, so it accepts more inputs, never fewer.
  *
- * Not matched (explained with --explain):
- *   - interleaved rotary (GPT-J, rotate_every_two: Slice step 2, stack, flatten; tables
- *     repeat_interleave'd): a different graph shape, not written yet (RotaryEmbedding's interleaved=1
- *     computes it).
+ * Interleaved rotary (GPT-J, rotate_every_two): y = x * cos + rotate_every_two(x) * sin with
+ *   rotate_every_two(x) = Reshape(Concat(Unsqueeze(-x[..., 1::2], -1), Unsqueeze(x[..., ::2], -1), axis=-1), x's shape)
+ *   and constant tables gathered by position ids whose rows are repeat_interleave'd (c0 c0 c1 c1 ...)
+ *   -> RotaryEmbedding {interleaved=1}, caches = the tables' even columns [positions, R/2]. ORT computes
+ *   y[2i] = x[2i] cos[p, i] - x[2i+1] sin[p, i], y[2i+1] = x[2i+1] cos[p, i] + x[2i] sin[p, i]
+ *   (checked against torch on fixtures/models/gptj-past-tiny-op14). Not matched (explained): interleaved
+ *   rotary with cos/sin computed in the graph, or repeat_interleave applied after the gather.
  *
  * Computed cos/sin (transformers >= 4.38, GPT-NeoX: cos = Cos(cat(freqs, freqs)) of position_ids x
  * inv_freq, computed once per forward): cos = Unsqueeze(C, heads axis), C [b or 1, s, R] any value
@@ -74,7 +77,7 @@ function rewrite(patch: Patch, ctx: PassContext, m: RotaryMatch, shared: RotaryS
 
 export const fuseRotary: Pass = {
   name: 'fuse-rotary',
-  description: 'rotary position embedding (x * cos + rotate_half(x) * sin, cos/sin gathered from tables by position_ids or computed in the graph, full or partial) -> com.microsoft RotaryEmbedding',
+  description: 'rotary position embedding (x * cos + rotate_half(x) * sin, or rotate_every_two (interleaved), cos/sin gathered from tables by position_ids or computed in the graph, full or partial) -> com.microsoft RotaryEmbedding',
   level: 2,
   subgraphs: 'recurse',
   emits: ['com.microsoft::RotaryEmbedding', 'ai.onnx::Reshape', 'ai.onnx::Slice', 'ai.onnx::Shape', 'ai.onnx::Gather', 'ai.onnx::Mul', 'ai.onnx::Range', 'ai.onnx::Expand'],

@@ -110,3 +110,40 @@ describe('GPT-NeoX (a family the decoder fusions were not written for) compiled 
     }
   });
 });
+
+// GPT-J (fixtures/make_decoder_family.py gptj): interleaved rotary (rotate_every_two) on 8 of each
+// head's 16, before the head transpose, sin/cos tables gathered by position_ids; q/k/v without bias;
+// one LayerNorm feeding attention and MLP; gelu_new.
+const GPTJ = path.resolve(import.meta.dirname, '../fixtures/models/gptj-past-tiny-op14');
+
+describe('GPT-J (interleaved rotary) compiled for x86-avx2', () => {
+  test('one MultiHeadAttention per layer, an interleaved RotaryEmbedding per q and k; the outputs of the original and of torch on every test set', async () => {
+    const original = readModel(path.join(GPTJ, 'model.onnx')).model;
+    const model = cloneModel(original);
+    await compile(model, x86Avx2, { runtime: onnxruntimeNode });
+    const h = ops(model);
+    expect(h.MultiHeadAttention).toBe(LAYERS);
+    expect(h.RotaryEmbedding).toBe(2 * LAYERS);
+    expect(h.LayerNormalization).toBe(LAYERS + 1);
+    for (const gone of ['Softmax', 'Neg', 'Tanh', 'ReduceMean']) expect(h[gone], gone).toBeUndefined();
+    for (const n of model.graph.nodes.filter((x) => x.opType === 'RotaryEmbedding')) {
+      expect(n.attr('interleaved')?.value).toBe(1);
+      expect(n.attr('rotary_embedding_dim')?.value).toBe(8);
+      expect(n.attr('num_heads')?.value).toBe(HEADS);
+    }
+    for (const n of model.graph.nodes.filter((x) => x.opType === 'MultiHeadAttention')) {
+      expect(n.attr('scale')?.value).toBeCloseTo(HEAD ** -0.5, 6);
+      expect(n.inputs[0]!.producer!.opType).toBe('RotaryEmbedding');
+      expect(n.inputs[1]!.producer!.opType).toBe('RotaryEmbedding');
+    }
+    const sets = testDataSets(GPTJ);
+    expect(sets).toHaveLength(3);
+    for (const set of sets) {
+      const data = readTestDataSet(set);
+      const feeds = Object.fromEntries(data.inputs.map((i) => [i.name, i.tensor]));
+      await expectSame(original, model, feeds, path.basename(set));
+      await expectSame(original, model, feeds, `${path.basename(set)} vs torch`, Object.fromEntries(data.outputs.map((o) => [o.name, o.tensor])));
+    }
+    await expectSame(original, model, paddedPrefill(), 'left-padded prefill');
+  });
+});

@@ -22,7 +22,7 @@ const MODELS = ['gpt2-tiny-op14', 'gpt2-tiny-op17', 'bert-tiny-op17', 'bert-tiny
   // models in another precision (make_precision_fixtures.py)
   'cnn-tiny-fp16-op13', 'gpt2-tiny-fp16-op14', 'cnn-tiny-convinteger-op13', 'bert-tiny-convinteger-op14',
   // a decoder family the fusions were not written for (make_decoder_family.py)
-  'neox-past-tiny-op14'];
+  'neox-past-tiny-op14', 'gptj-past-tiny-op14'];
 
 /** symbol -> size, read off the test inputs' shapes */
 export function pinnedDims(model: Model, shapes: number[][]): Record<string, number> {

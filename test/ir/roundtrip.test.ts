@@ -105,7 +105,9 @@ describe.each(fixtureNames())('fixture %s', (name) => {
   test('round-tripped bytes run in onnxruntime with the expected outputs', async () => {
     const { model } = readModel(file);
     const sets = await checkTestData(name, modelBytes(model), model);
-    expect(sets).toBe(2);
+    // every fixture has test sets, and each was checked (the decoders from decoders.py's layout have 3)
+    expect(sets).toBeGreaterThanOrEqual(2);
+    expect(sets).toBe(testDataSets(path.dirname(file)).length);
   });
 });
 

@@ -36,13 +36,20 @@ interface RopeOptions {
   onTheFly?: boolean;
   /** ... with an inv_freq whose halves differ (not cat(f, f): not rotate_half's angles) */
   onTheFlyUnequal?: boolean;
+  /** interleaved (GPT-J's rotate_every_two: stack((-x[..., 1::2], x[..., ::2]), -1).flatten(-2)), tables repeat_interleave'd */
+  interleaved?: boolean;
 }
 
-function tables(R: number, unequal = false): [Tensor, Tensor] {
+function tables(R: number, unequal = false, interleaved = false): [Tensor, Tensor] {
   const cos = new Float32Array(P * R), sin = new Float32Array(P * R);
   for (let p = 0; p < P; p++) {
     for (let i = 0; i < R / 2; i++) {
       const a = p / 10000 ** ((2 * i) / R);
+      if (interleaved) {
+        cos[p * R + 2 * i] = cos[p * R + 2 * i + 1] = Math.cos(a);
+        sin[p * R + 2 * i] = sin[p * R + 2 * i + 1] = Math.sin(a);
+        continue;
+      }
       cos[p * R + i] = cos[p * R + i + R / 2] = Math.cos(a);
       sin[p * R + i] = sin[p * R + i + R / 2] = Math.sin(a);
       if (unequal) sin[p * R + i + R / 2] = Math.sin(a + 0.1);
@@ -69,7 +76,7 @@ function rope(o: RopeOptions = {}): Model {
     cosE = b.node('Unsqueeze', [b.node('Cos', [freqs]), i64([headAxis], 'ax_c')]);
     sinE = b.node('Unsqueeze', [b.node('Sin', [freqs]), i64([headAxis], 'ax_s')]);
   } else {
-    const [ct, st] = tables(R, o.unequalHalves);
+    const [ct, st] = tables(R, o.unequalHalves, o.interleaved);
     const embed = (t: Tensor, name: string): Value => {
       let table = b.constant(t, `${name}_table`);
       if (o.prefix) {
@@ -84,7 +91,11 @@ function rope(o: RopeOptions = {}): Model {
   const xr = R === H ? x : slice(x, 0, R, 'x_rot');
   const x1 = slice(xr, 0, R / 2, 'x1'), x2 = slice(xr, R / 2, 1 << 30, 'x2');
   const neg = (v: Value): Value => (o.mulNeg ? b.node('Mul', [v, b.constant(Tensor.float32([-1], []), 'minus_one')]) : b.node('Neg', [v]));
-  const rh = o.wrongWay ? b.node('Concat', [x1, neg(x2)], { axis: -1 }) : b.node('Concat', [neg(x2), x1], { axis: -1 }, { name: 'rotate_half' });
+  const step2 = (v: Value, from: number, name: string): Value => b.node('Slice', [v, i64([from], `${name}_s`), i64([1 << 30], `${name}_e`), i64([-1], `${name}_a`), i64([2], `${name}_st`)], {}, { name });
+  const unsq = (v: Value, name: string): Value => b.node('Unsqueeze', [v, i64([-1], name)]);
+  const rh = o.interleaved
+    ? b.node('Reshape', [b.node('Concat', [unsq(neg(step2(xr, 1, 'x_odd')), 'u_odd'), unsq(step2(xr, 0, 'x_even'), 'u_even')], { axis: -1 }), b.node('Shape', [xr])], {}, { name: 'rotate_every_two' })
+    : o.wrongWay ? b.node('Concat', [x1, neg(x2)], { axis: -1 }) : b.node('Concat', [neg(x2), x1], { axis: -1 }, { name: 'rotate_half' });
   const c = o.swapped ? b.node('Mul', [cosE, xr]) : b.node('Mul', [xr, cosE]);
   const s = o.swapped ? b.node('Mul', [sinE, rh]) : b.node('Mul', [rh, sinE]);
   let y = o.swapped ? b.node('Add', [s, c], {}, { name: 'attn/Add' }) : b.node('Add', [c, s], {}, { name: 'attn/Add' });
@@ -138,16 +149,18 @@ describe('fuse-rotary on built graphs', () => {
     ['BSNH (before the head transpose): through a Reshape to [b, s, heads*head]', { layout: 'bsnh' }],
     ['partial rotary (R = 4 of 8), the pass-through Concat absorbed', { rotaryDim: 4 }],
     ['partial rotary, BSNH', { rotaryDim: 4, layout: 'bsnh', prefix: true }],
+    ['interleaved (rotate_every_two), BNSH', { interleaved: true }],
+    ['interleaved, partial rotary (R = 4 of 8), BSNH', { interleaved: true, rotaryDim: 4, layout: 'bsnh' }],
   ] as [string, RopeOptions][])('%s -> one RotaryEmbedding', async (_name, o) => {
     const { after, changes } = await checkPass(rope(o), fuseRotary, { feeds: feeds(o, 3), rtol: 1e-4, atol: 1e-5 });
     expect(changes).toBe(1);
     const h = ops(after);
     expect(h.RotaryEmbedding).toBe(1);
-    for (const piece of ['Neg', 'Mul', 'Add', 'Gather', 'Concat']) expect(h[piece]).toBeUndefined();
+    for (const piece of ['Neg', 'Mul', 'Add', 'Gather', 'Concat']) expect(h[piece], `${piece} ${JSON.stringify(h)}`).toBeUndefined();
     const node = after.graph.nodes.find((n) => n.opType === 'RotaryEmbedding')!;
     expect(node.domain).toBe('com.microsoft');
     expect(node.name).toBe('attn/RotaryEmbedding');
-    expect(node.attr('interleaved')?.value).toBe(0);
+    expect(node.attr('interleaved')?.value).toBe(o.interleaved ? 1 : 0);
     const R = o.rotaryDim ?? H;
     expect(node.inputs[2]!.initializer?.dims).toEqual([P, R / 2]);
     expect(node.attr('rotary_embedding_dim')?.value).toBe(R === H ? undefined : R);

@@ -67,7 +67,12 @@ export function matchHeadsInput(info: InferResult, v: Value | undefined): HeadsI
     if (!oneUse(v) || !oneUse(rn.inputs[0]!)) return `${rn}: its input or output has other uses`;
     rotary = { node: rn };
     cur = rn.inputs[0]!;
-  } else {
+  } else if (isHeadTranspose(v)) {
+    // rotary before the head transpose (GPT-J): Transpose(rope(Reshape(proj, [b, s, H, D])), [0,2,1,3])
+    const bsnh = matchRotatedBeforeTranspose(info, v);
+    if (bsnh) return bsnh;
+  }
+  if (!rotary) {
     const add = producedBy(v, 'Add') ?? producedBy(producedBy(v, 'Concat')?.inputs[0], 'Add');
     if (add && looksRotary(add)) {
       const m = matchRotary(info, add);
@@ -84,6 +89,33 @@ export function matchHeadsInput(info: InferResult, v: Value | undefined): HeadsI
   const p = matchPackedHeads(info, cur);
   if (isFail(p)) return `${h}; nor packed heads: ${p}`;
   return rotary ? { ...p, rotary } : p;
+}
+
+function isHeadTranspose(v: Value): boolean {
+  const t = producedBy(v, 'Transpose');
+  return !!t && attrInts(t.attr('perm'))?.join(',') === '0,2,1,3';
+}
+
+/**
+ * Transpose(y, [0,2,1,3]) with y a rotary subgraph (matchRotary, layout bsnh) of Reshape(proj, [b, s, H, D]):
+ * the heads of proj, rotated (the 3-D RotaryEmbedding the fusion emits reads proj alike). Undefined when
+ * not this form (the caller explains the other forms).
+ */
+function matchRotatedBeforeTranspose(info: InferResult, v: Value): HeadsInput | undefined {
+  const t = producedBy(v, 'Transpose')!;
+  const y = t.inputs[0]!;
+  const add = producedBy(y, 'Add') ?? producedBy(producedBy(y, 'Concat')?.inputs[0], 'Add');
+  if (!add || !looksRotary(add)) return undefined;
+  const m = matchRotary(info, add);
+  if (isFail(m) || m.out !== y || m.layout !== 'bsnh' || m.heads === undefined || !oneUse(y)) return undefined;
+  const r = producedBy(m.x, 'Reshape');
+  if (!r || attrInt(r.attr('allowzero'), 0) !== 0) return undefined;
+  const proj = r.inputs[0]!;
+  const ps = shapeOf(info, proj), rs = shapeOf(info, m.x);
+  if (!ps || !rs || ps.length !== 3 || rs.length !== 4) return undefined;
+  const h = rs[2]!.value, d = rs[3]!.value;
+  if (!symEq(ps[0], rs[0]) || !symEq(ps[1], rs[1]) || h === undefined || d === undefined || ps[2]!.value !== h * d || h !== m.heads || d !== m.headSize) return undefined;
+  return { proj, heads: h, headSize: d, rotary: { match: m } };
 }
 
 /** A last-axis Slice/Split [o, o + D) of Transpose(Reshape(proj, [b, s, H, W]), [0,2,1,3]). */

@@ -7,6 +7,12 @@
  *   Cos(cat(freqs, freqs)) of position_ids x inv_freq), whose rows are proven to have equal halves
  *   from the ops that compute them (provesEqualHalves)
  *
+ * or the interleaved form (GPT-J's rotate_every_two), for constant tables gathered by position ids:
+ *
+ *   y = x * cos + rotate_every_two(x) * sin,
+ *   rotate_every_two(x) = Reshape(Concat(Unsqueeze(-x[..., 1::2], -1), Unsqueeze(x[..., ::2], -1), axis=-1), x's shape)
+ *   (torch's stack((-x2, x1), dim=-1).flatten(-2)), the tables' rows repeat_interleave'd (c0 c0 c1 c1 ...)
+ *
  * with optional partial rotary: the rotated part is x[..., :R] and the result is concatenated with
  * x[..., R:] again. Every matcher returns the match or a string saying what did not match.
  */
@@ -39,6 +45,8 @@ export interface RotaryMatch {
   /** x is [batch, heads, seq, head] ('bnsh', rotary after the head transpose) or [batch, seq, heads, head] ('bsnh') */
   layout: 'bnsh' | 'bsnh';
   elemType: number;
+  /** interleaved rotary (rotate_every_two: pairs (x[2i], x[2i+1]) rotated, cos/sin rows repeat_interleave'd) */
+  interleaved: boolean;
 }
 
 /**
@@ -123,6 +131,52 @@ export function matchRotateHalf(info: InferResult, v: Value): { x: Value; half: 
   const xs = shapeOf(info, x);
   if (xs?.[xs.length - 1]?.value !== dim) return `${concat}: halves of '${x.name}' ${fmtShape(xs)}, whose last dim is not ${dim}`;
   return { x, half, concat };
+}
+
+/** Slice(v) of the last axis from `start` with step 2 to the end: returns v, else undefined. */
+function lastAxisStep2(info: InferResult, s: Value | undefined, start: number): Value | undefined {
+  const n = producedBy(s, 'Slice');
+  const spec = n && sliceSpec(info, n);
+  const rank = n ? shapeOf(info, n.inputs[0])?.length : undefined;
+  if (!n || !spec || rank === undefined || spec.axis !== rank - 1 || spec.step !== 2 || spec.start !== start) return undefined;
+  const dim = shapeOf(info, n.inputs[0])![rank - 1]!.value;
+  if (dim === undefined || spec.end === undefined || spec.end < dim) return undefined;
+  return spec.data;
+}
+
+/** Unsqueeze(v) at the new last axis: returns v. */
+function unsqueezedLast(info: InferResult, u: Value | undefined): Value | undefined {
+  const n = producedBy(u, 'Unsqueeze');
+  const rank = shapeOf(info, u)?.length;
+  if (!n || rank === undefined) return undefined;
+  const axes = n.inputs[1] ? symInts(info, n.inputs[1]) : attrInts(n.attr('axes'));
+  if (!axes || axes.length !== 1 || (axes[0] !== -1 && axes[0] !== rank - 1)) return undefined;
+  return n.inputs[0];
+}
+
+/**
+ * rotate_every_two(x) = Reshape(Concat(Unsqueeze(-x[..., 1::2], -1), Unsqueeze(x[..., ::2], -1), axis=-1), x's shape):
+ * returns x and h (half the last dim), or why not. `concat` is the Reshape that makes the rotated value.
+ */
+export function matchRotateEveryTwo(info: InferResult, v: Value): { x: Value; half: number; concat: Node } | Fail {
+  const reshape = producedBy(v, 'Reshape');
+  if (!reshape) return `'${v.name}' is neither rotate_half's Concat nor rotate_every_two's Reshape`;
+  const cat = producedBy(reshape.inputs[0], 'Concat');
+  const cs = shapeOf(info, reshape.inputs[0]);
+  if (!cat || cat.inputs.length !== 2 || !cs || cs.length < 2 || cs[cs.length - 1]!.value !== 2) return `${reshape}: does not flatten a stack of two on the last axis`;
+  const axis = attrInt(cat.attr('axis'), 0);
+  if (axis !== -1 && axis !== cs.length - 1) return `${cat}: does not stack on a new last axis`;
+  if (!oneUse(cat.outputs[0]!)) return `'${cat.outputs[0]!.name}' (${cat}) has other uses: the fusion would not remove it`;
+  const odd = negated(unsqueezedLast(info, cat.inputs[0]));
+  if (!odd) return `${cat}: first operand is not Unsqueeze(-x[..., 1::2], -1)`;
+  const x = lastAxisStep2(info, odd, 1);
+  if (!x) return `${cat}: the negated operand is not x[..., 1::2]`;
+  if (lastAxisStep2(info, unsqueezedLast(info, cat.inputs[1]), 0) !== x) return `${cat}: the second operand is not Unsqueeze(x[..., ::2], -1) of the same x`;
+  const xs = shapeOf(info, x), ys = shapeOf(info, v);
+  if (!same(xs, ys)) return `${reshape}: output ${fmtShape(ys)} is not x's shape ${fmtShape(xs)}`;
+  const dim = xs![xs!.length - 1]!.value;
+  if (dim === undefined || dim % 2 !== 0) return `${reshape}: last dim ${dim ?? '?'} is not a known even size`;
+  return { x, half: dim / 2, concat: reshape };
 }
 
 interface Embedding { kind: 'table'; table: Value; tensor: Tensor; positionIds: Value; nodes: Node[] }
@@ -255,6 +309,24 @@ function halvesEqual(t: Tensor): boolean {
   return true;
 }
 
+/** The rows of a [P, 2h] table are repeat_interleave'd by 2 (c0 c0 c1 c1 ...: interleaved rotary's tables). */
+function pairsEqual(t: Tensor): boolean {
+  const [p, d] = t.dims as [number, number];
+  const a = t.toTypedArray() as ArrayLike<number>;
+  for (let i = 0; i < p; i++) for (let j = 0; j < d; j += 2) if (!Object.is(a[i * d + j], a[i * d + j + 1])) return false;
+  return true;
+}
+
+/** The even columns of a [P, 2h] table: [P, h] (the cache of an interleaved RotaryEmbedding). */
+export function evenTable(t: Tensor): Tensor {
+  const [p, d] = t.dims as [number, number];
+  const h = d / 2;
+  const a = t.toTypedArray() as Float32Array | Uint16Array | Float64Array;
+  const out = new (a.constructor as new (n: number) => typeof a)(p * h);
+  for (let i = 0; i < p; i++) for (let j = 0; j < h; j++) out[i * h + j] = a[i * d + 2 * j]!;
+  return Tensor.fromTypedArray(t.dataType, [p, h], out);
+}
+
 /** The first half of each row of a [P, 2h] table: [P, h]. */
 export function halfTable(t: Tensor): Tensor {
   const [p, d] = t.dims as [number, number];
@@ -271,7 +343,11 @@ const ROTARY_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16];
 export function looksRotary(add: Node): boolean {
   return add.inputs.some((v) => {
     const m = producedBy(v, 'Mul');
-    return !!m && m.inputs.some((w) => { const c = producedBy(w, 'Concat'); return !!c && c.inputs.some((u) => !!negated(u)); });
+    return !!m && m.inputs.some((w) => {
+      const r = producedBy(w, 'Reshape');
+      const c = producedBy(r ? r.inputs[0] : w, 'Concat');
+      return !!c && c.inputs.some((u) => !!negated(u) || !!negated(producedBy(u, 'Unsqueeze')?.inputs[0]));
+    });
   });
 }
 
@@ -283,20 +359,21 @@ export function matchRotary(info: InferResult, add: Node): RotaryMatch | Fail {
     const mSin = producedBy(add.inputs[j], 'Mul');
     if (!mCos || !mSin) continue;
     for (const [a, b] of [[0, 1], [1, 0]] as const) {
-      const rh = matchRotateHalf(info, mSin.inputs[a]!);
-      if (isFail(rh)) { if (producedBy(mSin.inputs[a], 'Concat')) why.push(rh); continue; }
+      const interleaved = !!producedBy(mSin.inputs[a], 'Reshape');
+      const rh = interleaved ? matchRotateEveryTwo(info, mSin.inputs[a]!) : matchRotateHalf(info, mSin.inputs[a]!);
+      if (isFail(rh)) { if (producedBy(mSin.inputs[a], 'Concat') || interleaved) why.push(rh); continue; }
       const sinV = mSin.inputs[b]!;
       const xi = mCos.inputs[0] === rh.x ? 0 : mCos.inputs[1] === rh.x ? 1 : -1;
       if (xi < 0) { why.push(`${mCos}: does not multiply the rotated x '${rh.x.name}'`); continue; }
-      const r = finish(info, add, mCos, rh, mCos.inputs[1 - xi]!, sinV);
+      const r = finish(info, add, mCos, rh, mCos.inputs[1 - xi]!, sinV, interleaved);
       if (isFail(r)) why.push(r);
       else return r;
     }
   }
-  return why.length ? why[0]! : `${add}: not x * cos + rotate_half(x) * sin`;
+  return why.length ? why[0]! : `${add}: not x * cos + rotate_half(x) * sin (or rotate_every_two(x) * sin)`;
 }
 
-function finish(info: InferResult, add: Node, mCos: Node, rh: { x: Value; half: number; concat: Node }, cosV: Value, sinV: Value): RotaryMatch | Fail {
+function finish(info: InferResult, add: Node, mCos: Node, rh: { x: Value; half: number; concat: Node }, cosV: Value, sinV: Value, interleaved: boolean): RotaryMatch | Fail {
   const xr = rh.x;
   const xs = shapeOf(info, xr);
   const elemType = elemTypeOf(info, xr);
@@ -315,9 +392,12 @@ function finish(info: InferResult, add: Node, mCos: Node, rh: { x: Value; half: 
     if (c.positionIds !== s.positionIds) return `cos and sin are gathered by different position ids ('${c.positionIds.name}', '${s.positionIds.name}')`;
     for (const e of [c, s]) {
       if (e.tensor.dims[1] !== R) return `table '${e.table.name}' [${e.tensor.dims.join(',')}] is not [positions, ${R}]`;
-      if (!halvesEqual(e.tensor)) return `table '${e.table.name}': the two halves of a row differ, so rotate_half's rotation is not the one RotaryEmbedding computes`;
+      if (interleaved && !pairsEqual(e.tensor)) return `table '${e.table.name}': rows are not repeat_interleave'd by 2 (c0 c0 c1 c1 ...), so rotate_every_two's rotation is not the one RotaryEmbedding (interleaved) computes`;
+      if (!interleaved && !halvesEqual(e.tensor)) return `table '${e.table.name}': the two halves of a row differ, so rotate_half's rotation is not the one RotaryEmbedding computes`;
     }
     angles = { kind: 'table', positionIds: c.positionIds, cosTable: c.table, sinTable: s.table, cos: c.tensor, sin: s.tensor };
+  } else if (interleaved) {
+    return 'interleaved rotary (rotate_every_two) with cos/sin computed in the graph is not matched (only constant tables gathered by position ids)';
   } else if (c.kind === 'computed' && s.kind === 'computed') {
     for (const [what, e] of [['cos', c], ['sin', s]] as const) {
       if (shapeOf(info, e.value)![2]!.value !== R) return `${what} '${e.value.name}' ${fmtShape(shapeOf(info, e.value))} has not ${R} angles per row`;
@@ -359,11 +439,11 @@ function finish(info: InferResult, add: Node, mCos: Node, rh: { x: Value; half: 
   if (sl && spec && full && full.length === 4 && spec.axis === 3 && spec.start === 0 && spec.step === 1 && outUse && producedBy(outUse.outputs[0], 'Concat') === outUse && outUse.inputs.length === 2 && outUse.inputs[0] === out) {
     const H = full[3]!.value;
     const axis = attrInt(outUse.attr('axis'), 0);
-    if (H !== undefined && H > R && (axis === -1 || axis === 3) && lastAxisSlice(info, outUse.inputs[1], R, H) === spec.data && (xr.uses.every((u) => u.node === mCos || u.node.opType === 'Slice'))) {
+    if (H !== undefined && H > R && (axis === -1 || axis === 3) && lastAxisSlice(info, outUse.inputs[1], R, H) === spec.data && (xr.uses.every((u) => u.node === mCos || u.node.opType === 'Slice' || u.node.opType === 'Shape'))) {
       x = spec.data; out = outUse.outputs[0]!; headSize = H;
     }
   }
-  return { add, x, out, angles, rotaryDim: R, headSize, heads, layout, elemType };
+  return { add, x, out, angles, rotaryDim: R, headSize, heads, layout, elemType, interleaved };
 }
 
 const same = (a: Sym[] | undefined, b: Sym[] | undefined): boolean => !!a && !!b && a.length === b.length && a.every((d, k) => symEq(d, b[k]));
@@ -408,8 +488,10 @@ export class RotaryShared {
 export function rotaryInputs(patch: Patch, m: RotaryMatch, shared: RotaryShared, input: Value, inputKind: 'bnsh' | '3d', info: InferResult): [Value, Value, Value] {
   const a = m.angles;
   if (a.kind === 'table') {
-    const cos = shared.get(a.cosTable, () => patch.constant(halfTable(a.cos), `${a.cosTable.name}_cos_cache`));
-    const sin = shared.get(a.sinTable, () => patch.constant(halfTable(a.sin), `${a.sinTable.name}_sin_cache`));
+    const cut = m.interleaved ? evenTable : halfTable;
+    const key = (t: Value): unknown => (m.interleaved ? `interleaved|${t.name}` : t);
+    const cos = shared.get(key(a.cosTable), () => patch.constant(cut(a.cos), `${a.cosTable.name}_cos_cache`));
+    const sin = shared.get(key(a.sinTable), () => patch.constant(cut(a.sin), `${a.sinTable.name}_sin_cache`));
     return [a.positionIds, cos, sin];
   }
   const h = m.rotaryDim / 2;
@@ -446,7 +528,7 @@ export function rotaryInputs(patch: Patch, m: RotaryMatch, shared: RotaryShared,
  * [b, s, N*H] input with num_heads (the form attention ops take). Partial rotary sets rotary_embedding_dim.
  */
 export function emitRotary(patch: Patch, m: RotaryMatch, shared: RotaryShared, input: Value, inputKind: 'bnsh' | '3d', info: InferResult, name: string): Value {
-  const attrs: Attribute[] = [attr.int('interleaved', 0)];
+  const attrs: Attribute[] = [attr.int('interleaved', m.interleaved ? 1 : 0)];
   if (m.rotaryDim !== m.headSize) attrs.push(attr.int('rotary_embedding_dim', m.rotaryDim));
   if (m.heads !== undefined) attrs.push(attr.int('num_heads', m.heads));
   const [ids, cos, sin] = rotaryInputs(patch, m, shared, input, inputKind, info);
