@@ -10,7 +10,7 @@ import { dataTypeName } from './ir/dtype.js';
 import type { Model } from './ir/model.js';
 import { PassManager, type ManagerOptions, type PassStat, type PipelineStep } from './pass/manager.js';
 import type { Pass, QuantizeMode } from './pass/pass.js';
-import { checkPlacement, type CpuPlaced, type Violation } from '../targets/capabilities/check.js';
+import { checkPlacement, type CpuPlaced, type Violation, type WithCasts } from '../targets/capabilities/check.js';
 import type { PipelineSpec, Target } from './target.js';
 import { findPass, PASSES } from '../passes/index.js';
 import { quantizedOps } from '../passes/precision/model-precision.js';
@@ -57,6 +57,8 @@ export interface CompileReport {
   violations: Violation[];
   /** nodes the target's EP lacks that its runtime's CPU fallback runs (a warning; empty without a fallback) */
   cpuPlaced: CpuPlaced[];
+  /** nodes the runtime runs only through Casts it inserts (e.g. float16 -> float32 on ORT's CPU EP; a warning) */
+  withCasts: WithCasts[];
   pipeline: string[];
   passes: PassStat[];
   rewrites: number;
@@ -170,7 +172,7 @@ export async function compile(model: Model, target: Target, opts: CompileOptions
   } catch (e) {
     run.warnings.push(`shape inference after compiling: ${(e as Error).message}`);
   }
-  const { violations, cpuPlaced } = target.capabilities ? checkPlacement(model, target.capabilities) : { violations: [], cpuPlaced: [] };
+  const { violations, cpuPlaced, withCasts } = target.capabilities ? checkPlacement(model, target.capabilities) : { violations: [], cpuPlaced: [], withCasts: [] };
   model.setMetadata('retarget.target', target.name);
   if (target.sessionOptions) model.setMetadata('retarget.session_options', JSON.stringify(target.sessionOptions));
   return {
@@ -179,6 +181,7 @@ export async function compile(model: Model, target: Target, opts: CompileOptions
     ...(opts.quantize?.report ? { quantization: opts.quantize.report } : {}),
     violations,
     cpuPlaced,
+    withCasts,
     pipeline: stepNames(steps),
     passes: run.passes,
     rewrites: run.rewrites,

@@ -34,6 +34,13 @@ export interface Capabilities {
    * Absent: the runtime has no fallback, and every node must be in `kernels`.
    */
   cpuFallback?: Capabilities;
+  /**
+   * Element types the runtime runs through casts it inserts itself, and the type it casts them to: a node
+   * whose first-input type its kernel row lacks but whose cast-to type the row lists runs (reported as
+   * 'runs, with casts', not refused). Measured in the runtime, with one-node models
+   * (test/targets/runtime-types.test.ts); e.g. { float16: 'float32' } for ONNX Runtime's CPU EP.
+   */
+  castsTo?: Record<string, string>;
 }
 
 export interface QuantizationPreset {

@@ -19,7 +19,7 @@ import { halfFloatTypes, quantizedOps } from '../../passes/precision/model-preci
 import { withInterfaceOf } from '../../passes/precision/widen-to-float32.js';
 import { formatBytes } from './inspect.js';
 import { passProgress } from '../bench/format.js';
-import { summarizeCpuPlaced } from '../../targets/capabilities/check.js';
+import { summarizeCpuPlaced, summarizeWithCasts } from '../../targets/capabilities/check.js';
 import { collect, parseDimsOrUsage, toJson, UsageError } from './shared.js';
 
 export function registerCompile(program: Command): void {
@@ -131,6 +131,7 @@ export function registerCompile(program: Command): void {
       }
       // nodes the target's EP lacks but its runtime's CPU fallback runs: a warning, and the compile goes on
       if (report.cpuPlaced.length) process.stderr.write(`warning: ${summarizeCpuPlaced(report.cpuPlaced, formatBytes)} ('retarget check' lists them)\n`);
+      if (report.withCasts.length) process.stderr.write(`warning: ${summarizeWithCasts(report.withCasts)}, inserted by the runtime on every run ('retarget check' lists them)\n`);
       let validation: ValidationResult | undefined;
       if (original) {
         try {

@@ -22,6 +22,12 @@
  * tensors (shapes, indices) are not counted: they are small. Only the tables decide placement here;
  * ORT also moves some nodes with a GPU kernel to the CPU (its shape-subgraph heuristics), which is not
  * modelled.
+ *
+ * Casts: a runtime that runs a node it has no kernel for in the node's type by casting around it declares
+ * it as `caps.castsTo` ({ float16: 'float32' } for ONNX Runtime's CPU EP: its InsertCastTransformer).
+ * A node whose first-input type the kernel row lacks, but whose cast-to type the row lists, is not a
+ * violation: it is listed in `withCasts` ("runs, with casts": correct, at the price of the casts on every
+ * run). The op's schema is not modelled: a type the schema rejects (an invalid model) is not caught here.
  */
 import { inferShapes, RULES, type SymType } from '../../src/analysis/index.js';
 import { evaluateNode } from '../../src/analysis/evaluator.js';
@@ -53,11 +59,25 @@ export interface CpuPlaced {
   crossBytes: number | 'unknown';
 }
 
+/** A node the runtime runs by casting its inputs to another element type (and its outputs back). */
+export interface WithCasts {
+  /** the node's name, or `<op>#<id>` when it has none */
+  node: string;
+  op: string;
+  domain: string;
+  /** the node's first-input element type, which the kernel row lacks */
+  from: string;
+  /** the type the runtime computes in (`caps.castsTo[from]`) */
+  to: string;
+}
+
 export interface PlacementReport {
   /** nodes no execution provider of the runtime can run */
   violations: Violation[];
   /** nodes that run on the CPU fallback (empty when the target has none) */
   cpuPlaced: CpuPlaced[];
+  /** nodes that run only through casts the runtime inserts (a warning: they run; may also be CPU-placed) */
+  withCasts: WithCasts[];
 }
 
 type Range = [number, number | null, string[] | null];
@@ -135,12 +155,16 @@ export function checkPlacement(model: Model, caps: Capabilities): PlacementRepor
   for (const f of model.functions) functions.set(`${normDomain(f.domain)}::${f.name}::${f.overload ?? ''}`, f);
   const violations: Violation[] = [];
   const cpuNodes: { node: Node; reason: string }[] = [];
+  const withCasts: WithCasts[] = [];
+  /** set by whyNot when the table it last judged runs the node through casts */
+  let castBy: { from: string; to: string } | undefined;
   const placement = new Map<Node, Placement>();
   const active = new Set<Func>();
   const nameOf = (node: Node): string => node.name || `${node.opType}#${node.id}`;
 
-  /** Why `table` cannot run `node` (undefined when it can). */
+  /** Why `table` cannot run `node` (undefined when it can; then `castBy` says whether through casts). */
   const whyNot = (node: Node, domain: string, imports: OpsetImport[], table: Capabilities): string | undefined => {
+    castBy = undefined;
     if (!table.domains.map(normDomain).includes(domain)) return `domain ${domain} not supported`;
     const ranges = table.kernels[`${domain}::${node.opType}`];
     if (!ranges || ranges.length === 0) return 'op not implemented';
@@ -157,7 +181,13 @@ export function checkPlacement(model: Model, caps: Capabilities): PlacementRepor
     const t = elemTypeOf(node.inputs[0], inferred);
     if (t === undefined || t === 0) return undefined;
     const name = dataTypeName(t);
-    return allowed.includes(name) ? undefined : `type ${name} not supported (${allowed.join(', ')})`;
+    if (allowed.includes(name)) return undefined;
+    const to = table.castsTo?.[name];
+    if (to !== undefined && allowed.includes(to)) {
+      castBy = { from: name, to };
+      return undefined;
+    }
+    return `type ${name} not supported (${allowed.join(', ')})`;
   };
 
   const checkGraph = (graph: Graph, imports: OpsetImport[]): void => {
@@ -184,15 +214,20 @@ export function checkPlacement(model: Model, caps: Capabilities): PlacementRepor
       violations.push({ node: nameOf(node), op: node.opType, domain, reason: `the kernel reads ${most} input(s) and ignores the rest; this node has ${given}` });
       return;
     }
+    const casts = (): void => {
+      if (castBy) withCasts.push({ node: nameOf(node), op: node.opType, domain, ...castBy });
+    };
     const reason = whyNot(node, domain, imports, caps);
     if (reason === undefined) {
       placement.set(node, 'ep');
+      casts();
       return;
     }
     const cpuReason = caps.cpuFallback ? whyNot(node, domain, imports, caps.cpuFallback) : undefined;
     if (caps.cpuFallback && cpuReason === undefined) {
       placement.set(node, 'cpu');
       cpuNodes.push({ node, reason });
+      casts();
       return;
     }
     placement.set(node, 'none');
@@ -222,7 +257,16 @@ export function checkPlacement(model: Model, caps: Capabilities): PlacementRepor
     }
     return { node: nameOf(node), op: node.opType, domain: normDomain(node.domain), reason, crossBytes: unknown ? 'unknown' : bytes };
   });
-  return { violations, cpuPlaced };
+  return { violations, cpuPlaced, withCasts };
+}
+
+/** One line about nodes that run through inserted casts: "3 node(s) run with casts: Conv x2, Relu x1 (float16 -> float32)". */
+export function summarizeWithCasts(withCasts: WithCasts[]): string {
+  const byOp = new Map<string, number>();
+  for (const c of withCasts) byOp.set(c.op, (byOp.get(c.op) ?? 0) + 1);
+  const ops = [...byOp].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([op, n]) => `${op} x${n}`).join(', ');
+  const pairs = [...new Set(withCasts.map((c) => `${c.from} -> ${c.to}`))].sort().join(', ');
+  return `${withCasts.length} node(s) run with casts: ${ops} (${pairs})`;
 }
 
 /**

@@ -18,12 +18,28 @@
  * literal type. Type names follow src/ir/dtype.ts (double -> float64, float -> float32).
  * Doc quirks kept as written: Scan 8's first input is sequence_lens (I = int64).
  * Transcribed by hand from the Markdown (read in 16 kB pages) into a compact list and generated; do not edit by hand.
+ *
+ * Measured in onnxruntime-node 1.30.0 (CPU EP) with one-node models (test/targets/runtime-types.test.ts):
+ * - castsTo float16 -> float32: a float16 node the EP has no float16 kernel for (Conv, MatMul, Gemm, Add,
+ *   Mul, Pow, Relu, Sigmoid, Tanh, Erf, Sqrt, Softmax, MaxPool, AveragePool, GlobalAveragePool,
+ *   ReduceMean; com.microsoft FusedConv, Gelu, FastGelu, Attention, MultiHeadAttention) loads and runs:
+ *   ORT's InsertCastTransformer puts Casts to float32 around it (2-4 Cast nodes in the optimized graph).
+ *   No such casts for bfloat16 (bfloat16 Add, Mul, MatMul, Gemm, Relu, Sqrt, ...: "Could not find an
+ *   implementation") nor float64 (float64 Conv, Erf, AveragePool, GlobalAveragePool, FusedConv: the same).
+ * - Rows corrected from the measurement (each marked "measured" below): com.microsoft::FastGelu runs
+ *   float64 (ORT expands the contrib op into its function body, whose ops have float64 kernels);
+ *   com.microsoft::SkipLayerNormalization and SkipSimplifiedLayerNormalization do not take float64
+ *   (the doc's kernel row lists it, but the op's schema rejects it: "Type 'tensor(double)' ... is invalid");
+ *   they and LayerNormalization-17 run bfloat16 (kernels the doc's rows lack; no casts in the optimized
+ *   graph).
  */
 import type { Capabilities } from '../../src/target.js';
 
 export const ortCpu: Capabilities = {
   source: 'ONNX Runtime CPUExecutionProvider kernels: docs/OperatorKernels.md in microsoft/onnxruntime at commit 001d12d2623fd411ce0f83d05abb5e82304a3389 (generated kernel table, latest opset 25; closest stored version to ORT 1.30)',
   domains: ['ai.onnx', 'ai.onnx.ml', 'com.microsoft'],
+  // measured: InsertCastTransformer runs float16 nodes without a float16 kernel in float32 (see above)
+  castsTo: { float16: 'float32' },
   kernels: {
     'ai.onnx.ml::ArrayFeatureExtractor': [[1, null, ['float64', 'float32', 'int32', 'int64', 'string']]],
     'ai.onnx.ml::Binarizer': [[1, null, ['float32']]],
@@ -123,7 +139,8 @@ export const ortCpu: Capabilities = {
     'ai.onnx::IsNaN': [[9, 12, ['float64', 'float32', 'float16']], [13, 19, ['float64', 'float32', 'float16']], [20, null, ['bfloat16', 'float64', 'float32', 'float16', 'float8e4m3fn', 'float8e4m3fnuz', 'float8e5m2', 'float8e5m2fnuz']]],
     'ai.onnx::LRN': [[1, 12, ['float32']], [13, null, ['float32']]],
     'ai.onnx::LSTM': [[7, 13, ['float64', 'float32']], [14, 21, ['float64', 'float32']], [22, null, ['float64', 'float32']]],
-    'ai.onnx::LayerNormalization': [[1, 16, ['float64', 'float32', 'float16']], [17, null, ['float64', 'float32', 'float16']]],
+    // measured: opset 17 bfloat16 runs (a bfloat16 kernel, no casts), though the doc row lacks it
+    'ai.onnx::LayerNormalization': [[1, 16, ['float64', 'float32', 'float16']], [17, null, ['bfloat16', 'float64', 'float32', 'float16']]],
     'ai.onnx::LeakyRelu': [[6, 15, ['float32']], [16, null, ['float32']]],
     'ai.onnx::Less': [[7, 8, ['float64', 'float32']], [9, 12, ['float64', 'float32', 'int16', 'int32', 'int64', 'int8', 'uint16', 'uint32', 'uint64', 'uint8']], [13, null, ['float64', 'float32', 'int16', 'int32', 'int64', 'int8', 'uint16', 'uint32', 'uint64', 'uint8']]],
     'ai.onnx::LessOrEqual': [[12, 15, ['float64', 'float32', 'int16', 'int32', 'int64', 'int8', 'uint16', 'uint32', 'uint64', 'uint8']], [16, null, ['float64', 'float32', 'int16', 'int32', 'int64', 'int8', 'uint16', 'uint32', 'uint64', 'uint8']]],
@@ -253,7 +270,8 @@ export const ortCpu: Capabilities = {
     'com.microsoft::DynamicTimeWarping': [[1, null, ['float32']]],
     'com.microsoft::EmbedLayerNormalization': [[1, null, null]],
     'com.microsoft::ExpandDims': [[1, null, ['bfloat16', 'bool', 'float64', 'float32', 'float16', 'int16', 'int32', 'int64', 'int8', 'string', 'uint16', 'uint32', 'uint64', 'uint8']]],
-    'com.microsoft::FastGelu': [[1, null, ['float32']]],
+    // measured: float64 runs (through the op's function body); the doc row lists float32 only
+    'com.microsoft::FastGelu': [[1, null, ['float64', 'float32']]],
     'com.microsoft::FusedConv': [[1, null, ['float32']]],
     'com.microsoft::FusedGemm': [[1, null, ['float32']]],
     'com.microsoft::FusedMatMul': [[1, null, ['float32']]],
@@ -293,8 +311,9 @@ export const ortCpu: Capabilities = {
     'com.microsoft::RotaryEmbedding': [[1, null, ['float32', 'float16']]],
     'com.microsoft::SampleOp': [[1, null, ['float32']]],
     'com.microsoft::Sampling': [[1, null, null]],
-    'com.microsoft::SkipLayerNormalization': [[1, null, ['float64', 'float32', 'float16']]],
-    'com.microsoft::SkipSimplifiedLayerNormalization': [[1, null, ['float64', 'float32', 'float16']]],
+    // measured: float64 is refused by the op's schema (invalid model), though the doc row lists it; bfloat16 runs
+    'com.microsoft::SkipLayerNormalization': [[1, null, ['bfloat16', 'float32', 'float16']]],
+    'com.microsoft::SkipSimplifiedLayerNormalization': [[1, null, ['bfloat16', 'float32', 'float16']]],
     'com.microsoft::SparseAttention': [[1, null, ['float32', 'float16']]],
     'com.microsoft::SparseToDenseMatMul': [[1, null, ['float64', 'float32', 'int32', 'int64', 'uint32', 'uint64']]],
     'com.microsoft::Tokenizer': [[1, null, ['string']]],

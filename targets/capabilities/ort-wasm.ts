@@ -11,6 +11,12 @@
  * only webgl/webgpu/webnn operator tables), so this table is DERIVED from ortCpu unchanged, com.microsoft
  * included (the README neither includes nor excludes contrib ops). Kernels that a reduced web build
  * drops, if any, are not reflected.
+ *
+ * Measured in onnxruntime-web 1.30.0's wasm EP in Node with the one-node models of
+ * test/targets/runtime-types.test.ts: every probe (float32, float16, float64, int32, bfloat16 forms of
+ * common ops and of the com.microsoft ops the CPU targets emit) loads or is refused exactly as on
+ * onnxruntime-node's CPU EP; float16 nodes without a float16 kernel run there too (the same
+ * InsertCastTransformer: castsTo float16 -> float32), bfloat16 and float64 ones are refused.
  */
 import type { Capabilities } from '../../src/target.js';
 import { ortCpu } from './ort-cpu.js';
@@ -22,4 +28,6 @@ export const ortWasm: Capabilities = {
     ') since no exclusion list was found',
   domains: [...ortCpu.domains],
   kernels: { ...ortCpu.kernels },
+  // measured (see above): the same casts as the CPU EP
+  castsTo: { float16: 'float32' },
 };

@@ -6,7 +6,7 @@ import { DataType } from '../../src/ir/dtype.js';
 import { Func } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { readModel } from '../../src/node/files.js';
-import { checkCapabilities, checkPlacement, summarizeCpuPlaced } from '../../targets/capabilities/check.js';
+import { checkCapabilities, checkPlacement, summarizeCpuPlaced, summarizeWithCasts } from '../../targets/capabilities/check.js';
 import { TARGETS } from '../../targets/index.js';
 import { ortCpu } from '../../targets/capabilities/ort-cpu.js';
 import { ortCuda } from '../../targets/capabilities/ort-cuda.js';
@@ -48,7 +48,10 @@ describe('capability tables', () => {
     expect(ortCpu.kernels['ai.onnx::Add']![1]).toEqual([13, 13, ['float64', 'float32', 'int32', 'int64', 'uint32', 'uint64']]);
     expect(ortCpu.kernels['ai.onnx::Add']![2]![2]).toHaveLength(10);
     // |LayerNormalization|...|17+|**T** = tensor(double), tensor(float), tensor(float16)<br/> **U** = tensor(float)|
-    expect(ortCpu.kernels['ai.onnx::LayerNormalization']).toContainEqual([17, null, ['float64', 'float32', 'float16']]);
+    // plus bfloat16, measured in onnxruntime-node 1.30 (test/targets/runtime-types.test.ts)
+    expect(ortCpu.kernels['ai.onnx::LayerNormalization']).toContainEqual([17, null, ['bfloat16', 'float64', 'float32', 'float16']]);
+    // measured: ORT's CPU EP runs float16 nodes without a float16 kernel behind Casts to float32
+    expect(ortCpu.castsTo).toEqual({ float16: 'float32' });
     // com.microsoft |MatMulNBits|...|1+|**T1** = tensor(float), tensor(float16)<br/> **T2** = tensor(uint8)...
     expect(ortCpu.kernels['com.microsoft::MatMulNBits']).toEqual([[1, null, ['float32', 'float16']]]);
     // com.microsoft |Attention|...|1+|**T** = tensor(float)|
@@ -102,15 +105,45 @@ describe('capability tables', () => {
   test('WASM is derived from the CPU table', () => {
     expect(ortWasm.kernels).toEqual(ortCpu.kernels);
     expect(ortWasm.domains).toEqual(ortCpu.domains);
+    expect(ortWasm.castsTo).toEqual(ortCpu.castsTo);
   });
 });
 
 describe('checkCapabilities', () => {
-  // float16 fixtures are GPU exports: ORT's CPU EP runs them only by inserting Casts (its table has no
-  // float16 Conv, Relu, ...); compiled for a CPU target they compute in float32 (test/precision.test.ts)
-  test.each(fixtureModels.filter((d) => !d.includes('-fp16-')))('fixture %s passes ortCpu', (name) => {
+  test.each(fixtureModels)('fixture %s passes ortCpu', (name) => {
     const model = readModel(path.join(MODELS, name, 'model.onnx'));
     expect(checkCapabilities(model.model, ortCpu)).toEqual([]);
+  });
+
+  // float16 fixtures are GPU exports: ORT's CPU EP runs them by inserting Casts (its table has no float16
+  // Conv, Relu, ...): 'runs, with casts'; compiled for a CPU target they compute in float32 (test/precision.test.ts)
+  test.each(fixtureModels.filter((d) => d.includes('-fp16-')))('float16 fixture %s runs on ortCpu with casts', (name) => {
+    const r = checkPlacement(readModel(path.join(MODELS, name, 'model.onnx')).model, ortCpu);
+    expect(r.violations).toEqual([]);
+    expect(r.withCasts.length).toBeGreaterThan(0);
+    expect(new Set(r.withCasts.map((c) => `${c.from} -> ${c.to}`))).toEqual(new Set(['float16 -> float32']));
+  });
+
+  test('a node whose type the row lacks but whose cast-to type it has: withCasts, not a violation; summarized in one line', () => {
+    const b = new ModelBuilder({ opset: 17 });
+    const x = b.input('x', 'float16', [1, 1, 4, 4]);
+    const w = b.constant(Tensor.fromTypedArray(DataType.FLOAT16, [1, 1, 3, 3], new Uint16Array(9).fill(0x3c00)), 'w');
+    const c = b.node('Conv', [x, w], {}, { name: 'conv' });
+    b.output(b.node('Relu', [b.node('Transpose', [c], { perm: [0, 1, 3, 2] }, { name: 't' })], {}, { name: 'relu' }), 'y');
+    const m = b.build();
+    const r = checkPlacement(m, ortCpu);
+    expect(r).toEqual({
+      violations: [],
+      cpuPlaced: [],
+      withCasts: [
+        { node: 'conv', op: 'Conv', domain: 'ai.onnx', from: 'float16', to: 'float32' },
+        { node: 'relu', op: 'Relu', domain: 'ai.onnx', from: 'float16', to: 'float32' },
+      ],
+    });
+    expect(summarizeWithCasts(r.withCasts)).toBe('2 node(s) run with casts: Conv x1, Relu x1 (float16 -> float32)');
+    // without the casts declaration the same nodes are violations
+    const { castsTo: _, ...noCasts } = ortCpu;
+    expect(checkCapabilities(m, noCasts).map((v) => [v.node, v.reason])).toEqual([['conv', 'type float16 not supported (float32)'], ['relu', 'type float16 not supported (float64, float32, int32, int8)']]);
   });
 
   const attentionModel = () => {
@@ -216,7 +249,7 @@ describe('checkPlacement: CPU fallback', () => {
     expect(r.cpuPlaced).toEqual([{ node: 'cos', op: 'ConstantOfShape', domain: 'ai.onnx', reason: 'op not implemented', crossBytes: 64 }]);
     expect(checkCapabilities(model, webgpu)).toEqual([]);
     // the bare WebGPU table (no fallback) still refuses it
-    expect(checkPlacement(model, ortWebgpu)).toEqual({ violations: [{ node: 'cos', op: 'ConstantOfShape', domain: 'ai.onnx', reason: 'op not implemented' }], cpuPlaced: [] });
+    expect(checkPlacement(model, ortWebgpu)).toEqual({ violations: [{ node: 'cos', op: 'ConstantOfShape', domain: 'ai.onnx', reason: 'op not implemented' }], cpuPlaced: [], withCasts: [] });
     expect(summarizeCpuPlaced(r.cpuPlaced)).toBe('1 node(s) run on the CPU EP: ConstantOfShape x1; ~64 bytes cross');
   });
 
@@ -247,6 +280,7 @@ describe('checkPlacement: CPU fallback', () => {
     expect(checkPlacement(b.build(), webgpu)).toEqual({
       violations: [{ node: 'conv', op: 'Conv', domain: 'ai.onnx', reason: 'type float64 not supported (float32, float16); CPU EP: type float64 not supported (float32)' }],
       cpuPlaced: [],
+      withCasts: [],
     });
     // an op of a domain no EP knows
     const c = new ModelBuilder({ opset: 17, opsets: { 'my.ops': 1 } });
@@ -270,6 +304,7 @@ describe('checkPlacement: CPU fallback', () => {
     expect(checkPlacement(b.build(), byName('tensorrt').capabilities!)).toEqual({
       violations: [{ node: 'ln', op: 'LayerNormalization', domain: 'ai.onnx', reason: 'op not implemented' }],
       cpuPlaced: [],
+      withCasts: [],
     });
   });
 

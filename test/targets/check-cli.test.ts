@@ -81,6 +81,23 @@ describe('retarget check', () => {
     expect(j.cpuPlaced).toEqual([]);
   });
 
+  test('a float16 model on x86-avx2 and wasm: runs, with casts (a warning section, exit 0); --json lists them', () => {
+    const fp16 = path.join(ROOT, 'fixtures/models/cnn-tiny-fp16-op13/model.onnx');
+    for (const t of ['x86-avx2', 'wasm']) {
+      const r = run('check', fp16, '-t', t);
+      expect(r.code, r.stdout).toBe(0);
+      expect(r.stdout).toMatch(/^warning: 11 node\(s\) run with casts: Conv x4, Relu x2, .* \(float16 -> float32\)/);
+      expect(r.stdout).toMatch(/cast {2}\/stem\/stem\.0\/Conv {2}ai\.onnx::Conv {2}float16 -> float32/);
+      expect(r.stdout).toContain(`ok: ${t} can run every node, 11 with casts`);
+      expect(r.stdout).not.toContain('not supported');
+    }
+    const j = JSON.parse(run('check', fp16, '-t', 'x86-avx2', '--json').stdout);
+    expect(j.ok).toBe(true);
+    expect(j.violations).toEqual([]);
+    expect(j.withCasts).toHaveLength(11);
+    expect(j.withCasts[0]).toEqual({ node: '/stem/stem.0/Conv', op: 'Conv', domain: 'ai.onnx', from: 'float16', to: 'float32' });
+  });
+
   test('cuda runs the shape chain on CUDA; wasm is the CPU EP; portable has no table', () => {
     for (const t of ['cuda', 'wasm', 'portable']) {
       const r = run('check', staticModel, '-t', t);
@@ -103,6 +120,19 @@ describe('retarget compile', () => {
     // stderr is not a TTY here: no progress line
     expect(r.stderr).not.toMatch(/pass \d+\/\d+/);
     expect(r.stderr).not.toContain('\r');
+  });
+
+  test('a float16 model kept float16 for x86-avx2 (widening disabled): one warning line, the report lists withCasts', () => {
+    const out = path.join(tmp, 'fp16.x86.onnx');
+    const report = path.join(tmp, 'fp16.report.json');
+    const r = run('compile', path.join(ROOT, 'fixtures/models/cnn-tiny-fp16-op13/model.onnx'), '-t', 'x86-avx2', '--disable-pass', 'widen-to-float32', '-o', out, '--report', report, '--no-validate');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: 11 node\(s\) run with casts: .* \(float16 -> float32\), inserted by the runtime on every run/);
+    expect(JSON.parse(fs.readFileSync(report, 'utf8')).withCasts).toHaveLength(11);
+    // widened (the default), nothing is left to cast
+    const widened = run('compile', path.join(ROOT, 'fixtures/models/cnn-tiny-fp16-op13/model.onnx'), '-t', 'x86-avx2', '-o', path.join(tmp, 'fp16.w.onnx'), '--no-validate');
+    expect(widened.code, widened.stderr).toBe(0);
+    expect(widened.stderr).not.toContain('with casts');
   });
 
   test('what no EP runs still refuses the compile', () => {
