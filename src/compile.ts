@@ -14,6 +14,7 @@ import { checkPlacement, type CpuPlaced, type Violation, type WithCasts } from '
 import type { PipelineSpec, Target } from './target.js';
 import { findPass, PASSES } from '../passes/index.js';
 import { quantizedOps } from '../passes/precision/model-precision.js';
+import { QUANTIZE_STAGES } from '../targets/lib/pipelines.js';
 
 /** An option compile() cannot honour (unknown pass, level above the target's, quantize mode): a usage error. */
 export class CompileError extends OptionError {}
@@ -28,13 +29,8 @@ export interface ModelStats {
   bytesByDtype: Record<string, number>;
 }
 
-/** The pass that lowers precision for each --quantize mode. */
-export const QUANTIZE_PASSES: Record<QuantizeMode, string> = {
-  dynamic: 'quantize-dynamic',
-  static: 'quantize-static',
-  int4: 'quantize-int4',
-  fp16: 'convert-fp16',
-};
+/** The pass that lowers precision for each --quantize mode (see QUANTIZE_STAGES in targets/lib/pipelines.ts). */
+export const QUANTIZE_PASSES: Record<QuantizeMode, string> = Object.fromEntries(Object.entries(QUANTIZE_STAGES).map(([m, s]) => [m, s.pass])) as Record<QuantizeMode, string>;
 
 export interface CompileOptions extends ManagerOptions {
   /** passes to run before the pipeline (e.g. apply-input-layout from --input-layout) */
@@ -142,14 +138,9 @@ export function quantizeModes(target: Target): QuantizeMode[] {
 export async function compile(model: Model, target: Target, opts: CompileOptions = {}): Promise<CompileReport> {
   const t0 = performance.now();
   const mode = opts.quantize?.mode;
-  // Weight-quantizing modes need the compute ops as standard ops: the attention and embedding
-  // fusions would hide the projections inside Attention / EmbedLayerNormalization, where they stay
-  // fp32, and ONNX Runtime's QDQ fusion turns only ai.onnx Conv (not com.microsoft FusedConv) into
-  // QLinearConv; it folds the Relu/Clip into the quantized Conv itself. Likewise NhwcConv
-  // (convert-conv-nhwc) is no Conv to the QDQ quantizer, and calibration runs on the CPU, which lacks it.
-  const hidesWeights = mode === 'dynamic' || mode === 'int4' ? ['fuse-attention', 'fuse-embed-layernorm']
-    : mode === 'static' ? ['fuse-attention', 'fuse-embed-layernorm', 'fuse-conv-activation', 'convert-conv-nhwc'] : [];
-  const steps = [...(opts.before ?? []), ...resolvePipeline(target, { ...opts, disablePasses: [...(opts.disablePasses ?? []), ...hidesWeights] })];
+  // --quantize adds a stage to the pipeline and leaves out the passes that would hide its inputs (pipeline data)
+  const stage = mode ? QUANTIZE_STAGES[mode] : undefined;
+  const steps = [...(opts.before ?? []), ...resolvePipeline(target, { ...opts, disablePasses: [...(opts.disablePasses ?? []), ...(stage?.disables ?? [])] })];
   if (mode) {
     if (!quantizeModes(target).includes(mode)) {
       throw new CompileError(`target '${target.name}' cannot run --quantize ${mode} (it takes: ${quantizeModes(target).join(', ') || 'none'})`);
@@ -161,8 +152,9 @@ export async function compile(model: Model, target: Target, opts: CompileOptions
       const what = found.map(([op, n]) => `${n} ${op}`).join(', ');
       throw new RetargetError('pass', `the model is already quantized (${what}); --quantize ${mode} would quantize it twice: compile it without --quantize`, { pass: QUANTIZE_PASSES[mode] });
     }
-    steps.push(lookup(QUANTIZE_PASSES[mode], { ...target, maxLevel: 3 }, opts.plugins ?? []));
-    steps.push(lookup('eliminate-dead-nodes', target, []), lookup('eliminate-unused-initializers', target, []));
+    // the quantization pass runs whatever the target's level: the target's quantizeModes admitted the mode
+    steps.push(lookup(stage!.pass, { ...target, maxLevel: 3 }, opts.plugins ?? []));
+    for (const name of stage!.after) steps.push(lookup(name, target, []));
   }
   const before = modelStats(model);
   const run = await new PassManager(steps, { ...opts, target }).run(model);

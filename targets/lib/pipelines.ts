@@ -2,6 +2,7 @@
  * Pipelines shared by targets: the portable cleanup/folding pipeline, and the ONNX Runtime fusion
  * stage that targets running ORT's contrib ops add after it.
  */
+import type { QuantizeMode } from '../../src/pass/pass.js';
 import type { PipelineSpec } from '../../src/target.js';
 
 /**
@@ -123,3 +124,25 @@ export const ORT_CPU_FUSIONS: PipelineSpec[] = ORT_FUSIONS.filter((s) => s !== '
 export function pipeline(...parts: PipelineSpec[][]): PipelineSpec[] {
   return parts.flat();
 }
+
+/**
+ * What `--quantize MODE` does to any target's pipeline: the pass that lowers precision runs after
+ * it (whatever the target's level: the user asked for it, and the target's quantizeModes say which
+ * modes it takes), followed by `after`; the passes in `disables` are left out of the pipeline.
+ * Weight-quantizing modes need the compute ops as standard ops: the attention and embedding fusions
+ * would hide the projections inside Attention / EmbedLayerNormalization, where they stay fp32, and
+ * ONNX Runtime's QDQ fusion turns only ai.onnx Conv (not com.microsoft FusedConv) into QLinearConv;
+ * it folds the Relu/Clip into the quantized Conv itself. Likewise NhwcConv (convert-conv-nhwc) is no
+ * Conv to the QDQ quantizer, and calibration runs on the CPU, which lacks it.
+ */
+export interface QuantizeStage { pass: string; disables: string[]; after: string[] }
+
+const HIDE_PROJECTIONS = ['fuse-attention', 'fuse-embed-layernorm'];
+const QUANTIZE_CLEANUP = ['eliminate-dead-nodes', 'eliminate-unused-initializers'];
+
+export const QUANTIZE_STAGES: Record<QuantizeMode, QuantizeStage> = {
+  dynamic: { pass: 'quantize-dynamic', disables: HIDE_PROJECTIONS, after: QUANTIZE_CLEANUP },
+  int4: { pass: 'quantize-int4', disables: HIDE_PROJECTIONS, after: QUANTIZE_CLEANUP },
+  static: { pass: 'quantize-static', disables: [...HIDE_PROJECTIONS, 'fuse-conv-activation', 'convert-conv-nhwc'], after: QUANTIZE_CLEANUP },
+  fp16: { pass: 'convert-fp16', disables: [], after: QUANTIZE_CLEANUP },
+};
