@@ -7,9 +7,13 @@
  *          y = d / Sqrt(v + e) * gamma + beta
  * Conditions: the target lacks ai.onnx::LayerNormalization (ctx.supports); axis -1 (or the last
  *   axis); only output 0 used (the Mean/InvStdDev outputs are training-only); float input.
- * Formula: the ONNX definition of LayerNormalization with stash_type float.
+ * Formula: the ONNX definition of LayerNormalization with stash_type float: a float16 / bfloat16 /
+ *   float64 x is Cast to float32 for the statistics and the normalized value is Cast back before
+ *   gamma and beta (as the op's function body does), so epsilon is always a float32 constant next
+ *   to float32 values (a float32 epsilon beside float16 values made a model ORT refuses to load).
  */
 import { attrFloat, attrInt } from '../src/ir/attribute.js';
+import { DataType } from '../src/ir/dtype.js';
 import { Tensor } from '../src/ir/tensor.js';
 import type { Pass } from '../src/pass/pass.js';
 
@@ -46,11 +50,17 @@ export const decomposeLayernorm: Pass = {
       const mean = (v: typeof x): typeof x => (opset >= 18
         ? p.add('ReduceMean', [v, p.constant(Tensor.int64([-1]), `${name}_axes`)], { keepdims: 1 }, { name: `${name}/ReduceMean` })
         : p.add('ReduceMean', [v], { axes: [-1], keepdims: 1 }, { name: `${name}/ReduceMean` }));
-      const m = mean(x);
-      const d = p.add('Sub', [x, m], {}, { name: `${name}/Sub` });
+      // the statistics in float32 (stash_type 1), whatever x's float type
+      const elem = rank?.kind === 'tensor' ? rank.elemType : undefined;
+      const wide = elem !== undefined && elem !== DataType.FLOAT;
+      const xs = wide ? p.add('Cast', [x], { to: DataType.FLOAT }, { name: `${name}/CastIn` }) : x;
+      const m = mean(xs);
+      const d = p.add('Sub', [xs, m], {}, { name: `${name}/Sub` });
       const v = mean(p.add('Mul', [d, d], {}, { name: `${name}/Square` }));
       const std = p.add('Sqrt', [p.add('Add', [v, p.constant(Tensor.float32([eps], []), `${name}_epsilon`)], {}, { name: `${name}/AddEps` })], {}, { name: `${name}/Sqrt` });
-      let out = p.add('Mul', [p.add('Div', [d, std], {}, { name: `${name}/Div` }), gamma], {}, { name: `${name}/Scale` });
+      let normalized = p.add('Div', [d, std], {}, { name: `${name}/Div` });
+      if (wide) normalized = p.add('Cast', [normalized], { to: elem }, { name: `${name}/CastOut` });
+      let out = p.add('Mul', [normalized, gamma], {}, { name: `${name}/Scale` });
       if (beta) out = p.add('Add', [out, beta], {}, { name: `${name}/Shift` });
       p.replace(y, out);
       changes += p.commit();

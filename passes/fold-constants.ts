@@ -8,6 +8,10 @@
  *   (no RandomUniform/RandomNormal/*Like/Bernoulli/Multinomial, no Dropout in training mode);
  *   the evaluator (TypeScript, then ctx.options.runtime when given) can compute it; no output of f
  *   is a graph output (an initializer cannot carry the output's name without an extra Identity);
+ *   f is not DequantizeLinear (a quantized model's weights stay integer: folding them back to float
+ *   undoes the quantization, and ONNX Runtime's QDQ fusion into QLinearConv/QLinearMatMul needs the
+ *   DequantizeLinear nodes; ORT's own constant folding leaves them for the same reason; found by the
+ *   target-pair matrix: a static model recompiled lost its int32 biases and small int8 weights);
  *   the size rule (foldTooLarge below): not when the result is larger than FOLD_SIZE_LIMIT bytes
  *   (4 KiB; ctx.options.foldSizeLimit overrides it) AND larger than f's constant inputs together.
  * Formula: y := evaluate(f, inputs). A Constant node is already a constant: it becomes an
@@ -155,6 +159,10 @@ async function foldNode(graph: Graph, node: Node, ctx: PassContext, shapes: () =
   const random = randomness(node, inputs, opset);
   if (random) {
     ctx.explain(`${node}: not folded: ${random}`);
+    return 0;
+  }
+  if (node.opType === 'DequantizeLinear') {
+    ctx.explain(`${node}: not folded: DequantizeLinear keeps a quantized weight integer (the QDQ form the runtime fuses)`);
     return 0;
   }
   const graphOut = outs.find((v) => v.isGraphOutput);

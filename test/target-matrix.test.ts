@@ -80,18 +80,6 @@ const KNOWN: { id: string; check: Check; applies: (fx: string, a: string, mode: 
     applies: (_fx, a, mode, b) => mode === 'static' && a !== 'tensorrt' && b === 'tensorrt',
     why: 'the CPU/cuda/wasm static presets quantize activations to uint8 (asymmetric QDQ); TensorRT takes int8 symmetric QDQ only, and nothing re-expresses u8 QDQ as s8',
   },
-  {
-    id: 'fold-constants-dequantizes-weights',
-    check: 'weights',
-    applies: (_fx, _a, mode) => mode === 'static',
-    why: 'fold-constants folds DequantizeLinear of constant int8 weights and int32 biases into float32 initializers (within its 4 KiB / not-larger-than-inputs size rule: every bias, and small weights), so B\'s model stores float weights and ORT no longer fuses QLinearConv / QLinearMatMul: the recompile silently undoes the quantization',
-  },
-  {
-    id: 'decompose-layernorm-fp16',
-    check: 'validate',
-    applies: (fx, a, mode, b) => fx === 'gpt2-tiny-op14' && ORT_CPU.includes(a) && mode === 'fp16' && b === 'tensorrt',
-    why: 'decompose-layernorm writes a float32 epsilon for a float16 LayerNormalization (Add(ReduceMean: float16, epsilon: float32)): the model does not load ("Type parameter (T) of Optype (Add) bound to different types")',
-  },
 ];
 
 function known(fx: string, a: string, mode: Mode, b: string, check: Check): string | undefined {

@@ -182,4 +182,17 @@ describe('fold-constants', () => {
     expect(report.rewrites).toBe(2);
     expect(ops(model)).toEqual({ Neg: 2, Add: 1 });
   });
+  test('DequantizeLinear of constant integer weights is not folded: a quantized model stays quantized (QDQ)', async () => {
+    const b = new ModelBuilder({ opset: 17 });
+    const x = b.input('x', 'float32', [2, 4]);
+    const wq = b.constant(Tensor.fromTypedArray(DataType.INT8, [4, 3], Int8Array.from([1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 11, -12])), 'wq');
+    const w = b.node('DequantizeLinear', [wq, b.constant(Tensor.float32([0.5], []), 's'), b.constant(Tensor.fromTypedArray(DataType.INT8, [], new Int8Array(1)), 'z')]);
+    b.output(b.node('MatMul', [x, w]), 'y');
+    const model = b.build();
+    const explained: string[] = [];
+    const report = await new PassManager([foldConstants], { verifyEach: true, onExplain: (_p, m) => explained.push(m) }).run(model);
+    expect(report.passes[0]!.changes).toBe(0);
+    expect(model.graph.nodes.map((n) => n.opType)).toEqual(['DequantizeLinear', 'MatMul']);
+    expect(explained.join('\n')).toMatch(/DequantizeLinear keeps a quantized weight integer/);
+  });
 });
