@@ -7,6 +7,7 @@ import type { Pass } from '../src/pass/pass.js';
 import { convertConvNhwc } from './convert-conv-nhwc.js';
 import { convertFp16 } from './convert-fp16.js';
 import { decomposeLayernorm } from './decompose-layernorm.js';
+import { decomposeNhwcConv } from './decompose-nhwc-conv.js';
 import { dedupeInitializers } from './dedupe-initializers.js';
 import { dequantizeIntegerOps } from './precision/dequantize-integer-ops.js';
 import { eliminateCommonSubexpressions } from './eliminate-common-subexpressions.js';
@@ -55,6 +56,7 @@ export const PASSES: readonly Pass[] = [
   convertConvNhwc,
   convertFp16,
   decomposeLayernorm,
+  decomposeNhwcConv,
   dedupeInitializers,
   dequantizeIntegerOps,
   eliminateCommonSubexpressions,

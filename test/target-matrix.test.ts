@@ -65,14 +65,10 @@ const KNOWN: { id: string; check: Check; applies: (fx: string, a: string, mode: 
     // every ORT-flavoured target fuses into com.microsoft ops (FusedConv, Attention, SkipLayerNormalization,
     // FastGelu, DynamicQuantizeMatMul, MatMulNBits, NhwcConv); cnn's static model has none (the static
     // compile disables the fusions that would hide its Convs)
-    applies: (fx, a, mode, b) => (b === 'portable' || b === 'tensorrt') && a !== 'portable' && a !== 'tensorrt' && !(fx === 'cnn-tiny-op13' && mode === 'static'),
+    // (cuda's cnn holds only NhwcConv, which decompose-nhwc-conv turns back into Conv for tensorrt)
+    applies: (fx, a, mode, b) => (b === 'portable' || b === 'tensorrt') && a !== 'portable' && a !== 'tensorrt' && !(fx === 'cnn-tiny-op13' && mode === 'static')
+      && !(fx === 'cnn-tiny-op13' && a === 'cuda' && b === 'tensorrt'),
     why: 'M_A holds com.microsoft contrib ops (fusions of an ORT target); no pass turns them back into standard ONNX for portable or tensorrt (level 1), so they stay: tensorrt refuses them, and portable\'s model is no longer portable',
-  },
-  {
-    id: 'nhwcconv-stays',
-    check: 'placement',
-    applies: (fx, a, mode, b) => fx === 'cnn-tiny-op13' && a === 'cuda' && mode !== 'static' && (ORT_CPU.includes(b) || b === 'webgpu' || b === 'wasm'),
-    why: 'cuda\'s com.microsoft::NhwcConv (convert-conv-nhwc) has no kernel on the ORT CPU EP, wasm or webgpu, and no pass turns it back into Conv (the GPU model to the CPU)',
   },
   {
     id: 'uint8-qdq-to-tensorrt',

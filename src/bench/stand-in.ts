@@ -12,6 +12,7 @@
 import { cloneModel } from '../ir/clone.js';
 import type { Model } from '../ir/model.js';
 import { Patch } from '../pass/patch.js';
+import { nhwcConvAsConv } from '../../passes/decompose-nhwc-conv.js';
 
 /** Op keys ('domain::op') this module can stand in for. */
 export const STAND_INS: readonly string[] = ['com.microsoft::NhwcConv'];
@@ -25,13 +26,8 @@ export function cpuStandIn(model: Model): { model: Model; replaced: Record<strin
   let count = 0;
   for (const n of [...g.nodes]) {
     if (n.removed || n.domain !== 'com.microsoft' || n.opType !== 'NhwcConv') continue;
-    const [x, w, b] = n.inputs;
     const patch = new Patch(g);
-    const xc = patch.add('Transpose', [x], { perm: [0, 3, 1, 2] }, { name: `${n.name}_x_nchw` });
-    const wc = patch.add('Transpose', [w], { perm: [0, 3, 1, 2] }, { name: `${n.name}_w_oihw` });
-    const y = patch.add('Conv', b ? [xc, wc, b] : [xc, wc], [...n.attributes.values()], { name: `${n.name}_nchw` });
-    const out = patch.add('Transpose', [y], { perm: [0, 2, 3, 1] }, { name: `${n.name}_y_nhwc` });
-    patch.replace(n.outputs[0]!, out);
+    nhwcConvAsConv(patch, n);
     patch.commit();
     count++;
   }

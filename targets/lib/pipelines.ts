@@ -28,6 +28,9 @@ export const FLOAT_FROM_INTEGER: PipelineSpec[] = ['dequantize-integer-ops'];
 /** Standard-ONNX cleanup, folding and classic folds: every target starts with these. */
 export const PORTABLE_PIPELINE: PipelineSpec[] = [
   'fix-dims',
+  // a model compiled for cuda (NhwcConv) moved to a target without it: standard Conv again, whose
+  // Transposes the fixed point below cancels between convolutions (does nothing where NhwcConv runs)
+  'decompose-nhwc-conv',
   'eliminate-identity',
   'eliminate-dropout',
   {
