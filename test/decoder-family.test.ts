@@ -85,19 +85,24 @@ function paddedPrefill(): Record<string, Tensor> {
   return feeds;
 }
 
+/** The compiled model against the original and against torch's outputs on the folder's 3 test sets, and on a left-padded prefill. */
+async function expectEverySet(original: Model, model: Model, dir: string): Promise<void> {
+  const sets = testDataSets(dir);
+  expect(sets).toHaveLength(3);
+  for (const set of sets) {
+    const data = readTestDataSet(set);
+    const feeds = Object.fromEntries(data.inputs.map((i) => [i.name, i.tensor]));
+    await expectSame(original, model, feeds, path.basename(set));
+    await expectSame(original, model, feeds, `${path.basename(set)} vs torch`, Object.fromEntries(data.outputs.map((o) => [o.name, o.tensor])));
+  }
+  await expectSame(original, model, paddedPrefill(), 'left-padded prefill');
+}
+
 describe('GPT-NeoX (a family the decoder fusions were not written for) compiled for x86-avx2', () => {
   test('one MultiHeadAttention per layer, a RotaryEmbedding per q and k, LayerNorms and GELUs fused; the outputs of the original and of torch on every test set', async () => {
     const { original, model } = await compiled();
     expectFused(model);
-    const sets = testDataSets(DIR);
-    expect(sets).toHaveLength(3);
-    for (const set of sets) {
-      const data = readTestDataSet(set);
-      const feeds = Object.fromEntries(data.inputs.map((i) => [i.name, i.tensor]));
-      await expectSame(original, model, feeds, path.basename(set));
-      await expectSame(original, model, feeds, `${path.basename(set)} vs torch`, Object.fromEntries(data.outputs.map((o) => [o.name, o.tensor])));
-    }
-    await expectSame(original, model, paddedPrefill(), 'left-padded prefill');
+    await expectEverySet(original, model, DIR);
   });
 
   test('--dim batch=1: the same fusions, the batch-1 test sets as the original', async () => {
@@ -136,14 +141,6 @@ describe('GPT-J (interleaved rotary) compiled for x86-avx2', () => {
       expect(n.inputs[0]!.producer!.opType).toBe('RotaryEmbedding');
       expect(n.inputs[1]!.producer!.opType).toBe('RotaryEmbedding');
     }
-    const sets = testDataSets(GPTJ);
-    expect(sets).toHaveLength(3);
-    for (const set of sets) {
-      const data = readTestDataSet(set);
-      const feeds = Object.fromEntries(data.inputs.map((i) => [i.name, i.tensor]));
-      await expectSame(original, model, feeds, path.basename(set));
-      await expectSame(original, model, feeds, `${path.basename(set)} vs torch`, Object.fromEntries(data.outputs.map((o) => [o.name, o.tensor])));
-    }
-    await expectSame(original, model, paddedPrefill(), 'left-padded prefill');
+    await expectEverySet(original, model, GPTJ);
   });
 });
