@@ -85,6 +85,8 @@ export interface ReportRow {
   batch: number;
   p50Ms: number;
   throughputPerSec: number;
+  /** 'token' for `bench --generate` results: p50 is ms per decoded token, throughput tokens/s, cost per million tokens */
+  unit: 'inference' | 'token';
   usdPerHour?: number;
   watts?: number;
   costPerMillionUsd?: number;
@@ -140,7 +142,8 @@ export function buildReport(inputs: ReportInput[], prices: Prices = {}, opts: { 
       if (before !== undefined) warnings.push(`${m.name} on ${env.machine}${target ? ` (${target})` : ''} is in both ${before} and ${file}: both rows kept`);
       seen.set(key, file);
       const throughput = m.throughputPerSec > 0 ? m.throughputPerSec : (m.batch || 1) * 1000 / m.stats.p50Ms;
-      const row: ReportRow = { machine: env.machine, target, model: m.name, file, batch: m.batch, p50Ms: m.stats.p50Ms, throughputPerSec: throughput };
+      const unit = result.options.generate ? 'token' : 'inference';
+      const row: ReportRow = { machine: env.machine, target, model: m.name, file, batch: m.batch, p50Ms: m.stats.p50Ms, throughputPerSec: throughput, unit };
       if (price) {
         row.usdPerHour = price.usdPerHour;
         row.costPerMillionUsd = costPerMillion(price.usdPerHour, throughput);
@@ -199,10 +202,10 @@ export function reportCells(r: ReportRow, baselineMachine: string | undefined): 
     r.machine,
     r.target || '–',
     r.model,
-    fmtNum(r.p50Ms),
-    r.throughputPerSec.toFixed(1),
-    r.costPerMillionUsd !== undefined ? fmtUsd(r.costPerMillionUsd) : 'n/a',
-    r.joulesPerInference !== undefined ? fmtJoules(r.joulesPerInference) : 'n/a',
+    `${fmtNum(r.p50Ms)}${r.unit === 'token' ? ' / token' : ''}`,
+    `${r.throughputPerSec.toFixed(1)}${r.unit === 'token' ? ' tokens' : ''}`,
+    r.costPerMillionUsd !== undefined ? `${fmtUsd(r.costPerMillionUsd)}${r.unit === 'token' ? ' / 1M tokens' : ''}` : 'n/a',
+    r.joulesPerInference !== undefined ? `${fmtJoules(r.joulesPerInference)}${r.unit === 'token' ? ' / token' : ''}` : 'n/a',
     isBase ? 'baseline' : vs ? `${vs.speedup.toFixed(2)}x` : '–',
     isBase ? 'baseline' : vs?.savingsUsdPerMillion !== undefined ? `${fmtUsd(vs.savingsUsdPerMillion)} (${vs.savingsPercent!.toFixed(1)}%)` : '–',
   ];
@@ -227,7 +230,7 @@ export function formatReportMarkdown(r: Report): string {
   lines.push(`| ${REPORT_HEADERS.join(' | ')} |`, '|---|---|---|---:|---:|---:|---:|---:|---:|');
   for (const row of sortedRows(r)) lines.push(`| ${reportCells(row, r.baselineMachine).map(mdEscape).join(' | ')} |`);
   lines.push('');
-  lines.push('Cost per million inferences = $/hour ÷ 3600 ÷ throughput × 10⁶ (one stream at the benchmarked batch and threads); energy = watts ÷ throughput.'
+  lines.push('Cost per million inferences = $/hour ÷ 3600 ÷ throughput × 10⁶ (one stream at the benchmarked batch and threads); energy = watts ÷ throughput. Generation results (`bench --generate`) are per decoded token.'
     + (r.baselineMachine ? ` Savings and speedup are against the same model on ${r.baselineMachine}.` : ''));
   lines.push('');
   for (const w of r.warnings) lines.push(`> ⚠️ ${mdEscape(w)}`, '');

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { barChartSvg, renderReportHtml } from '../../src/bench/html.js';
-import { buildReport, costPerMillion, formatReportMarkdown, joulesPerInference, parsePrices, ReportUsageError, type Prices } from '../../src/bench/report.js';
+import { buildReport, costPerMillion, formatReportMarkdown, joulesPerInference, parsePrices, ReportUsageError, reportCells, type Prices } from '../../src/bench/report.js';
 import { BENCH_SCHEMA, type BenchEnvironment, type BenchResult, type ModelBenchResult } from '../../src/bench/types.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -60,6 +60,20 @@ describe('cost math', () => {
     const bert = row('c7g.xlarge', 'bert');
     expect(bert.vsBaseline!.speedup).toBeCloseTo(0.8, 12);
     expect(bert.vsBaseline!.savingsPercent).toBeCloseTo(46.691, 2);
+  });
+
+  test('generation results (bench --generate) are per decoded token: the unit in the row and in the cells', () => {
+    const gen: BenchResult = { ...result(env('c6i.xlarge', 'x64', 'x86-avx2'), [model('llama', 20)]), options: { warmup: 1, runs: 3, seed: 1, generate: { prompt: 64, newTokens: 16, past: 128 } as never } };
+    const r = buildReport([{ file: 'gen.json', result: gen }, { file: 'x86.json', result: X86 }], PRICES, {});
+    const row = r.rows.find((x) => x.model === 'llama')!;
+    expect(row.unit).toBe('token');
+    expect(r.rows.find((x) => x.model === 'resnet')!.unit).toBe('inference');
+    // 20 ms per token -> 50 tokens/s; 0.34 / 3600 / 50 * 1e6 = $1.889 per million tokens
+    expect(row.costPerMillionUsd).toBeCloseTo(1.888889, 5);
+    const cells = reportCells(row, undefined);
+    expect(cells[3]).toMatch(/\/ token$/);
+    expect(cells[5]).toMatch(/\/ 1M tokens$/);
+    expect(formatReportMarkdown(r)).toMatch(/per decoded token/);
   });
 
   test('no prices: no cost, still speedup; the baseline defaults to the first file; unknown --baseline is a usage error', () => {
