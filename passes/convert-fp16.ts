@@ -254,12 +254,8 @@ export const convertFp16: Pass = {
     const fp16Io = q.fp16Io === true;
     const keep = new Set(q.keepFloat ?? []);
 
-    let inferred: Map<Value, { kind: string; elemType?: number }> | undefined;
-    try {
-      inferred = ctx.shapes().types as Map<Value, { kind: string; elemType?: number }>;
-    } catch (e) {
-      ctx.explain(`shape inference failed (${(e as Error).message}); using declared types only`);
-    }
+    // without shapes: the declared types only
+    const inferred = ctx.shapesOrExplain()?.types as Map<Value, { kind: string; elemType?: number }> | undefined;
     /** element type of a value in the original model */
     const origElem = new Map<Value, number | undefined>();
     const elemOf = (v: Value): number | undefined => {

@@ -30,12 +30,8 @@ export function dropoutIsInference(node: Node, opset: number): boolean {
 function staticShape(node: Node, ctx: PassContext): number[] | undefined {
   const x = node.inputs[0]!;
   let dims: (number | undefined)[] | undefined;
-  try {
-    const t = ctx.shapes().types.get(x);
-    if (t?.kind === 'tensor' && t.shape) dims = t.shape.map((d) => d.value);
-  } catch (e) {
-    ctx.explain(`shape inference failed: ${(e as Error).message}`);
-  }
+  const t = ctx.shapesOrExplain()?.types.get(x);
+  if (t?.kind === 'tensor' && t.shape) dims = t.shape.map((d) => d.value);
   if (!dims && x.type?.kind === 'tensor' && x.type.shape) dims = x.type.shape.map((d) => (typeof d === 'number' ? d : undefined));
   if (!dims || dims.some((d) => d === undefined)) return undefined;
   return dims as number[];

@@ -14,12 +14,8 @@ import type { Pass, PassContext } from '../src/pass/pass.js';
 function elemType(v: Value | undefined, ctx: PassContext): number | undefined {
   if (!v) return undefined;
   let t: number | undefined;
-  try {
-    const s = ctx.shapes().types.get(v);
-    if (s?.kind === 'tensor' && s.elemType) t = s.elemType;
-  } catch (e) {
-    ctx.explain(`shape inference failed: ${(e as Error).message}`);
-  }
+  const s = ctx.shapesOrExplain()?.types.get(v);
+  if (s?.kind === 'tensor' && s.elemType) t = s.elemType;
   if (t === undefined && v.type?.kind === 'tensor' && v.type.elemType) t = v.type.elemType;
   return t;
 }

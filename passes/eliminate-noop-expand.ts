@@ -14,17 +14,9 @@ import { noopEliminationPass } from './lib/noop-pass.js';
 import { Sym } from '../src/analysis/symbolic.js';
 import type { InferResult } from '../src/analysis/infer.js';
 import type { Value } from '../src/ir/graph.js';
-import type { Pass, PassContext } from '../src/pass/pass.js';
+import type { Pass } from '../src/pass/pass.js';
 import { constantValue } from '../src/pass/pattern.js';
 
-function inferred(ctx: PassContext): InferResult | undefined {
-  try {
-    return ctx.shapes();
-  } catch (e) {
-    ctx.explain(`shape inference failed: ${(e as Error).message}`);
-    return undefined;
-  }
-}
 
 function symShape(v: Value, shapes: InferResult): Sym[] | undefined {
   const t = shapes.types.get(v);
@@ -56,7 +48,7 @@ export const eliminateNoopExpand: Pass = noopEliminationPass({
     const [x, s] = node.inputs;
     const y = node.outputs[0];
     if (!x || !s || !y) return false;
-    const shapes = inferred(ctx);
+    const shapes = ctx.shapesOrExplain();
     if (!shapes) return false;
     const xs = symShape(x, shapes);
     const ys = symShape(y, shapes);

@@ -18,12 +18,8 @@ function intsOf(v: Value | undefined, ctx: PassContext): number[] | undefined {
   if (!v) return undefined;
   const c = constantValue(v);
   if (c) return Array.from(c.toTypedArray() as ArrayLike<number | bigint>, (x) => Number(x));
-  try {
-    const s = ctx.shapes().symValues.get(v);
-    if (s && s.values.every((d) => d.value !== undefined)) return s.values.map((d) => d.value!);
-  } catch (e) {
-    ctx.explain(`shape inference failed: ${(e as Error).message}`);
-  }
+  const s = ctx.shapesOrExplain()?.symValues.get(v);
+  if (s && s.values.every((d) => d.value !== undefined)) return s.values.map((d) => d.value!);
   return undefined;
 }
 

@@ -13,13 +13,8 @@ import type { Pass, PassContext } from '../src/pass/pass.js';
 
 function symShape(v: Value | undefined, ctx: PassContext): Sym[] | undefined {
   if (!v) return undefined;
-  try {
-    const t = ctx.shapes().types.get(v);
-    return t?.kind === 'tensor' ? t.shape : undefined;
-  } catch (e) {
-    ctx.explain(`shape inference failed: ${(e as Error).message}`);
-    return undefined;
-  }
+  const t = ctx.shapesOrExplain()?.types.get(v);
+  return t?.kind === 'tensor' ? t.shape : undefined;
 }
 
 function sameShape(a: Sym[] | undefined, b: Sym[] | undefined): boolean {

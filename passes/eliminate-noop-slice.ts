@@ -82,13 +82,7 @@ export const eliminateNoopSlice: Pass = noopEliminationPass({
   description: 'remove Slice that takes whole dims (start 0, end past the dim, step 1)',
   ops: ['Slice'],
   isNoop: (node, ctx) => {
-    let shapes: InferResult;
-    try {
-      shapes = ctx.shapes();
-    } catch (e) {
-      ctx.explain(`shape inference failed: ${(e as Error).message}`);
-      return false;
-    }
-    return isNoop(node, ctx.opset(''), shapes);
+    const shapes = ctx.shapesOrExplain();
+    return shapes !== undefined && isNoop(node, ctx.opset(''), shapes);
   },
 });

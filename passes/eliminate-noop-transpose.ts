@@ -14,13 +14,8 @@ import type { Value } from '../src/ir/graph.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 
 function symShape(v: Value, ctx: PassContext): Sym[] | undefined {
-  try {
-    const t = ctx.shapes().types.get(v);
-    return t?.kind === 'tensor' ? t.shape : undefined;
-  } catch (e) {
-    ctx.explain(`shape inference failed: ${(e as Error).message}`);
-    return undefined;
-  }
+  const t = ctx.shapesOrExplain()?.types.get(v);
+  return t?.kind === 'tensor' ? t.shape : undefined;
 }
 
 function isNoop(perm: number[] | undefined, x: Value, ctx: PassContext): boolean {

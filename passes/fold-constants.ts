@@ -234,11 +234,7 @@ export const foldConstants: Pass = {
     const getShapes = (): InferResult | undefined => {
       if (!tried) {
         tried = true;
-        try {
-          shapes = ctx.shapes();
-        } catch (e) {
-          ctx.explain(`shape inference failed (${e instanceof Error ? e.message : String(e)}); folding without size predictions`);
-        }
+        shapes = ctx.shapesOrExplain(); // without them: folding without size predictions
       }
       return shapes;
     };

@@ -61,13 +61,8 @@ export const foldShapeOps: Pass = {
   level: 1,
   subgraphs: 'recurse',
   run(graph, ctx) {
-    let shapes: InferResult;
-    try {
-      shapes = ctx.shapes();
-    } catch (e) {
-      ctx.explain(`shape inference failed: ${e instanceof Error ? e.message : String(e)}`);
-      return 0;
-    }
+    const shapes = ctx.shapesOrExplain();
+    if (!shapes) return 0;
     // the types and values stay right for the values that remain: folding only removes nodes
     let changes = 0;
     const nodes = graph.nodes;

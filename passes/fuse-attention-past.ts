@@ -331,13 +331,8 @@ export const fuseAttentionPast: Pass = {
     'ai.onnx::Expand',
   ],
   run(graph: Graph, ctx) {
-    let info: InferResult;
-    try {
-      info = ctx.shapes();
-    } catch (e) {
-      ctx.explain(`no shapes (${(e as Error).message})`);
-      return 0;
-    }
+    const info = ctx.shapesOrExplain();
+    if (!info) return 0;
     // One inference serves the pass: a rewrite replaces values by equivalent ones (present.N.* by
     // the MultiHeadAttention outputs), and a later match looks only at values no rewrite created.
     const shared: Shared = { masked: new Map(), bias: new Map(), rotary: new RotaryShared() };

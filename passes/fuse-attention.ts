@@ -264,13 +264,8 @@ export const fuseAttention: Pass = {
   subgraphs: 'recurse',
   emits: ['com.microsoft::Attention', 'ai.onnx::Cast', 'ai.onnx::Reshape'],
   run(graph, ctx) {
-    let info: InferResult;
-    try {
-      info = ctx.shapes();
-    } catch (e) {
-      ctx.explain(`no shapes (${(e as Error).message})`);
-      return 0;
-    }
+    const info = ctx.shapesOrExplain();
+    if (!info) return 0;
     // One inference serves the pass: a rewrite replaces values by equivalent ones, and the values
     // a later match looks at are not created by an earlier rewrite (the shared mask Cast excepted,
     // whose type is not needed).

@@ -57,7 +57,6 @@
  *     softmax over the keys the row may see;
  *   - head_size % 8 == 0.
  */
-import type { InferResult } from '../src/analysis/infer.js';
 import { attr, type Attribute } from '../src/ir/attribute.js';
 import { DataType, dataTypeName } from '../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../src/ir/graph.js';
@@ -163,13 +162,8 @@ export const fuseGqa: Pass = {
     'ai.onnx::Clip', 'ai.onnx::Shape', 'ai.onnx::Gather', 'ai.onnx::Cast', 'ai.onnx::Slice', 'ai.onnx::Sub', 'ai.onnx::Expand', 'ai.onnx::Less', 'ai.onnx::Reshape',
   ],
   run(graph: Graph, ctx: PassContext) {
-    let info: InferResult;
-    try {
-      info = ctx.shapes();
-    } catch (e) {
-      ctx.explain(`no shapes (${(e as Error).message})`);
-      return 0;
-    }
+    const info = ctx.shapesOrExplain();
+    if (!info) return 0;
     if (ctx.opset() < 10) { ctx.explain(`opset ${ctx.opset()} < 10`); return 0; }
     const cache = new Map<Value, Shared>();
     const probed = new Map<Value, string | undefined>();

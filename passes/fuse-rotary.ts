@@ -82,13 +82,8 @@ export const fuseRotary: Pass = {
   subgraphs: 'recurse',
   emits: ['com.microsoft::RotaryEmbedding', 'ai.onnx::Reshape', 'ai.onnx::Slice', 'ai.onnx::Shape', 'ai.onnx::Gather', 'ai.onnx::Mul', 'ai.onnx::Range', 'ai.onnx::Expand'],
   run(graph: Graph, ctx: PassContext) {
-    let info: InferResult;
-    try {
-      info = ctx.shapes();
-    } catch (e) {
-      ctx.explain(`no shapes (${(e as Error).message})`);
-      return 0;
-    }
+    const info = ctx.shapesOrExplain();
+    if (!info) return 0;
     // One inference serves the pass: a rewrite replaces a value by an equal one, and what a later
     // match reads (x, the tables or computed angles, the position ids) is never made by an earlier rewrite.
     const shared = new RotaryShared();

@@ -24,12 +24,8 @@ const INNER = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze']);
 type Caps = { x: Value; inner: Node; outer: Node; shape: Value | Tensor };
 
 function shapeOf(val: Value, ctx: PassContext): Sym[] | undefined {
-  try {
-    const t = ctx.shapes().types.get(val);
-    return t?.kind === 'tensor' ? t.shape : undefined;
-  } catch {
-    return undefined;
-  }
+  const t = ctx.shapesOrExplain()?.types.get(val);
+  return t?.kind === 'tensor' ? t.shape : undefined;
 }
 
 function ints(t: Tensor): number[] | undefined {

@@ -32,13 +32,8 @@ type Caps =
   | { kind: 'merge'; op: Kind; x: Value; outer: Node; axes: number[] };
 
 function shapeOf(val: Value, ctx: PassContext): (number | undefined)[] | undefined {
-  let s: { value: number | undefined }[] | undefined;
-  try {
-    const t = ctx.shapes().types.get(val);
-    s = t?.kind === 'tensor' ? t.shape : undefined;
-  } catch {
-    s = undefined;
-  }
+  const t = ctx.shapesOrExplain()?.types.get(val);
+  let s: { value: number | undefined }[] | undefined = t?.kind === 'tensor' ? t.shape : undefined;
   if (!s) {
     const t = val.type;
     if (t?.kind === 'tensor' && t.shape) return t.shape.map((d) => (typeof d === 'number' ? d : undefined));

@@ -20,12 +20,8 @@ function rankOf(val: Value | undefined, ctx: PassContext): number | undefined {
   if (!val) return undefined;
   const t = val.type;
   if (t?.kind === 'tensor' && t.shape) return t.shape.length;
-  try {
-    const s = ctx.shapes().types.get(val);
-    if (s?.kind === 'tensor' && s.shape) return s.shape.length;
-  } catch {
-    // no inference: rank unknown
-  }
+  const s = ctx.shapesOrExplain()?.types.get(val);
+  if (s?.kind === 'tensor' && s.shape) return s.shape.length;
   return undefined;
 }
 

@@ -147,12 +147,8 @@ function rankOf(v: Value, ctx: PassContext): number | undefined {
   const c = constantValue(v);
   if (c) return c.dims.length;
   if (v.type?.kind === 'tensor' && v.type.shape) return v.type.shape.length;
-  try {
-    const t = ctx.shapes().types.get(v);
-    if (t?.kind === 'tensor' && t.shape) return t.shape.length;
-  } catch {
-    // unknown
-  }
+  const t = ctx.shapesOrExplain()?.types.get(v);
+  if (t?.kind === 'tensor' && t.shape) return t.shape.length;
   return undefined;
 }
 
@@ -160,12 +156,8 @@ function rankOf(v: Value, ctx: PassContext): number | undefined {
 function singleElement(v: Value, ctx: PassContext, maxRank: number): boolean {
   const c = constantValue(v);
   if (c) return c.elementCount === 1 && c.dims.length <= maxRank;
-  try {
-    const t = ctx.shapes().types.get(v);
-    return t?.kind === 'tensor' && t.shape !== undefined && t.shape.length <= maxRank && t.shape.every((d) => d.value === 1);
-  } catch {
-    return false;
-  }
+  const t = ctx.shapesOrExplain()?.types.get(v);
+  return t?.kind === 'tensor' && t.shape !== undefined && t.shape.length <= maxRank && t.shape.every((d) => d.value === 1);
 }
 
 /** The Transpose producing `v` with perm `p`, if any. */

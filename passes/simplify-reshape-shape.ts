@@ -24,13 +24,8 @@ export const simplifyReshapeShape: Pass = {
     let changes = 0;
     // One inference serves the whole pass: a rewrite only swaps a Reshape's shape input for an
     // equivalent constant, so no other value's type or contents change.
-    let info;
-    try {
-      info = ctx.shapes();
-    } catch (e) {
-      ctx.explain(`no shapes (${(e as Error).message})`);
-      return 0;
-    }
+    const info = ctx.shapesOrExplain();
+    if (!info) return 0;
     for (const node of graph.nodes) {
       if (node.removed || node.opType !== 'Reshape' || node.domain !== '') continue;
       const [x, shapeInput] = node.inputs;

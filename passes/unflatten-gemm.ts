@@ -30,13 +30,8 @@ export const unflattenGemm: Pass = {
   subgraphs: 'recurse',
   run(graph, ctx) {
     let changes = 0;
-    let info;
-    try {
-      info = ctx.shapes();
-    } catch (e) {
-      ctx.explain(`no shapes (${(e as Error).message})`);
-      return 0;
-    }
+    const info = ctx.shapesOrExplain();
+    if (!info) return 0;
     for (const gemm of graph.nodes) {
       if (gemm.removed || gemm.opType !== 'Gemm' || gemm.domain !== '') continue;
       const [f, w, c] = gemm.inputs;

@@ -76,7 +76,7 @@ function rankOf(val: Value, ctx: PassContext): number | undefined {
 
 /** Shape analysis, or undefined when it fails on this model. */
 export function shapesOf(ctx: PassContext): ReturnType<PassContext['shapes']> | undefined {
-  try { return ctx.shapes(); } catch { return undefined; }
+  return ctx.shapesOrExplain();
 }
 
 /** The static size of the last dim of `val`, if known. */

@@ -162,13 +162,8 @@ export const widenToFloat32: Pass = {
     const pinned = new Set<Value>(keepIo ? graph.inputs.filter((v) => isHalfFloat(elemTypeOf(v))) : []);
     // the outputs' types before, to cast back to (inferred where the model does not declare them)
     let inferred: ReturnType<typeof ctx.shapes>['types'] | undefined;
-    if (keepIo && graph.outputs.some((v) => elemTypeOf(v) === undefined)) {
-      try {
-        inferred = ctx.shapes().types;
-      } catch (e) {
-        ctx.explain(`shape inference failed (${(e as Error).message}): outputs without a declared type become float32`);
-      }
-    }
+    // without shapes, outputs without a declared type become float32
+    if (keepIo && graph.outputs.some((v) => elemTypeOf(v) === undefined)) inferred = ctx.shapesOrExplain()?.types;
     const outputTypes = graph.outputs.map((v) => {
       const t = inferred?.get(v);
       return elemTypeOf(v) ?? (t?.kind === 'tensor' ? t.elemType : undefined);

@@ -69,6 +69,8 @@ export class PassError extends RetargetError {
 
 class Context implements PassContext {
   private cachedShapes: InferResult | undefined;
+  private shapesError: Error | undefined;
+  private shapesErrorSaidTo: unknown;
   rewrites = 0;
   exhausted = false;
   lastRewrite: string | undefined;
@@ -92,6 +94,23 @@ class Context implements PassContext {
     // must not specialize the model behind the inputs' backs
     this.cachedShapes ??= inferShapes(this.model, RULES, { evaluate: evaluateNode });
     return this.cachedShapes;
+  }
+
+  shapesOrExplain(): InferResult | undefined {
+    if (!this.shapesError) {
+      try {
+        return this.shapes();
+      } catch (e) {
+        // one failure per graph state: not recomputed on every ask
+        this.shapesError = e as Error;
+      }
+    }
+    // said once to each pass that asks
+    if (this.shapesErrorSaidTo !== this.currentPass) {
+      this.shapesErrorSaidTo = this.currentPass;
+      this.explain(`shape inference failed: ${this.shapesError.message}`);
+    }
+    return undefined;
   }
 
   async evaluate(node: Node, inputs: (Tensor | undefined)[]): Promise<Tensor[] | undefined> {
@@ -138,6 +157,8 @@ class Context implements PassContext {
 
   invalidate(): void {
     this.cachedShapes = undefined;
+    this.shapesError = undefined;
+    this.shapesErrorSaidTo = undefined;
   }
 }
 

@@ -115,8 +115,13 @@ export interface PassContext {
   opset(domain?: string): number;
   /** Import `domain` at `version` (at least) into the model, for passes that emit its ops (com.microsoft). */
   requireOpset(domain: string, version: number): void;
-  /** Types and shapes of every value (inferred on demand, recomputed after changes). */
+  /** Types and shapes of every value (inferred on demand, recomputed after changes); throws when inference fails. */
   shapes(): InferResult;
+  /**
+   * shapes(), or undefined when inference fails, after explaining why (once per graph state): the
+   * one way a pass that can do without shapes handles their absence.
+   */
+  shapesOrExplain(): InferResult | undefined;
   /** Evaluate a node on constant inputs: TypeScript evaluator, then the runtime if there is one. */
   evaluate(node: Node, inputs: (Tensor | undefined)[]): Promise<Tensor[] | undefined>;
   /**
