@@ -15,6 +15,7 @@ import { hostTarget } from '../node/host.js';
 import type { QuantizeOptions } from '../pass/pass.js';
 import { inputLayoutPass } from '../../passes/apply-input-layout.js';
 import { findTarget, TARGETS } from '../../targets/index.js';
+import { DataType } from '../ir/dtype.js';
 import { halfFloatTypes, quantizedOps } from '../../passes/precision/model-precision.js';
 import { withInterfaceOf } from '../../passes/precision/widen-to-float32.js';
 import { formatBytes } from './inspect.js';
@@ -262,16 +263,18 @@ function parseInputValues(specs: string[]): Record<string, number> {
 }
 
 /**
- * Whether the compile took integer-quantized ops out of the model (dequantize-integer-ops, for a
- * target without their kernels): the result no longer quantizes activations at run time, so it is
- * judged within int8's budget against the model as given, unless --tolerance says otherwise.
+ * Whether the compile re-expressed the model's quantization for the target: integer products taken
+ * out (dequantize-integer-ops, for a target without their kernels) or uint8 QDQ made symmetric int8
+ * (qdq-to-int8-symmetric, for TensorRT). The result no longer rounds activations as the original
+ * does, so it is judged within int8's budget against the model as given, unless --tolerance says
+ * otherwise. (CSE merging duplicate DynamicQuantizeLinears changes no result and does not count.)
  */
 function dequantized(command: Command, original: Model, compiled: Model): boolean {
   if (command.getOptionValueSource('tolerance') !== 'default') return false;
-  // the integer products (CSE may merge DynamicQuantizeLinears without changing any result)
   const products = (m: Model): number => Object.entries(quantizedOps(m)).filter(([op]) => /::(ConvInteger|MatMulInteger)$/.test(op)).reduce((n, [, c]) => n + c, 0);
-  const before = products(original);
-  return before > 0 && products(compiled) < before;
+  const uint8Qdq = (m: Model): number => m.graph.nodes.filter((n) => (n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear') && n.domain === ''
+    && n.inputs[2]?.initializer?.dataType === DataType.UINT8).length;
+  return products(compiled) < products(original) || uint8Qdq(compiled) < uint8Qdq(original);
 }
 
 /** The validation tolerance: the one asked for, or the quantization mode's, with --accuracy-budget as its cosine floor. */
