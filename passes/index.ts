@@ -45,6 +45,7 @@ import { mergeReshapes } from './merge-reshapes.js';
 import { mergeSqueezeUnsqueeze } from './merge-squeeze-unsqueeze.js';
 import { mergeTransposes } from './merge-transposes.js';
 import { propagateTransposes } from './propagate-transposes.js';
+import { qdqToInt8Symmetric } from './precision/qdq-to-int8-symmetric.js';
 import { quantizeDynamic } from './quantize-dynamic.js';
 import { quantizeInt4 } from './quantize-int4.js';
 import { quantizeStatic } from './quantize-static.js';
@@ -94,6 +95,7 @@ export const PASSES: readonly Pass[] = [
   mergeSqueezeUnsqueeze,
   mergeTransposes,
   propagateTransposes,
+  qdqToInt8Symmetric,
   quantizeDynamic,
   quantizeInt4,
   quantizeStatic,

@@ -21,9 +21,18 @@ export const FLOAT32_COMPUTE: PipelineSpec[] = ['widen-to-float32'];
  * nodes on the CPU fallback with copies. First, like FLOAT32_COMPUTE: the folds and fusions (bias
  * into Conv, MatMul + Add into Gemm, attention) then see float ops. The pass itself asks the target
  * and does nothing where it runs the integer ops. Not tensorrt: a level-1 target, and its form for a
- * quantized model is symmetric s8 QDQ (left for later), not float.
+ * quantized model is symmetric s8 QDQ (INT8_SYMMETRIC_QDQ), not float.
  */
 export const FLOAT_FROM_INTEGER: PipelineSpec[] = ['dequantize-integer-ops'];
+
+/**
+ * Precision for targets that take int8 symmetric QDQ only (tensorrt: s8 Q/DQ, zero point 0): a QDQ
+ * model from the CPU / cuda / wasm static presets (uint8 asymmetric activations, int32 biases) is
+ * re-expressed in that form (passes/precision/qdq-to-int8-symmetric.ts; judged within int8). First,
+ * like FLOAT_FROM_INTEGER: the folds then see the rewritten constants. The pass asks the target's
+ * table and does nothing where uint8 and int32 DequantizeLinear run.
+ */
+export const INT8_SYMMETRIC_QDQ: PipelineSpec[] = ['qdq-to-int8-symmetric'];
 
 /** Standard-ONNX cleanup, folding and classic folds: every target starts with these. */
 export const PORTABLE_PIPELINE: PipelineSpec[] = [
