@@ -111,14 +111,15 @@ const INTEGER_TYPES = new Set<number>([DataType.UINT8, DataType.INT8, DataType.U
  * Quantized ops reading a constant integer weight (DequantizeLinear of an int8 weight or int32 bias,
  * MatMulNBits, ConvInteger, ...), by op: the model's integer weights, as the runtime sees them.
  */
-export function quantizedWeights(m: Model): Record<string, number> {
+export function quantizedWeights(m: Model, opts: { int32?: boolean } = {}): Record<string, number> {
   const out: Record<string, number> = {};
   for (const g of m.allGraphs()) {
     for (const n of g.nodes) {
       const i = WEIGHT_INPUT[n.qualifiedOp];
       const w = i === undefined ? undefined : n.inputs[i];
       const t = w?.initializer ?? (w?.producer?.opType === 'Constant' ? (w.producer.attr('value')?.value as Tensor | undefined) : undefined);
-      if (t && INTEGER_TYPES.has(t.dataType)) out[n.qualifiedOp] = (out[n.qualifiedOp] ?? 0) + 1;
+      // int32 is a bias's type (DequantizeLinear of an int32 bias), not a weight's: left out on request
+      if (t && INTEGER_TYPES.has(t.dataType) && !(opts.int32 === false && t.dataType === DataType.INT32)) out[n.qualifiedOp] = (out[n.qualifiedOp] ?? 0) + 1;
     }
   }
   return out;
