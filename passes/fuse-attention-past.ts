@@ -66,7 +66,7 @@ import type { Sym } from '../src/analysis/symbolic.js';
 import type { Pass, PassContext } from '../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../src/pass/patch.js';
 import {
-  elemTypeOf, fmtShape, isFail, matchPaddingMask, oneUse, peelScale, producedBy, shapeOf, symEq, type Fail,
+  elemTypeOf, fmtShape, isFail, matchPaddingMask, matchScores, oneUse, peelScale, producedBy, shapeOf, symEq, type Fail,
 } from './lib/attention/match.js';
 import { matchCacheConcat, matchCausalWithPast, matchHeadsInput, type CacheConcat, type HeadsInput } from './lib/attention/past.js';
 import { emitRotary, RotaryShared } from './lib/attention/rotary.js';
@@ -179,18 +179,9 @@ function matchPast(info: InferResult, ctx: PassContext, softmax: Node): PastMatc
     cur = next;
   }
   if (!causal && !general) return `${softmax}: no causal mask with past (Where over a lower-triangular buffer window) nor a 4-D additive mask on the scores: not decoder self-attention`;
-  let scale = 1;
-  { const [x, f] = peelScale(cur); cur = x; scale *= f; }
-  const qk = producedBy(cur, 'MatMul');
-  const divMul = producedBy(cur, 'Div', 'Mul');
-  if (!qk && divMul && producedBy(divMul.inputs[0], 'MatMul')) {
-    return `${divMul}: scale '${divMul.inputs[1]!.name}' is not a scalar constant (computed from shapes? run the portable pipeline first)`;
-  }
-  if (!qk) return `${softmax}: scores '${cur.name}' are not q @ key^T (masks must be applied after scaling)`;
-  if (!oneUse(cur)) return `${qk}: output has other uses`;
-  let qv = qk.inputs[0]!, kt = qk.inputs[1]!;
-  { const [x, f] = peelScale(qv); qv = x; scale *= f; }
-  { const [x, f] = peelScale(kt); kt = x; scale *= f; }
+  const scores = matchScores(cur, softmax);
+  if (isFail(scores)) return scores;
+  const { qk, q: qv, k: kt, scale } = scores;
   const t = producedBy(kt, 'Transpose');
   if (!t || permOf(t) !== '0,1,3,2') return `${qk}: right operand '${kt.name}' is not Transpose(key, [0,1,3,2])`;
   if (!oneUse(kt)) return `${t}: output has other uses`;

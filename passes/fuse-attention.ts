@@ -37,7 +37,7 @@ import { UnsupportedOpError, type Patch } from '../src/pass/patch.js';
 import { constantValue } from '../src/pass/pattern.js';
 import {
   elemTypeOf, fmtShape, isFail, matchCausalAdditive, matchCausalWhere, matchHeads, matchPaddingMask,
-  matchProjection, oneUse, peelScale, producedBy, shapeOf, sliceProjection, splitSizes, symEq,
+  matchProjection, matchScores, oneUse, producedBy, shapeOf, sliceProjection, splitSizes, symEq,
   type Fail, type Heads, type PaddingMask, type Projection,
 } from './lib/attention/match.js';
 
@@ -149,17 +149,10 @@ function matchAttention(info: InferResult, ctx: PassContext, softmax: Node): Att
     if (!next) return `${add}: no operand is a mask this fusion knows (${why.join('; ') || 'a second mask of the same kind'})`;
     cur = next;
   }
-  { const [x, f] = peelScale(cur); cur = x; scale *= f; }
-  const qk = producedBy(cur, 'MatMul');
-  const divMul = producedBy(cur, 'Div', 'Mul');
-  if (!qk && divMul && producedBy(divMul.inputs[0], 'MatMul')) {
-    return `${divMul}: scale '${divMul.inputs[1]!.name}' is not a scalar constant (computed from shapes? run the portable pipeline first)`;
-  }
-  if (!qk) return `${softmax}: scores '${cur.name}' are not Q @ K^T (masks must be added after scaling)`;
-  if (!oneUse(cur)) return `${qk}: output has other uses`;
-  let qv = qk.inputs[0]!, kv = qk.inputs[1]!;
-  { const [x, f] = peelScale(qv); qv = x; scale *= f; }
-  { const [x, f] = peelScale(kv); kv = x; scale *= f; }
+  const scores = matchScores(cur, softmax);
+  if (isFail(scores)) return scores;
+  const { q: qv, k: kv } = scores;
+  scale *= scores.scale;
   const qh = matchHeads(info, qv, false);
   if (isFail(qh)) return `Q: ${qh}`;
   const kh = matchHeads(info, kv, true);

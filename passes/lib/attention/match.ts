@@ -89,6 +89,28 @@ export function peelScale(v: Value): [Value, number] {
   return [v, scale];
 }
 
+/** Attention scores `[s *] (q [* s]) @ (k [* s])`: the MatMul, its operands with scalar factors peeled off, and the factors' product. */
+export interface Scores { qk: Node; q: Value; k: Value; scale: number }
+
+/**
+ * Match the attention scores a softmax reads (`scores`: its input once the masks are peeled):
+ * a MatMul of q and k^T, each side and the product possibly scaled by constants. Shared by the
+ * attention fusions, with and without a cache.
+ */
+export function matchScores(scores: Value, softmax: Node): Scores | Fail {
+  const [cur, outer] = peelScale(scores);
+  const qk = producedBy(cur, 'MatMul');
+  const divMul = producedBy(cur, 'Div', 'Mul');
+  if (!qk && divMul && producedBy(divMul.inputs[0], 'MatMul')) {
+    return `${divMul}: scale '${divMul.inputs[1]!.name}' is not a scalar constant (computed from shapes? run the portable pipeline first)`;
+  }
+  if (!qk) return `${softmax}: scores '${cur.name}' are not q @ k^T (masks must be added after scaling)`;
+  if (!oneUse(cur)) return `${qk}: output has other uses`;
+  const [q, fq] = peelScale(qk.inputs[0]!);
+  const [k, fk] = peelScale(qk.inputs[1]!);
+  return { qk, q, k, scale: outer * fq * fk };
+}
+
 /** The float32 contents of a constant, or undefined. */
 export function floatConst(v: Value | undefined): { data: Float32Array; dims: readonly number[] } | undefined {
   const t = constantValue(v);
