@@ -12,8 +12,9 @@
  *   - Clip: its bounds are constant (scalar inputs at opset >= 11, attributes before; a missing
  *     bound is -/+FLT_MAX); LeakyRelu and HardSigmoid: their alpha/beta attributes (defaults
  *     0.01 and 0.2/0.5) become activation_params;
- *   - the sum form: the target's FusedConv kernel reads a fourth input (capabilities.maxInputs: the
- *     WebGPU EP's does not add Z, measured), and Z has exactly the Conv output's shape (inferred, dims compared symbolically)
+ *   - the sum form: the target's FusedConv kernel reads a fourth input (else ctx.patch refuses the
+ *     node: capabilities.maxInputs; the WebGPU EP's does not add Z, measured), and Z has exactly
+ *     the Conv output's shape (inferred, dims compared symbolically)
  *     and element type; ONNX Runtime's kernel adds Z without broadcasting (it copies Z into the
  *     output buffer and accumulates the convolution onto it).
  * Formula:  FusedConv(x, W, B, Z) = Act(Conv(x, W, B) + Z)
@@ -92,11 +93,6 @@ const rule: Rule<Caps> = {
       conv = pick[0].producer!;
       z = pick[1];
       if (!z) return null;
-      const most = ctx.options.target?.capabilities?.maxInputs?.[`${MS}::FusedConv`];
-      if (most !== undefined && most < 4) {
-        ctx.explain(`${p}: target '${ctx.options.target!.name}' runs FusedConv without its sum input (reads ${most} inputs): ${conv} + '${z.name}' is not fused`);
-        return null;
-      }
       if (!singleUse(s)) {
         ctx.explain(`${p}: the sum of ${conv} and '${z.name}' ${usesText(s)}; it can only be fused into ${act} when that is its one use`);
         return null;

@@ -152,7 +152,12 @@ class Context implements PassContext {
   }
 
   patch(graph: Graph): Patch {
-    return new Patch(graph, { supports: (d, op) => this.supports(d, op), ...(this.options.target ? { target: this.options.target.name } : {}) });
+    const maxInputs = this.options.target?.capabilities?.maxInputs;
+    return new Patch(graph, {
+      supports: (d, op) => this.supports(d, op),
+      ...(maxInputs ? { maxInputs: (d: string, op: string) => maxInputs[`${d === '' ? 'ai.onnx' : d}::${op}`] } : {}),
+      ...(this.options.target ? { target: this.options.target.name } : {}),
+    });
   }
 
   invalidate(): void {

@@ -17,6 +17,8 @@ export class UnsupportedOpError extends PatchError {}
 export interface PatchOptions {
   /** which ops may be created (default: any) */
   supports?: (domain: string, op: string) => boolean;
+  /** how many inputs the target's kernel for an op reads, where it reads fewer than the schema has (Capabilities.maxInputs) */
+  maxInputs?: (domain: string, op: string) => number | undefined;
   /** the target's name, for messages */
   target?: string;
 }
@@ -63,6 +65,12 @@ export class Patch {
     if (this.opts.supports && !this.opts.supports(domain, opType)) {
       this.abort();
       throw new UnsupportedOpError(`target${this.opts.target ? ` '${this.opts.target}'` : ''} cannot run ${domain || 'ai.onnx'}::${opType}`);
+    }
+    const most = this.opts.maxInputs?.(domain, opType);
+    const given = inputs.filter((v) => v !== undefined).length;
+    if (most !== undefined && given > most) {
+      this.abort();
+      throw new UnsupportedOpError(`target${this.opts.target ? ` '${this.opts.target}'` : ''} runs ${domain || 'ai.onnx'}::${opType} with ${most} input(s), not ${given}`);
     }
     const attributes = Array.isArray(attrs) ? attrs : Object.entries(attrs).map(([k, v]) => toAttribute(k, v));
     const node = this.graph.addNode({

@@ -44,6 +44,16 @@ describe('Patch', () => {
     expect(shape(m)).toEqual(before);
   });
 
+  test('a node with more inputs than the target\'s kernel reads (maxInputs): UnsupportedOpError, the patch aborted', () => {
+    const m = model();
+    const before = shape(m);
+    const p = new Patch(m.graph, { maxInputs: (d, op) => (d === 'com.microsoft' && op === 'FusedConv' ? 3 : undefined), target: 'gpu' });
+    const x = m.graph.inputs[0]!;
+    p.add('Neg', [x]);
+    expect(() => p.add('FusedConv', [x, x, x, x], {}, { domain: 'com.microsoft' })).toThrow(/target 'gpu' runs com.microsoft::FusedConv with 3 input\(s\), not 4/);
+    expect(shape(m)).toEqual(before);
+  });
+
   test('commit: the replacement takes the old value\'s uses; the graph output keeps its name', () => {
     const m = model();
     const p = new Patch(m.graph);
