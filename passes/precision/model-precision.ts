@@ -42,3 +42,8 @@ export function quantizedOps(model: Model): Record<string, number> {
   }
   return out;
 }
+
+/** The integer products (ConvInteger, MatMulInteger) of a model: what dequantize-integer-ops turns into float ops. */
+export function integerProducts(model: Model): number {
+  return Object.entries(quantizedOps(model)).filter(([op]) => /::(ConvInteger|MatMulInteger)$/.test(op)).reduce((n, [, c]) => n + c, 0);
+}

@@ -16,7 +16,7 @@ import type { QuantizeOptions } from '../pass/pass.js';
 import { inputLayoutPass } from '../../passes/apply-input-layout.js';
 import { findTarget, TARGETS } from '../../targets/index.js';
 import { DataType } from '../ir/dtype.js';
-import { halfFloatTypes, quantizedOps } from '../../passes/precision/model-precision.js';
+import { halfFloatTypes, integerProducts } from '../../passes/precision/model-precision.js';
 import { withInterfaceOf } from '../../passes/precision/widen-to-float32.js';
 import { formatBytes } from './inspect.js';
 import { passProgress } from '../bench/format.js';
@@ -271,10 +271,9 @@ function parseInputValues(specs: string[]): Record<string, number> {
  */
 function dequantized(command: Command, original: Model, compiled: Model): boolean {
   if (command.getOptionValueSource('tolerance') !== 'default') return false;
-  const products = (m: Model): number => Object.entries(quantizedOps(m)).filter(([op]) => /::(ConvInteger|MatMulInteger)$/.test(op)).reduce((n, [, c]) => n + c, 0);
   const uint8Qdq = (m: Model): number => m.graph.nodes.filter((n) => (n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear') && n.domain === ''
     && n.inputs[2]?.initializer?.dataType === DataType.UINT8).length;
-  return products(compiled) < products(original) || uint8Qdq(compiled) < uint8Qdq(original);
+  return integerProducts(compiled) < integerProducts(original) || uint8Qdq(compiled) < uint8Qdq(original);
 }
 
 /** The validation tolerance: the one asked for, or the quantization mode's, with --accuracy-budget as its cosine floor. */

@@ -88,10 +88,7 @@ export function pipelineHas(target: Target, pass: string): boolean {
   return (target.pipeline as PipelineSpec[]).some((s) => (typeof s === 'string' ? s === pass : s.fixedPoint.includes(pass)));
 }
 
-/** ConvInteger / MatMulInteger nodes: what dequantize-integer-ops turns into float ops on targets without them. */
-export function integerProducts(m: Model): number {
-  return Object.entries(quantizedOps(m)).filter(([op]) => /::(ConvInteger|MatMulInteger)$/.test(op)).reduce((n, [, c]) => n + c, 0);
-}
+export { integerProducts } from '../../passes/precision/model-precision.js';
 
 /** The input that holds the quantized weight, by quantized op. */
 const WEIGHT_INPUT: Record<string, number> = {
