@@ -19,8 +19,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { quantizeDynamic } from '../passes/quantize-dynamic.js';
-import { quantizeInt4 } from '../passes/quantize-int4.js';
+import { quantizeDynamic } from '../passes/quantize/quantize-dynamic.js';
+import { quantizeInt4 } from '../passes/quantize/quantize-int4.js';
 import { outputMetrics } from '../src/bench/metrics.js';
 import { timeInterleaved } from '../src/bench/interleave.js';
 import { bootstrapRatioCI, median } from '../src/bench/stats.js';

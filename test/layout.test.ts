@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { inputLayoutPass } from '../passes/apply-input-layout.js';
+import { inputLayoutPass } from '../passes/layout/apply-input-layout.js';
 import { compile } from '../src/compile.js';
 import { syntheticInputs } from '../src/inputs.js';
 import { cloneModel } from '../src/ir/clone.js';

@@ -12,7 +12,7 @@ import type { Graph, Node } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { PassContext } from '../../src/pass/pass.js';
 import { UnsupportedOpError } from '../../src/pass/patch.js';
-import { floatConstant, intAttr, keptFloat, MIN_WEIGHT_ELEMENTS, skip, type QuantReport } from '../quantize-dynamic.js';
+import { floatConstant, intAttr, keptFloat, MIN_WEIGHT_ELEMENTS, skip, type QuantReport } from '../quantize/quantize-dynamic.js';
 import { quantizeInt4Blocks, quantizeInt8Blocks } from './blocks.js';
 
 export interface EmbeddingCodes { bits: 4 | 8; blockSize: number; symmetric: boolean }

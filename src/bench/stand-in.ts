@@ -12,7 +12,7 @@
 import { cloneModel } from '../ir/clone.js';
 import type { Model } from '../ir/model.js';
 import { Patch } from '../pass/patch.js';
-import { nhwcConvAsConv } from '../../passes/decompose-nhwc-conv.js';
+import { nhwcConvAsConv } from '../../passes/lower/decompose-nhwc-conv.js';
 
 /** Op keys ('domain::op') this module can stand in for. */
 export const STAND_INS: readonly string[] = ['com.microsoft::NhwcConv'];

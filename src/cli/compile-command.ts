@@ -13,7 +13,7 @@ import { onnxruntimeNode } from '../node/ort.js';
 import { loadPlugin } from '../node/plugins.js';
 import { hostTarget } from '../node/host.js';
 import type { QuantizeOptions } from '../pass/pass.js';
-import { inputLayoutPass } from '../../passes/apply-input-layout.js';
+import { inputLayoutPass } from '../../passes/layout/apply-input-layout.js';
 import { findTarget, TARGETS } from '../../targets/index.js';
 import { DataType } from '../ir/dtype.js';
 import { halfFloatTypes, integerProducts } from '../../passes/precision/model-precision.js';

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { appliedInputLayouts, inputLayoutPass } from '../../passes/apply-input-layout.js';
-import { propagateTransposes } from '../../passes/propagate-transposes.js';
+import { appliedInputLayouts, inputLayoutPass } from '../../passes/layout/apply-input-layout.js';
+import { propagateTransposes } from '../../passes/layout/propagate-transposes.js';
 import { compareTensors } from '../../src/compare.js';
 import { syntheticInputs } from '../../src/inputs.js';
 import { attrInts } from '../../src/ir/attribute.js';

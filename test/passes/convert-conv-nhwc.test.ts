@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { convertConvNhwc, oihwToOhwi } from '../../passes/convert-conv-nhwc.js';
-import { inputLayoutPass } from '../../passes/apply-input-layout.js';
+import { convertConvNhwc, oihwToOhwi } from '../../passes/layout/convert-conv-nhwc.js';
+import { inputLayoutPass } from '../../passes/layout/apply-input-layout.js';
 import { findPass } from '../../passes/index.js';
 import { cpuStandIn } from '../../src/bench/stand-in.js';
 import { seededRandom } from '../../src/inputs.js';

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { convertFp16, float16BitsToNumber, float32BitsToFloat16Bits, float32ToFloat16Bits, tensorToFloat16 } from '../../passes/convert-fp16.js';
+import { convertFp16, float16BitsToNumber, float32BitsToFloat16Bits, float32ToFloat16Bits, tensorToFloat16 } from '../../passes/precision/convert-fp16.js';
 import { toFloat16Bits } from '../../src/ir/half.js';
 import { outputMetrics } from '../../src/bench/metrics.js';
 import { intInputRanges, syntheticInputs } from '../../src/inputs.js';

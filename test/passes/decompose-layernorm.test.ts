@@ -4,7 +4,7 @@ import { attr } from '../../src/ir/attribute.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { DataType } from '../../src/ir/dtype.js';
 import { toFloat16Bits } from '../../src/ir/half.js';
-import { decomposeLayernorm } from '../../passes/decompose-layernorm.js';
+import { decomposeLayernorm } from '../../passes/lower/decompose-layernorm.js';
 import { tensorrt } from '../../targets/tensorrt.js';
 import { x86Avx2 } from '../../targets/x86-avx2.js';
 import { checkPass, ops } from './harness.js';

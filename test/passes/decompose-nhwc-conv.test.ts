@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { decomposeNhwcConv } from '../../passes/decompose-nhwc-conv.js';
+import { decomposeNhwcConv } from '../../passes/lower/decompose-nhwc-conv.js';
 import { compile } from '../../src/compile.js';
 import { cloneModel } from '../../src/ir/clone.js';
 import { readModel } from '../../src/node/files.js';

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { DataType } from '../../src/ir/dtype.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import { dedupeInitializers } from '../../passes/dedupe-initializers.js';
+import { dedupeInitializers } from '../../passes/cleanup/dedupe-initializers.js';
 import { checkPass } from './harness.js';
 import { fixture } from './elim-util.js';
 

@@ -4,7 +4,7 @@ import { DataType } from '../../src/ir/dtype.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { tensorType } from '../../src/ir/types.js';
-import { eliminateCommonSubexpressions } from '../../passes/eliminate-common-subexpressions.js';
+import { eliminateCommonSubexpressions } from '../../passes/cleanup/eliminate-common-subexpressions.js';
 import { checkPass, ops } from './harness.js';
 import { addIf, fixture } from './elim-util.js';
 

@@ -4,7 +4,7 @@ import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { tensorType } from '../../src/ir/types.js';
 import { PassManager } from '../../src/pass/manager.js';
-import { eliminateDeadNodes } from '../../passes/eliminate-dead-nodes.js';
+import { eliminateDeadNodes } from '../../passes/cleanup/eliminate-dead-nodes.js';
 import { checkPass, ops } from './harness.js';
 import { addIf, fixture, firstOutputOf } from './elim-util.js';
 

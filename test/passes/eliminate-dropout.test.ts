@@ -4,7 +4,7 @@ import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { syntheticInputs } from '../../src/inputs.js';
 import { PassManager } from '../../src/pass/manager.js';
-import { eliminateDropout } from '../../passes/eliminate-dropout.js';
+import { eliminateDropout } from '../../passes/cleanup/eliminate-dropout.js';
 import { checkPass, ops } from './harness.js';
 import { fixture, firstOutputOf, insertAfter } from './elim-util.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ModelBuilder } from '../../src/ir/builder.js';
-import { eliminateIdentity } from '../../passes/eliminate-identity.js';
+import { eliminateIdentity } from '../../passes/cleanup/eliminate-identity.js';
 import { checkPass, ops } from './harness.js';
 
 describe('eliminate-identity', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { DataType } from '../../src/ir/dtype.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
-import { eliminateNoopCast } from '../../passes/eliminate-noop-cast.js';
+import { eliminateNoopCast } from '../../passes/cleanup/eliminate-noop-cast.js';
 import { checkPass, ops } from './harness.js';
 import { PassManager } from '../../src/pass/manager.js';
 import { tensorType } from '../../src/ir/types.js';

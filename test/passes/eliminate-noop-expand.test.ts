@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import { eliminateNoopExpand } from '../../passes/eliminate-noop-expand.js';
+import { eliminateNoopExpand } from '../../passes/cleanup/eliminate-noop-expand.js';
 import { checkPass, ops } from './harness.js';
 import { fixture, firstOutputOf, insertAfter } from './elim-util.js';
 

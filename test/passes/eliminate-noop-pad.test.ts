@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import { eliminateNoopPad } from '../../passes/eliminate-noop-pad.js';
+import { eliminateNoopPad } from '../../passes/cleanup/eliminate-noop-pad.js';
 import { checkPass, ops } from './harness.js';
 import { fixture, insertAfter } from './elim-util.js';
 

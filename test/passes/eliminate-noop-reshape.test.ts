@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import { eliminateNoopReshape } from '../../passes/eliminate-noop-reshape.js';
+import { eliminateNoopReshape } from '../../passes/cleanup/eliminate-noop-reshape.js';
 import { checkPass, ops } from './harness.js';
 import { fixture } from './elim-util.js';
 

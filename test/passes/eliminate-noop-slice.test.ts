@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import { eliminateNoopSlice } from '../../passes/eliminate-noop-slice.js';
+import { eliminateNoopSlice } from '../../passes/cleanup/eliminate-noop-slice.js';
 import { checkPass, ops } from './harness.js';
 import { fixture, firstOutputOf, insertAfter } from './elim-util.js';
 

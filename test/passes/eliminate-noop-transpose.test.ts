@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ModelBuilder } from '../../src/ir/builder.js';
-import { eliminateNoopTranspose } from '../../passes/eliminate-noop-transpose.js';
+import { eliminateNoopTranspose } from '../../passes/cleanup/eliminate-noop-transpose.js';
 import { checkPass, ops } from './harness.js';
 import { fixture, firstOutputOf, insertAfter } from './elim-util.js';
 

@@ -3,7 +3,7 @@ import { DataType } from '../../src/ir/dtype.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { tensorType } from '../../src/ir/types.js';
-import { eliminateUnusedInitializers } from '../../passes/eliminate-unused-initializers.js';
+import { eliminateUnusedInitializers } from '../../passes/cleanup/eliminate-unused-initializers.js';
 import { checkPass } from './harness.js';
 import { addIf, fixture } from './elim-util.js';
 

@@ -3,7 +3,7 @@ import { ModelBuilder } from '../../src/ir/builder.js';
 import { DataType } from '../../src/ir/dtype.js';
 import { tensorType } from '../../src/ir/types.js';
 import { PassManager } from '../../src/pass/manager.js';
-import { fixDims } from '../../passes/fix-dims.js';
+import { fixDims } from '../../passes/cleanup/fix-dims.js';
 import { checkPass } from './harness.js';
 
 function model() {

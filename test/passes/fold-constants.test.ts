@@ -7,7 +7,7 @@ import { Tensor } from '../../src/ir/tensor.js';
 import { tensorType } from '../../src/ir/types.js';
 import { onnxruntimeNode } from '../../src/node/ort.js';
 import { PassManager } from '../../src/pass/manager.js';
-import { FOLD_SIZE_LIMIT, foldConstants, foldTooLarge } from '../../passes/fold-constants.js';
+import { FOLD_SIZE_LIMIT, foldConstants, foldTooLarge } from '../../passes/fold/fold-constants.js';
 import { checkPass, ops } from './harness.js';
 
 const initNames = (m: { graph: Graph }): string[] => m.graph.initializers.map((v) => v.name).sort();

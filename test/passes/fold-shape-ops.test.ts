@@ -7,9 +7,9 @@ import { Tensor } from '../../src/ir/tensor.js';
 import { compareTensors } from '../../src/compare.js';
 import { readModel } from '../../src/node/files.js';
 import { seededRandom } from '../../src/inputs.js';
-import { fixDims } from '../../passes/fix-dims.js';
-import { foldConstants } from '../../passes/fold-constants.js';
-import { foldShapeOps } from '../../passes/fold-shape-ops.js';
+import { fixDims } from '../../passes/cleanup/fix-dims.js';
+import { foldConstants } from '../../passes/fold/fold-constants.js';
+import { foldShapeOps } from '../../passes/fold/fold-shape-ops.js';
 import { checkPass, ops, runModel } from './harness.js';
 
 /** x: float[batch, 3, 4] reshaped to [batch, 3*4] through Shape arithmetic. */

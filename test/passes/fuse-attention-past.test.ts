@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseAttentionPast } from '../../passes/fuse-attention-past.js';
+import { fuseAttentionPast } from '../../passes/fuse/fuse-attention-past.js';
 import { Sym } from '../../src/analysis/symbolic.js';
 import { decoderSignature, greedyGenerate } from '../../src/bench/generation.js';
 import { compareTensors } from '../../src/compare.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseAttention } from '../../passes/fuse-attention.js';
+import { fuseAttention } from '../../passes/fuse/fuse-attention.js';
 import { compareTensors } from '../../src/compare.js';
 import { compile } from '../../src/compile.js';
 import { seededRandom } from '../../src/inputs.js';

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseBiasGelu } from '../../passes/fuse-bias-gelu.js';
-import { fuseGelu } from '../../passes/fuse-gelu.js';
-import { fuseGeluContrib } from '../../passes/fuse-gelu-contrib.js';
+import { fuseBiasGelu } from '../../passes/fuse/fuse-bias-gelu.js';
+import { fuseGelu } from '../../passes/fuse/fuse-gelu.js';
+import { fuseGeluContrib } from '../../passes/fuse/fuse-gelu-contrib.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { readModel } from '../../src/node/files.js';
 import { checkPass, ops } from './harness.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseBnIntoConv } from '../../passes/fuse-bn-into-conv.js';
+import { fuseBnIntoConv } from '../../passes/fuse/fuse-bn-into-conv.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { attr } from '../../src/ir/attribute.js';
 import { GraphBuilder } from '../../src/ir/builder.js';

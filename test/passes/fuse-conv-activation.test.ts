@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseConvActivation } from '../../passes/fuse-conv-activation.js';
+import { fuseConvActivation } from '../../passes/fuse/fuse-conv-activation.js';
 import { attrFloat, attrString } from '../../src/ir/attribute.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import type { Value } from '../../src/ir/graph.js';

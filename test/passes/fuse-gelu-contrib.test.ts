@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseGeluContrib } from '../../passes/fuse-gelu-contrib.js';
+import { fuseGeluContrib } from '../../passes/fuse/fuse-gelu-contrib.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { DataType } from '../../src/ir/dtype.js';
 import { Tensor } from '../../src/ir/tensor.js';

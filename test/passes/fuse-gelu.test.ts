@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseGelu } from '../../passes/fuse-gelu.js';
+import { fuseGelu } from '../../passes/fuse/fuse-gelu.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { readModel } from '../../src/node/files.js';
 import { checkPass, ops } from './harness.js';

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseGqa } from '../../passes/fuse-gqa.js';
-import { fuseRotary } from '../../passes/fuse-rotary.js';
+import { fuseGqa } from '../../passes/fuse/fuse-gqa.js';
+import { fuseRotary } from '../../passes/fuse/fuse-rotary.js';
 import { decoderSignature, greedyGenerate, syntheticPrompt } from '../../src/bench/generation.js';
 import { compareTensors } from '../../src/compare.js';
 import { compile } from '../../src/compile.js';

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { fuseLayernormContrib } from '../../passes/fuse-layernorm-contrib.js';
+import { fuseLayernormContrib } from '../../passes/fuse/fuse-layernorm-contrib.js';
 import type { Value } from '../../src/ir/graph.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';

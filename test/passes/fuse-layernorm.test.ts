@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { fuseLayernorm } from '../../passes/fuse-layernorm.js';
+import { fuseLayernorm } from '../../passes/fuse/fuse-layernorm.js';
 import { cloneModel } from '../../src/ir/clone.js';
 import { checkPass, ops } from './harness.js';
 import { decomposedNorm } from './norm-models.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseMatmulAddIntoGemm } from '../../passes/fuse-matmul-add-into-gemm.js';
+import { fuseMatmulAddIntoGemm } from '../../passes/fuse/fuse-matmul-add-into-gemm.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { seededRandom } from '../../src/inputs.js';

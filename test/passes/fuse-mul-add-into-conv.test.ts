@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { fuseMulAddIntoConv } from '../../passes/fuse-mul-add-into-conv.js';
+import { fuseMulAddIntoConv } from '../../passes/fuse/fuse-mul-add-into-conv.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { seededRandom } from '../../src/inputs.js';

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { fusePadIntoConv } from '../../passes/fuse-pad-into-conv.js';
+import { fusePadIntoConv } from '../../passes/fuse/fuse-pad-into-conv.js';
 import { attr, attrInts } from '../../src/ir/attribute.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import type { Model } from '../../src/ir/model.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseRmsnorm } from '../../passes/fuse-rmsnorm.js';
+import { fuseRmsnorm } from '../../passes/fuse/fuse-rmsnorm.js';
 import { compile } from '../../src/compile.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { DataType } from '../../src/ir/dtype.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { fuseRotary } from '../../passes/fuse-rotary.js';
+import { fuseRotary } from '../../passes/fuse/fuse-rotary.js';
 import { compile } from '../../src/compile.js';
 import { seededRandom } from '../../src/inputs.js';
 import { ModelBuilder } from '../../src/ir/builder.js';

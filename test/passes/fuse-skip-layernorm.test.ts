@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
-import { fuseEmbedLayernorm } from '../../passes/fuse-embed-layernorm.js';
-import { fuseLayernormContrib } from '../../passes/fuse-layernorm-contrib.js';
-import { fuseSkipLayernorm } from '../../passes/fuse-skip-layernorm.js';
+import { fuseEmbedLayernorm } from '../../passes/fuse/fuse-embed-layernorm.js';
+import { fuseLayernormContrib } from '../../passes/fuse/fuse-layernorm-contrib.js';
+import { fuseSkipLayernorm } from '../../passes/fuse/fuse-skip-layernorm.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import type { Model } from '../../src/ir/model.js';
 import { checkPass, ops } from './harness.js';

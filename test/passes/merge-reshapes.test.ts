@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import { mergeReshapes } from '../../passes/merge-reshapes.js';
+import { mergeReshapes } from '../../passes/cleanup/merge-reshapes.js';
 import { checkPass, ops } from './harness.js';
 
 const shapeOfReshape = (m: { graph: { nodes: { opType: string; inputs: ({ initializer?: Tensor } | undefined)[] }[] } }): bigint[] =>

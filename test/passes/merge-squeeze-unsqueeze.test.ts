@@ -3,7 +3,7 @@ import { attrInts } from '../../src/ir/attribute.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import type { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import { mergeSqueezeUnsqueeze } from '../../passes/merge-squeeze-unsqueeze.js';
+import { mergeSqueezeUnsqueeze } from '../../passes/cleanup/merge-squeeze-unsqueeze.js';
 import { checkPass, ops } from './harness.js';
 
 /** axes of the only node of `op`: from the attribute or the constant input */

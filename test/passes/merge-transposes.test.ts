@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { ModelBuilder } from '../../src/ir/builder.js';
-import { mergeTransposes } from '../../passes/merge-transposes.js';
+import { mergeTransposes } from '../../passes/layout/merge-transposes.js';
 import { checkPass, ops } from './harness.js';
 
 describe('merge-transposes', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { propagateTransposes } from '../../passes/propagate-transposes.js';
-import { mergeTransposes } from '../../passes/merge-transposes.js';
+import { propagateTransposes } from '../../passes/layout/propagate-transposes.js';
+import { mergeTransposes } from '../../passes/layout/merge-transposes.js';
 import { attrInt, attrInts } from '../../src/ir/attribute.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import type { Model } from '../../src/ir/model.js';

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { MIN_WEIGHT_ELEMENTS, quantizeDynamic, quantizeWeight, quantRange, weightSpec } from '../../passes/quantize-dynamic.js';
+import { MIN_WEIGHT_ELEMENTS, quantizeDynamic, quantizeWeight, quantRange, weightSpec } from '../../passes/quantize/quantize-dynamic.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import type { Model } from '../../src/ir/model.js';
 import type { Target } from '../../src/target.js';

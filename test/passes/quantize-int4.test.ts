@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { MIN_WEIGHT_ELEMENTS } from '../../passes/quantize-dynamic.js';
-import { dequantizeInt4Blocks, quantizeInt4, quantizeInt4Blocks } from '../../passes/quantize-int4.js';
+import { MIN_WEIGHT_ELEMENTS } from '../../passes/quantize/quantize-dynamic.js';
+import { dequantizeInt4Blocks, quantizeInt4, quantizeInt4Blocks } from '../../passes/quantize/quantize-int4.js';
 import { toAttribute } from '../../src/ir/attribute.js';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { cloneModel } from '../../src/ir/clone.js';
@@ -179,7 +179,7 @@ describe('quantize-int4: 8-bit weights within the size budget', () => {
     const { ModelBuilder } = await import('../../src/ir/builder.js');
     const { Tensor: T } = await import('../../src/ir/tensor.js');
     const { PassManager } = await import('../../src/pass/manager.js');
-    const { quantizeInt4 } = await import('../../passes/quantize-int4.js');
+    const { quantizeInt4 } = await import('../../passes/quantize/quantize-int4.js');
     const { x86Avx2 } = await import('../../targets/x86-avx2.js');
     const build = () => {
       const b = new ModelBuilder({ opset: 17 });

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { quantizeStatic, type QuantizedLayerError } from '../../passes/quantize-static.js';
+import { quantizeStatic, type QuantizedLayerError } from '../../passes/quantize/quantize-static.js';
 import {
   entropyThreshold, histogramQuantile, klDivergence, rangeFromStats, RunningHistogram, scaleZeroPoint, TensorStats,
 } from '../../passes/lib/calibration.js';

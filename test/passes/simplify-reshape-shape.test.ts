@@ -3,8 +3,8 @@ import { describe, expect, test } from 'vitest';
 import { ModelBuilder } from '../../src/ir/builder.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { readModel } from '../../src/node/files.js';
-import { simplifyReshapeShape } from '../../passes/simplify-reshape-shape.js';
-import { eliminateDeadNodes } from '../../passes/eliminate-dead-nodes.js';
+import { simplifyReshapeShape } from '../../passes/cleanup/simplify-reshape-shape.js';
+import { eliminateDeadNodes } from '../../passes/cleanup/eliminate-dead-nodes.js';
 import { checkPass, ops } from './harness.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/models');

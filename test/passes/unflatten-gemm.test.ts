@@ -6,8 +6,8 @@ import { Tensor } from '../../src/ir/tensor.js';
 import { readModel } from '../../src/node/files.js';
 import { compile } from '../../src/compile.js';
 import { portable } from '../../targets/portable.js';
-import { unflattenGemm } from '../../passes/unflatten-gemm.js';
-import { eliminateDeadNodes } from '../../passes/eliminate-dead-nodes.js';
+import { unflattenGemm } from '../../passes/fuse/unflatten-gemm.js';
+import { eliminateDeadNodes } from '../../passes/cleanup/eliminate-dead-nodes.js';
 import { checkPass, ops } from './harness.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/models');

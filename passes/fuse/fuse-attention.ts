@@ -1,0 +1,287 @@
+/**
+ * fuse-attention
+ *
+ * Before (BERT, separate projections, padding mask):
+ *   q = Transpose(Reshape(x @ Wq + bq, [b, s, H, D]), [0,2,1,3])      (likewise v)
+ *   kT = Transpose(Reshape(x @ Wk + bk, [b, s, H, D]), [0,2,3,1])
+ *   m = (1 - Cast(Unsqueeze(mask, [1, 2]))) * -10000                    (mask: [b, s])
+ *   y = Reshape(Transpose(Softmax(q @ kT / sqrt(D) + m) @ v, [0,2,1,3]), [b, s, H*D])
+ * Before (GPT-2, packed projection, causal mask):
+ *   q, k, v = Split(Reshape(Gemm(Reshape(x, [-1, n]), W, c), [b, s, 3n]), axis=-1)
+ *   scores = Where(tril[:, :, :s, :s], q @ kT / sqrt(D), finfo.min)     (or + Trilu(-inf, k=1))
+ * After:
+ *   y = com.microsoft::Attention(x, [Wq|Wk|Wv], [bq|bk|bv], Cast(mask, int32))
+ *       {num_heads=H, scale, unidirectional, mask_filter_value}
+ *   (the output projection stays a MatMul/Gemm of y)
+ * Conditions:
+ *   - Softmax over the last axis; q, k, v come from the same x [b, s, in] (self-attention, no
+ *     past), through constant float32 weights (a missing bias is a zero bias), split into the same
+ *     H heads of size D; every intermediate value (scores, probabilities) has no other use;
+ *   - scale: a scalar Div/Mul of the scores, and of q and/or k (product taken);
+ *   - masks outside the scaling (added to scaled scores): at most one padding mask
+ *     (1 - mask) * f from a [b, s] mask (mask_filter_value = f; the mask holds 0/1, as attention
+ *     masks do: ORT reads > 0 as keep) and at most one causal mask (Where with a lower-triangular
+ *     constant prefix, or an additive strictly-upper constant/Trilu(ConstantOfShape)) whose fill
+ *     is <= -1e4 (softmax gives exactly 0 there, as with ORT's causal mask);
+ *   - the [b, s] mask is converted to int32 once and shared by every Attention.
+ * Formula: Attention computes softmax(scale * q kT + mask) v per head, with q|k|v = x W + b.
+ */
+import { attr, attrInt } from '../../src/ir/attribute.js';
+import { DataType } from '../../src/ir/dtype.js';
+import type { Graph, Node, Value } from '../../src/ir/graph.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import type { InferResult } from '../../src/analysis/infer.js';
+import type { Sym } from '../../src/analysis/symbolic.js';
+import type { Pass, PassContext } from '../../src/pass/pass.js';
+import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
+import { constantValue } from '../../src/pass/pattern.js';
+import {
+  elemTypeOf, fmtShape, isFail, matchCausalAdditive, matchCausalWhere, matchHeads, matchPaddingMask,
+  matchProjection, matchScores, oneUse, producedBy, shapeOf, sliceProjection, splitSizes, symEq,
+  type Fail, type Heads, type PaddingMask, type Projection,
+} from '../lib/attention/match.js';
+
+interface AttentionMatch {
+  softmax: Node;
+  /** Transpose(P @ V, [0,2,1,3]): [b, s, H, D] */
+  merged: Value;
+  x: Value;
+  q: Projection;
+  k: Projection;
+  v: Projection;
+  heads: number;
+  headSize: number;
+  scale: number;
+  causal: boolean;
+  padding?: PaddingMask;
+  /** [b, s, H*D] reshapes of `merged`: replaced by the Attention output or a Reshape of it */
+  reshapes: Node[];
+}
+
+
+/** The projections of q, k, v: three outputs of one Split of a packed projection, or three projections of one x. */
+function matchQkv(info: InferResult, ctx: PassContext, q: Heads, k: Heads, v: Heads): [Projection, Projection, Projection] | Fail {
+  const split = producedBy(q.proj, 'Split');
+  if (split) {
+    if (producedBy(k.proj, 'Split') !== split || producedBy(v.proj, 'Split') !== split) return `${split}: q, k, v are not all outputs of it`;
+    if (q.proj.producerSlot !== 0 || k.proj.producerSlot !== 1 || v.proj.producerSlot !== 2 || split.outputs.length !== 3) {
+      return `${split}: q, k, v are not its outputs 0, 1, 2`;
+    }
+    const input = split.inputs[0]!;
+    const is = shapeOf(info, input);
+    const axis = attrInt(split.attr('axis'), 0);
+    if (!is || (axis !== -1 && axis !== is.length - 1)) return `${split}: does not split the last axis`;
+    const sizes = splitSizes(split, is[is.length - 1]!.value, ctx.opset());
+    if (!sizes || sizes.some((s) => s !== sizes[0])) return `${split}: split sizes [${sizes?.join(',') ?? '?'}] are not equal`;
+    const p = matchProjection(info, input);
+    if (isFail(p)) return p;
+    if (p.n !== 3 * sizes[0]!) return `${split}: packed projection is ${p.n} wide, not 3 x ${sizes[0]}`;
+    return [sliceProjection(p, 0, sizes[0]!), sliceProjection(p, sizes[0]!, sizes[0]!), sliceProjection(p, 2 * sizes[0]!, sizes[0]!)];
+  }
+  const ps: Projection[] = [];
+  for (const [name, h] of [['q', q], ['k', k], ['v', v]] as const) {
+    const p = matchProjection(info, h.proj);
+    if (isFail(p)) return `${name} projection: ${p}`;
+    ps.push(p);
+  }
+  const [pq, pk, pv] = ps as [Projection, Projection, Projection];
+  if (pq.x !== pk.x || pq.x !== pv.x) return `q, k, v are projections of different inputs ('${pq.x.name}', '${pk.x.name}', '${pv.x.name}'): not self-attention`;
+  return [pq, pk, pv];
+}
+
+function matchAttention(info: InferResult, ctx: PassContext, softmax: Node): AttentionMatch | Fail {
+  const probs = softmax.outputs[0]!;
+  const scoresOut = softmax.inputs[0]!;
+  const ss = shapeOf(info, scoresOut);
+  if (!ss || ss.length !== 4) return `${softmax}: input ${fmtShape(ss)} is not [batch, heads, seq, seq]`;
+  if (elemTypeOf(info, scoresOut) !== DataType.FLOAT) return `${softmax}: not float32`;
+  const axis = attrInt(softmax.attr('axis'), ctx.opset() < 13 ? 1 : -1);
+  if (axis !== -1 && axis !== 3) return `${softmax}: axis ${axis} is not the last`;
+  // P @ V, then heads merged back
+  if (!oneUse(probs)) return `${softmax}: output has ${probs.uses.length} uses${probs.isReturned ? ' and is a graph output' : ''}, not one MatMul with V`;
+  let p = probs;
+  let pv = probs.uses[0]!.node;
+  if (isNoopCast(info, pv) && oneUse(pv.outputs[0]!)) { p = pv.outputs[0]!; pv = p.uses[0]!.node; }
+  if (pv.opType !== 'MatMul' || pv.domain !== '' || pv.inputs[0] !== p || pv.inputs[1] === p) return `${softmax}: output feeds ${pv}, not the MatMul with V`;
+  const vh = matchHeads(info, pv.inputs[1], false);
+  if (isFail(vh)) return `V: ${vh}`;
+  const pvOut = pv.outputs[0]!;
+  const back = oneUse(pvOut) ? pvOut.uses[0]!.node : undefined;
+  if (!back || back.opType !== 'Transpose' || back.domain !== '' || permOf(back) !== '0,2,1,3') return `${pv}: output is not transposed back with perm [0,2,1,3] (alone)`;
+  const merged = back.outputs[0]!;
+
+  // masks, then scale, then Q @ K^T
+  let cur = scoresOut;
+  let causal = false;
+  let padding: PaddingMask | undefined;
+  let scale = 1;
+  const seq = ss[3]!;
+  if (!symEq(ss[2], seq)) return `${softmax}: scores ${fmtShape(ss)} are not square (query and key lengths differ)`;
+  for (let guard = 0; guard < 6; guard++) {
+    if (cur !== scoresOut && !oneUse(cur)) return `'${cur.name}' has other uses`;
+    if (cur.producer && isNoopCast(info, cur.producer)) { cur = cur.producer.inputs[0]!; continue; }
+    const where = producedBy(cur, 'Where');
+    if (where) {
+      if (causal) return `${where}: a second causal mask`;
+      const r = matchCausalWhere(info, where, seq);
+      if (isFail(r)) return r;
+      causal = true;
+      cur = r;
+      continue;
+    }
+    const add = producedBy(cur, 'Add');
+    if (!add) break;
+    let next: Value | undefined;
+    const why: string[] = [];
+    for (const [i, j] of [[0, 1], [1, 0]] as const) {
+      const m = add.inputs[j]!;
+      const sm = shapeOf(info, m);
+      if (sm && sm.length >= 2 && symEq(sm[sm.length - 2], seq) && !causal) {
+        const r = matchCausalAdditive(info, m, seq);
+        if (r === true) { causal = true; next = add.inputs[i]; break; }
+        why.push(r);
+      } else if (!padding) {
+        const r = matchPaddingMask(info, m);
+        if (!isFail(r)) { padding = r; next = add.inputs[i]; break; }
+        why.push(r);
+      }
+    }
+    if (!next) return `${add}: no operand is a mask this fusion knows (${why.join('; ') || 'a second mask of the same kind'})`;
+    cur = next;
+  }
+  const scores = matchScores(cur, softmax);
+  if (isFail(scores)) return scores;
+  const { q: qv, k: kv } = scores;
+  scale *= scores.scale;
+  const qh = matchHeads(info, qv, false);
+  if (isFail(qh)) return `Q: ${qh}`;
+  const kh = matchHeads(info, kv, true);
+  if (isFail(kh)) return `K: ${kh}`;
+  if (qh.heads !== kh.heads || qh.heads !== vh.heads || qh.headSize !== kh.headSize || qh.headSize !== vh.headSize) {
+    return `q, k, v heads differ (${qh.heads}x${qh.headSize}, ${kh.heads}x${kh.headSize}, ${vh.heads}x${vh.headSize})`;
+  }
+  const qkv = matchQkv(info, ctx, qh, kh, vh);
+  if (isFail(qkv)) return qkv;
+  const [q, k, v] = qkv;
+  const xs = shapeOf(info, q.x);
+  if (elemTypeOf(info, q.x) !== DataType.FLOAT || !xs || xs.length !== 3 || !symEq(xs[1], seq)) {
+    return `input '${q.x.name}' ${fmtShape(xs)} is not float32 [batch, ${seq}, hidden]`;
+  }
+  if (padding) {
+    const rs = shapeOf(info, padding.raw)!;
+    if (!symEq(rs[0], xs[0]) || !symEq(rs[1], seq)) return `mask '${padding.raw.name}' ${fmtShape(rs)} is not [${xs[0]}, ${seq}]`;
+  }
+  const hidden = qh.heads * qh.headSize;
+  if (q.n !== hidden || k.n !== hidden || v.n !== hidden) return `projection widths ${q.n}, ${k.n}, ${v.n} are not heads x head_size = ${hidden}`;
+  if (!Number.isFinite(scale) || scale === 0) return `scale ${scale} is not usable`;
+  const reshapes = merged.uses.map((u) => u.node).filter((n) => isMergeReshape(info, n, merged, xs, hidden));
+  return { softmax, merged, x: q.x, q, k, v, heads: qh.heads, headSize: qh.headSize, scale, causal, ...(padding ? { padding } : {}), reshapes };
+}
+
+/** Cast of a float32 value to float32. */
+function isNoopCast(info: InferResult, n: Node): boolean {
+  return n.opType === 'Cast' && n.domain === '' && attrInt(n.attr('to')) === DataType.FLOAT && elemTypeOf(info, n.inputs[0]) === DataType.FLOAT;
+}
+
+function permOf(n: Node): string | undefined {
+  const a = n.attr('perm');
+  return a?.type === 'ints' ? a.value.map(Number).join(',') : undefined;
+}
+
+/** Reshape(merged, [b, s, H*D]) as inferred: the Attention output itself. */
+function isMergeReshape(info: InferResult, n: Node, merged: Value, xs: Sym[], hidden: number): boolean {
+  if (n.opType !== 'Reshape' || n.domain !== '' || n.inputs[0] !== merged) return false;
+  const os = shapeOf(info, n.outputs[0]);
+  return !!os && os.length === 3 && symEq(os[0], xs[0]) && symEq(os[1], xs[1]) && os[2]!.value === hidden;
+}
+
+/** Cast(mask, int32), made once per graph and shared. */
+function maskIndex(graph: Graph, patch: Patch, raw: Value, info: InferResult): Value {
+  if (elemTypeOf(info, raw) === DataType.INT32) return raw;
+  for (const u of raw.uses) {
+    const n = u.node;
+    if (n.graph === graph && !n.removed && n.opType === 'Cast' && n.domain === '' && attrInt(n.attr('to')) === DataType.INT32) return n.outputs[0]!;
+  }
+  return patch.add('Cast', [raw], { to: DataType.INT32 }, { name: `${raw.name}_int32` });
+}
+
+function rewrite(graph: Graph, patch: Patch, ctx: PassContext, m: AttentionMatch, info: InferResult): void {
+  const { q, k, v, heads, headSize } = m;
+  const hidden = heads * headSize, inDim = q.inDim;
+  const w = new Float32Array(inDim * 3 * hidden);
+  for (let i = 0; i < inDim; i++) {
+    w.set(q.w.subarray(i * hidden, (i + 1) * hidden), i * 3 * hidden);
+    w.set(k.w.subarray(i * hidden, (i + 1) * hidden), i * 3 * hidden + hidden);
+    w.set(v.w.subarray(i * hidden, (i + 1) * hidden), i * 3 * hidden + 2 * hidden);
+  }
+  const b = new Float32Array(3 * hidden);
+  b.set(q.b, 0); b.set(k.b, hidden); b.set(v.b, 2 * hidden);
+  const base = m.softmax.name.replace(/\/?Softmax[^/]*$/, '') || 'attention';
+  const wv = patch.constant(Tensor.float32(w, [inDim, 3 * hidden]), `${base}/qkv_weight`);
+  const bv = patch.constant(Tensor.float32(b, [3 * hidden]), `${base}/qkv_bias`);
+  const inputs: (Value | undefined)[] = [m.x, wv, bv];
+  const attrs = [attr.int('num_heads', heads), attr.float('scale', m.scale)];
+  if (m.causal) attrs.push(attr.int('unidirectional', 1));
+  if (m.padding) {
+    inputs.push(maskIndex(graph, patch, m.padding.raw, info));
+    attrs.push(attr.float('mask_filter_value', m.padding.filter));
+  }
+  const out = patch.add('Attention', inputs, attrs, { domain: 'com.microsoft', name: `${base}/Attention` });
+  ctx.requireOpset('com.microsoft', 1);
+  for (const r of m.reshapes) patch.replace(r.outputs[0]!, out);
+  const others = m.merged.uses.filter((u) => !m.reshapes.includes(u.node));
+  if (others.length || m.merged.isReturned) {
+    const shape = patch.constant(Tensor.int64([0, 0, heads, headSize]), `${base}/heads_shape`);
+    patch.replace(m.merged, patch.add('Reshape', [out, shape], {}, { name: `${base}/split_heads` }));
+  }
+}
+
+/** A Softmax that looks like attention: its input comes from a MatMul, or its output feeds one. */
+function isCandidate(softmax: Node): boolean {
+  const out = softmax.outputs[0]!;
+  if (out.uses.some((u) => u.node.opType === 'MatMul' || (u.node.opType === 'Cast' && u.node.outputs[0]!.uses.some((w) => w.node.opType === 'MatMul')))) return true;
+  let cur: Value | undefined = softmax.inputs[0];
+  for (let i = 0; i < 6 && cur?.producer; i++) {
+    const p: Node = cur.producer;
+    if (p.opType === 'MatMul') return true;
+    if (!['Add', 'Where', 'Div', 'Mul', 'Cast'].includes(p.opType)) return false;
+    cur = p.inputs.find((x) => x?.producer && !constantValue(x) && ['MatMul', 'Add', 'Where', 'Div', 'Mul', 'Cast'].includes(x.producer.opType));
+  }
+  return false;
+}
+
+export const fuseAttention: Pass = {
+  name: 'fuse-attention',
+  description: 'fuse BERT/GPT-2 self-attention (Q/K/V projections, scaled dot product, masks, softmax) into com.microsoft Attention',
+  level: 2,
+  subgraphs: 'recurse',
+  emits: ['com.microsoft::Attention', 'ai.onnx::Cast', 'ai.onnx::Reshape'],
+  run(graph, ctx) {
+    const info = ctx.shapesOrExplain();
+    if (!info) return 0;
+    // One inference serves the pass: a rewrite replaces values by equivalent ones, and the values
+    // a later match looks at are not created by an earlier rewrite (the shared mask Cast excepted,
+    // whose type is not needed).
+    let changes = 0;
+    for (const node of [...graph.nodes]) {
+      if (node.removed || node.opType !== 'Softmax' || node.domain !== '') continue;
+      if (!isCandidate(node)) continue;
+      const m = matchAttention(info, ctx, node);
+      if (isFail(m)) {
+        ctx.explain(m.startsWith(`${node}`) ? m : `${node}: ${m}`);
+        continue;
+      }
+      if (!ctx.allowRewrite(`fuse-attention at ${node}`)) return changes;
+      const patch = ctx.patch(graph);
+      try {
+        rewrite(graph, patch, ctx, m, info);
+      } catch (e) {
+        if (!(e instanceof UnsupportedOpError)) throw e;
+        ctx.explain(`${node}: ${e.message}`);
+        continue;
+      }
+      changes += patch.commit();
+    }
+    return changes;
+  },
+};
