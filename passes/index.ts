@@ -41,6 +41,7 @@ import { fusePadIntoConv } from './fuse/fuse-pad-into-conv.js';
 import { fuseRmsnorm } from './fuse/fuse-rmsnorm.js';
 import { fuseRotary } from './fuse/fuse-rotary.js';
 import { fuseSkipLayernorm } from './fuse/fuse-skip-layernorm.js';
+import { lowerContribOps } from './lower/lower-contrib-ops.js';
 import { mergeReshapes } from './cleanup/merge-reshapes.js';
 import { mergeSqueezeUnsqueeze } from './cleanup/merge-squeeze-unsqueeze.js';
 import { mergeTransposes } from './layout/merge-transposes.js';
@@ -91,6 +92,7 @@ export const PASSES: readonly Pass[] = [
   fuseRmsnorm,
   fuseRotary,
   fuseSkipLayernorm,
+  lowerContribOps,
   mergeReshapes,
   mergeSqueezeUnsqueeze,
   mergeTransposes,

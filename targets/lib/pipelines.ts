@@ -40,6 +40,9 @@ export const PORTABLE_PIPELINE: PipelineSpec[] = [
   // a model compiled for cuda (NhwcConv) moved to a target without it: standard Conv again, whose
   // Transposes the fixed point below cancels between convolutions (does nothing where NhwcConv runs)
   'decompose-nhwc-conv',
+  // a model compiled for ONNX Runtime (com.microsoft fusions, MatMulNBits ...) moved to a target
+  // without those kernels: each such op written back in standard ONNX, before the folds see it
+  'lower-contrib-ops',
   'eliminate-identity',
   'eliminate-dropout',
   {
