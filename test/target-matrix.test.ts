@@ -59,17 +59,8 @@ type Check = 'placement' | 'weights' | 'validate';
  * cannot go stale.
  */
 const KNOWN: { id: string; check: Check; applies: (fx: string, a: string, mode: Mode, b: string) => boolean; why: string }[] = [
-  {
-    id: 'contrib-ops-stay',
-    check: 'placement',
-    // every ORT-flavoured target fuses into com.microsoft ops (FusedConv, Attention, SkipLayerNormalization,
-    // FastGelu, DynamicQuantizeMatMul, MatMulNBits, NhwcConv); cnn's static model has none (the static
-    // compile disables the fusions that would hide its Convs)
-    // (cuda's cnn holds only NhwcConv, which decompose-nhwc-conv turns back into Conv for tensorrt)
-    applies: (fx, a, mode, b) => (b === 'portable' || b === 'tensorrt') && a !== 'portable' && a !== 'tensorrt' && !(fx === 'cnn-tiny-op13' && mode === 'static')
-      && !(fx === 'cnn-tiny-op13' && a === 'cuda' && b === 'tensorrt'),
-    why: 'M_A holds com.microsoft contrib ops (fusions of an ORT target); no pass turns them back into standard ONNX for portable or tensorrt (level 1), so they stay: tensorrt refuses them, and portable\'s model is no longer portable',
-  },
+  // none left: 'contrib-ops-stay' (every ORT-flavoured M_A on portable / tensorrt kept its
+  // com.microsoft ops) ended with lower-contrib-ops
 ];
 
 function known(fx: string, a: string, mode: Mode, b: string, check: Check): string | undefined {
@@ -154,7 +145,9 @@ for (const fx of FIXTURES) {
                 if (pipelineHas(b, 'dequantize-integer-ops') && integerProducts(model) < integerProducts(m.model)) return;
                 // TensorRT takes no int32 DequantizeLinear: qdq-to-int8-symmetric makes the biases float; the int8 weights must stay
                 const opts = b.name === 'tensorrt' ? { int32: false } : {};
-                expect(quantizedWeights(model, opts), known(fx, a.name, mode, b.name, 'weights')).toEqual(quantizedWeights(m.model, opts));
+                // the ops holding them may change (lower-contrib-ops writes MatMulNBits as DequantizeLinear + MatMul), their number may not
+                const count = (w: Record<string, number>) => Object.values(w).reduce((s, c) => s + c, 0);
+                expect(count(quantizedWeights(model, opts)), `${JSON.stringify(quantizedWeights(model, opts))} vs M_A's ${JSON.stringify(quantizedWeights(m.model, opts))}${known(fx, a.name, mode, b.name, 'weights') ?? ''}`).toBe(count(quantizedWeights(m.model, opts)));
               });
             }
 
@@ -162,8 +155,10 @@ for (const fx of FIXTURES) {
               const f = await fixture();
               const { mA: m, model } = await mAB();
               const { runtime } = await runtimeFor(b);
-              const v = await validateAgainst(m.model, m.outputs, model, runtime, f.sets, budget.tolerance);
-              expect(v.ok, `${whyFailed(v)}${known(fx, a.name, mode, b.name, 'validate') ? ` ${known(fx, a.name, mode, b.name, 'validate')}` : ''}`).toBe(true);
+              // the budget with M_A known: an fp16 M_A whose ops B lacks is lowered, within fp16
+              const step = stepBudget(mode, b, m.model);
+              const v = await validateAgainst(m.model, m.outputs, model, runtime, f.sets, step.tolerance);
+              expect(v.ok, `${whyFailed(v)} (${step.why})${known(fx, a.name, mode, b.name, 'validate') ? ` ${known(fx, a.name, mode, b.name, 'validate')}` : ''}`).toBe(true);
             });
           }
         });

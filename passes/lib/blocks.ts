@@ -132,3 +132,30 @@ export function quantizeInt8Blocks(at: (n: number, k: number) => number, k: numb
   }
   return { packed, scales, nBlocks };
 }
+
+/**
+ * The integer codes of MatMulNBits / GatherBlockQuantized blocks with their zero points taken out:
+ * out[row * nBlocks * blockSize + b * blockSize + i] = code - zero point, for `rows` rows of
+ * `nBlocks` blocks. `packed` holds the codes (4 bits: two per byte, low nibble first; 8 bits: one
+ * per byte); `zeroPoints` the uint8 zero points (4 bits: two per byte, ceil(nBlocks / 2) bytes per
+ * row; 8 bits: one per block), absent for the default 2^(bits-1).
+ */
+export function blockCodes(packed: Uint8Array, zeroPoints: Uint8Array | undefined, rows: number, nBlocks: number, blockSize: number, bits: 4 | 8): Int16Array {
+  const out = new Int16Array(rows * nBlocks * blockSize);
+  const zpRow = bits === 4 ? Math.ceil(nBlocks / 2) : nBlocks;
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < nBlocks; b++) {
+      let zp = 1 << (bits - 1);
+      if (zeroPoints) {
+        const byte = zeroPoints[r * zpRow + (bits === 4 ? b >> 1 : b)]!;
+        zp = bits === 8 ? byte : (b & 1) === 0 ? byte & 0xf : byte >> 4;
+      }
+      const base = (r * nBlocks + b) * blockSize;
+      for (let i = 0; i < blockSize; i++) {
+        const code = bits === 8 ? packed[base + i]! : (i & 1) === 0 ? packed[(base + i) >> 1]! & 0xf : packed[(base + i) >> 1]! >> 4;
+        out[base + i] = code - zp;
+      }
+    }
+  }
+  return out;
+}

@@ -43,7 +43,33 @@ export function quantizedOps(model: Model): Record<string, number> {
   return out;
 }
 
-/** The integer products (ConvInteger, MatMulInteger) of a model: what dequantize-integer-ops turns into float ops. */
+/**
+ * The integer products (ConvInteger, MatMulInteger, and ORT's DynamicQuantizeMatMul / MatMulIntegerToFloat) of a
+ * model: what dequantize-integer-ops and lower-contrib-ops turn into float ops for targets without them.
+ */
 export function integerProducts(model: Model): number {
-  return Object.entries(quantizedOps(model)).filter(([op]) => /::(ConvInteger|MatMulInteger)$/.test(op)).reduce((n, [, c]) => n + c, 0);
+  return Object.entries(quantizedOps(model)).filter(([op]) => /::(ConvInteger|MatMulInteger|DynamicQuantizeMatMul|MatMulIntegerToFloat)$/.test(op)).reduce((n, [, c]) => n + c, 0);
+}
+
+/**
+ * The budget a model's own run-time quantization sets, or undefined when it has none: a model that
+ * rounds activations to integers as it runs (DynamicQuantizeLinear, QuantizeLinear, QLinear ops,
+ * DynamicQuantizeMatMul; MatMulNBits with accuracy_level >= 2, which quantizes each input block)
+ * turns a float difference of one ulp before such a rounding into a whole quantization step after
+ * it. Any faithful recompilation (a fusion reordering a float sum, a contrib op written as standard
+ * ops) is then judged within that precision, not bit for bit: 'int4' where 4-bit weights meet
+ * quantized activations, else 'int8'.
+ */
+export function runtimeQuantization(model: Model): 'int4' | 'int8' | undefined {
+  let found: 'int4' | 'int8' | undefined;
+  for (const g of model.allGraphs()) {
+    for (const n of g.nodes) {
+      if (n.opType === 'MatMulNBits' && n.domain === 'com.microsoft') {
+        if (attrInt(n.attr('accuracy_level'), 0) >= 2) found = attrInt(n.attr('bits'), 4) <= 4 ? 'int4' : (found ?? 'int8');
+      } else if (/^(DynamicQuantizeLinear|QuantizeLinear|DynamicQuantizeMatMul|DynamicQuantizeLSTM|QLinear\w+)$/.test(n.opType)) {
+        found ??= 'int8';
+      }
+    }
+  }
+  return found;
 }

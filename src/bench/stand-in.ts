@@ -12,7 +12,8 @@
 import { cloneModel } from '../ir/clone.js';
 import type { Model } from '../ir/model.js';
 import { Patch } from '../pass/patch.js';
-import { nhwcConvAsConv } from '../../passes/lower/decompose-nhwc-conv.js';
+import { Emitter } from '../../passes/lib/emit.js';
+import { nhwcConvAsConv } from '../../passes/lib/lowerings/conv.js';
 
 /** Op keys ('domain::op') this module can stand in for. */
 export const STAND_INS: readonly string[] = ['com.microsoft::NhwcConv'];
@@ -27,7 +28,7 @@ export function cpuStandIn(model: Model): { model: Model; replaced: Record<strin
   for (const n of [...g.nodes]) {
     if (n.removed || n.domain !== 'com.microsoft' || n.opType !== 'NhwcConv') continue;
     const patch = new Patch(g);
-    nhwcConvAsConv(patch, n);
+    patch.replace(n.outputs[0]!, nhwcConvAsConv(new Emitter(patch, copy.opsetVersion('') ?? 13, n.name || 'NhwcConv'), n));
     patch.commit();
     count++;
   }

@@ -21,6 +21,8 @@ import type { PipelineSpec, Target } from '../../src/target.js';
 import { ortWebRuntime, type OrtModule } from '../../src/web/ort-runtime.js';
 import { quantizedOps } from '../../passes/precision/model-precision.js';
 import { DataType } from '../../src/ir/dtype.js';
+import { lowering } from '../../passes/lib/lowerings/index.js';
+import { isStandardOp } from '../../src/onnx/standard-ops.js';
 
 export type Mode = 'none' | QuantizeMode;
 
@@ -122,6 +124,17 @@ export function quantizedWeights(m: Model, opts: { int32?: boolean } = {}): Reco
   return out;
 }
 
+/** M_A's ops that B has no kernel for and lower-contrib-ops rewrites (as the pass context decides). */
+export function loweredOps(mA: Model, b: Target): string[] {
+  const opset = mA.opsetVersion('') ?? 1;
+  const runs = (d: string, op: string): boolean => {
+    const domain = d === '' ? 'ai.onnx' : d;
+    if (!b.capabilities) return b.maxLevel !== 1 || isStandardOp(d, op, opset);
+    return b.capabilities.domains.includes(domain) && `${domain}::${op}` in b.capabilities.kernels;
+  };
+  return [...new Set(mA.graph.nodes.filter((n) => !runs(n.domain, n.opType) && lowering(n.domain, n.opType)).map((n) => n.opType))];
+}
+
 /** The precision budget of a step, and why it is that one. */
 export interface Budget { tolerance: Tolerance; why: string }
 
@@ -148,13 +161,14 @@ export function modeTolerance(mode: Mode): Tolerance {
  *     caught separately (quantizedWeights), not by this budget. With dynamic, B = cuda / webgpu may
  *     also dequantize M_A's ConvInteger / MatMulInteger (dequantize-integer-ops): int8 too.
  */
-export function stepBudget(mode: Mode, b: Target): Budget {
+export function stepBudget(mode: Mode, b: Target, mA?: Model): Budget {
   if (mode === 'fp16') {
     if (pipelineHas(b, 'widen-to-float32')) return { tolerance: TOLERANCES.fp16!, why: `fp16: ${b.name} computes in float32 what M_A computes in float16` };
-    // tensorrt lacks LayerNormalization: decompose-layernorm rewrites M_A's float16 LayerNorms into
-    // the op's definition (statistics in float32, Casts around them), whose float16 roundings are
-    // not the fused kernel's
-    if (pipelineHas(b, 'decompose-layernorm') && !(b.capabilities?.kernels['ai.onnx::LayerNormalization'])) return { tolerance: TOLERANCES.fp16!, why: `fp16: ${b.name} decomposes M_A's float16 LayerNormalization` };
+    // B lacks some of M_A's ops (tensorrt: LayerNormalization; webgpu: EmbedLayerNormalization):
+    // lower-contrib-ops writes them by their definition (statistics in float32, Casts around them),
+    // whose float16 roundings are not the fused kernel's
+    const lowered = mA ? loweredOps(mA, b) : [];
+    if (lowered.length) return { tolerance: TOLERANCES.fp16!, why: `fp16: ${b.name} lowers M_A's float16 ${[...new Set(lowered)].join(', ')}` };
     return { tolerance: TOLERANCES.fp32!, why: `fp32: ${b.name} keeps M_A's float16` };
   }
   if (mode === 'dynamic' || mode === 'static') return { tolerance: TOLERANCES.int8!, why: 'int8: M_A quantizes activations at run time' };

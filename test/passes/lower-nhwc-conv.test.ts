@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { decomposeNhwcConv } from '../../passes/lower/decompose-nhwc-conv.js';
+import { lowerContribOps } from '../../passes/lower/lower-contrib-ops.js';
 import { compile } from '../../src/compile.js';
 import { cloneModel } from '../../src/ir/clone.js';
 import { readModel } from '../../src/node/files.js';
@@ -13,7 +13,7 @@ import { ops, runModel } from './harness.js';
 
 const CNN = path.resolve(import.meta.dirname, '../../fixtures/models/cnn-tiny-op13');
 
-describe('decompose-nhwc-conv', () => {
+describe('lower-contrib-ops: NhwcConv', () => {
   test('a cuda model (NhwcConv) compiled for x86-avx2: standard Conv again, the Transposes between convolutions cancelled, same outputs', async () => {
     const original = readModel(path.join(CNN, 'model.onnx')).model;
     const gpu = cloneModel(original);
@@ -22,7 +22,7 @@ describe('decompose-nhwc-conv', () => {
     const transposesOnGpu = ops(gpu).Transpose ?? 0;
     const cpu = cloneModel(gpu);
     const report = await compile(cpu, x86Avx2);
-    expect(report.passes.find((p) => p.name === 'decompose-nhwc-conv')!.changes).toBeGreaterThan(0);
+    expect(report.passes.find((p) => p.name === 'lower-contrib-ops')!.changes).toBeGreaterThan(0);
     expect(ops(cpu).NhwcConv).toBeUndefined();
     expect((ops(cpu).Conv ?? 0) + (ops(cpu).FusedConv ?? 0)).toBe(ops(gpu).NhwcConv);
     // one Transpose pair per model boundary at most, not one per convolution
@@ -45,7 +45,7 @@ describe('decompose-nhwc-conv', () => {
     await compile(gpu, cuda);
     const before = ops(gpu);
     const { PassManager } = await import('../../src/pass/manager.js');
-    const run = await new PassManager([decomposeNhwcConv], { target: cuda }).run(gpu);
+    const run = await new PassManager([lowerContribOps], { target: cuda }).run(gpu);
     expect(run.passes[0]!.changes).toBe(0);
     expect(ops(gpu)).toEqual(before);
   });
