@@ -6,8 +6,6 @@
 import type { Pass } from '../src/pass/pass.js';
 import { convertConvNhwc } from './layout/convert-conv-nhwc.js';
 import { convertFp16 } from './precision/convert-fp16.js';
-import { decomposeLayernorm } from './lower/decompose-layernorm.js';
-import { decomposeNhwcConv } from './lower/decompose-nhwc-conv.js';
 import { dedupeInitializers } from './cleanup/dedupe-initializers.js';
 import { dequantizeIntegerOps } from './precision/dequantize-integer-ops.js';
 import { eliminateCommonSubexpressions } from './cleanup/eliminate-common-subexpressions.js';
@@ -47,6 +45,8 @@ import { mergeSqueezeUnsqueeze } from './cleanup/merge-squeeze-unsqueeze.js';
 import { mergeTransposes } from './layout/merge-transposes.js';
 import { propagateTransposes } from './layout/propagate-transposes.js';
 import { qdqToInt8Symmetric } from './precision/qdq-to-int8-symmetric.js';
+import { qoperatorToFloat } from './precision/qoperator-to-float.js';
+import { qoperatorToQdq } from './precision/qoperator-to-qdq.js';
 import { quantizeDynamic } from './quantize/quantize-dynamic.js';
 import { quantizeInt4 } from './quantize/quantize-int4.js';
 import { quantizeStatic } from './quantize/quantize-static.js';
@@ -57,8 +57,6 @@ import { widenToFloat32 } from './precision/widen-to-float32.js';
 export const PASSES: readonly Pass[] = [
   convertConvNhwc,
   convertFp16,
-  decomposeLayernorm,
-  decomposeNhwcConv,
   dedupeInitializers,
   dequantizeIntegerOps,
   eliminateCommonSubexpressions,
@@ -98,6 +96,8 @@ export const PASSES: readonly Pass[] = [
   mergeTransposes,
   propagateTransposes,
   qdqToInt8Symmetric,
+  qoperatorToFloat,
+  qoperatorToQdq,
   quantizeDynamic,
   quantizeInt4,
   quantizeStatic,

@@ -83,7 +83,8 @@ describe('qdq-to-int8-symmetric', () => {
     expect(checkPlacement(original, target('tensorrt').capabilities!).violations.length).toBeGreaterThan(0);
     const compiled = cloneModel(original);
     const report = await compile(compiled, target('tensorrt'), { runtime: onnxruntimeNode, verifyEach: true });
-    expect(report.pipeline[0]).toBe('qdq-to-int8-symmetric');
+    // after qoperator-to-qdq (QLinearConv / QLinearMatMul written as QDQ first; nothing to do here)
+    expect(report.pipeline.slice(0, 3)).toEqual(['qoperator-to-qdq', 'dequantize-integer-ops', 'qdq-to-int8-symmetric']);
     // 3 activation pairs, 1 bias dequantized, 1 weight requantized (zero point 3); the int8 conv weight kept
     expect(report.passes.find((p) => p.name === 'qdq-to-int8-symmetric')!.changes).toBe(5);
     expect(qdqTypes(compiled)).toEqual(['DequantizeLinear:int8', 'QuantizeLinear:int8']);
@@ -132,7 +133,7 @@ describe('qdq-to-int8-symmetric', () => {
 });
 
 describe('compile CLI: a uint8 QDQ model recompiled for tensorrt is judged within int8 (its rounding changed); for x86-avx2, fp32', () => {
-  test('x86-avx2 static model -> tensorrt: written, validated (int8); -> x86-avx2: validated (fp32)', () => {
+  test('x86-avx2 static model -> tensorrt: written, validated (int8); -> x86-avx2: int8 by default (it quantizes at run time), and fp32 holds when asked', () => {
     const BIN = path.resolve(import.meta.dirname, '../dist/src/cli/main.js');
     const CNN = path.resolve(import.meta.dirname, '../fixtures/models/cnn-tiny-op13');
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'retarget-qdq-'));
@@ -145,6 +146,9 @@ describe('compile CLI: a uint8 QDQ model recompiled for tensorrt is judged withi
     expect(trt.stderr).toMatch(/validated \(int8\)/);
     const again = run('compile', x86, '-t', 'x86-avx2', '--validate-inputs', CNN, '-o', path.join(tmp, 'again.onnx'));
     expect(again.status, again.stderr).toBe(0);
-    expect(again.stderr).toMatch(/validated \(fp32\)/);
+    expect(again.stderr).toMatch(/validated \(int8\)/);
+    const strict = run('compile', x86, '-t', 'x86-avx2', '--validate-inputs', CNN, '--tolerance', 'fp32', '-o', path.join(tmp, 'strict.onnx'));
+    expect(strict.status, strict.stderr).toBe(0);
+    expect(strict.stderr).toMatch(/validated \(fp32\)/);
   });
 });

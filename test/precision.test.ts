@@ -249,16 +249,22 @@ describe('compile CLI', () => {
   });
 
   test('a refused compile (capability violations): no model, and the report says refused with the reasons and output null', () => {
+    // Unique: no TensorRT kernel and nothing to write it as (a ConvInteger model compiles for tensorrt now: weight-only int8)
+    const b = new ModelBuilder({ opset: 13 });
+    const [y] = b.nodeN('Unique', [b.input('x', 'float32', [8])], { sorted: 1 }, { outputs: 1 });
+    b.output(b.node('Relu', [y!]), 'y');
+    const unique = path.join(tmp, 'unique.onnx');
+    writeModel(b.build(), unique);
     const out = path.join(tmp, 'trt.onnx');
     const report = path.join(tmp, 'trt.json');
-    const r = run('compile', CNN_INT, '-t', 'tensorrt', '-o', out, '--report', report);
+    const r = run('compile', unique, '-t', 'tensorrt', '-o', out, '--report', report);
     expect(r.status).toBe(1);
     expect(fs.existsSync(out)).toBe(false);
     const rep = JSON.parse(fs.readFileSync(report, 'utf8'));
     expect(rep.status).toBe('refused');
     expect(rep.output).toBeNull();
     expect(rep.reasons).toHaveLength(1);
-    expect(rep.reasons[0]).toMatch(/node\(s\) target 'tensorrt' cannot run: .*ConvInteger/);
+    expect(rep.reasons[0]).toMatch(/node\(s\) target 'tensorrt' cannot run: .*Unique/);
     expect(rep.violations.length).toBeGreaterThan(0);
     // the contract's other fields are all there
     for (const k of ['input', 'target', 'pipeline', 'passes', 'before', 'after', 'timeMs']) expect(rep).toHaveProperty(k);

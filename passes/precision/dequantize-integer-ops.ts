@@ -29,8 +29,14 @@
  *   - ws one element; or, for MatMulInteger, one per column ([N]: it broadcasts on the output's last
  *     axis, as the column's scale). A per-channel ws on a ConvInteger output [N, M, ...] would not
  *     broadcast per channel: refused.
- * Not done here: QOperator models (QLinearConv / QLinearMatMul) on a target that lacks them but has
- *   DequantizeLinear (or nothing) are left for later; so is the QDQ form TensorRT would want.
+ * TensorRT (a level-1 target: standard ops, no CPU fallback, int8 as symmetric s8 DequantizeLinear):
+ *   the weight stays integer: W = DequantizeLinear(Wq - wzp as int8, ws, axis = the output channel),
+ *   TensorRT's weight-only int8 form, instead of float32 constants, exact where Wq - wzp fits int8;
+ *   an asymmetric uint8 weight whose codes do not is quantized again, symmetric int8 per output
+ *   channel (max |W| / 127) from its dequantized values. The activations are float there as on the
+ *   GPU EPs.
+ * Level 1: what it writes is standard ONNX (Conv, MatMul, DequantizeLinear).
+ * QOperator models (QLinearConv / QLinearMatMul): qoperator-to-qdq / qoperator-to-float.
  */
 import { attrInt } from '../../src/ir/attribute.js';
 import { DataType, dataTypeName } from '../../src/ir/dtype.js';
@@ -47,6 +53,12 @@ interface Chain {
   x: Value;
   weight: Float32Array;
   dims: number[];
+  /** Wq - wzp, where every code fits int8 (for the weight-only DequantizeLinear form) */
+  codes?: Int8Array;
+  /** ws, one element or one per output channel */
+  scales: Float32Array;
+  /** the weight's output-channel axis */
+  axis: number;
 }
 
 /** The target lacks what the chain needs: the integer op or DynamicQuantizeLinear. */
@@ -115,11 +127,30 @@ function matchChain(mul: Node, ctx: PassContext): Chain | string | undefined {
   const inner = q.length / channels;
   const channelOf = conv ? (i: number) => Math.floor(i / inner) : (i: number) => i % channels;
   const weight = new Float32Array(q.length);
+  let codes: Int8Array | undefined = new Int8Array(q.length);
   for (let i = 0; i < q.length; i++) {
     const c = channelOf(i);
-    weight[i] = (q[i]! - (zp ? zp[zpCount === 1 ? 0 : c]! : 0)) * s[scaleCount === 1 ? 0 : c]!;
+    const code = q[i]! - (zp ? zp[zpCount === 1 ? 0 : c]! : 0);
+    weight[i] = code * s[scaleCount === 1 ? 0 : c]!;
+    if (codes && code >= -128 && code <= 127) codes[i] = code;
+    else codes = undefined;
   }
-  return { mul, intOp, x, weight, dims: [...wt.dims] };
+  return { mul, intOp, x, weight, dims: [...wt.dims], ...(codes ? { codes } : {}), scales: s, axis: conv ? 0 : 1 };
+}
+
+/** Symmetric int8 per output channel (`axis` 0 or 1 of `dims`): scale max |W| / 127, codes round(W / scale). */
+function symmetricPerChannel(weight: Float32Array, dims: number[], axis: number): { codes: Int8Array; scales: Float32Array } {
+  const channels = dims[axis]!;
+  const inner = weight.length / channels;
+  const channelOf = axis === 0 ? (i: number) => Math.floor(i / inner) : (i: number) => i % channels;
+  const scales = new Float32Array(channels);
+  for (let i = 0; i < weight.length; i++) scales[channelOf(i)] = Math.max(scales[channelOf(i)]!, Math.abs(weight[i]!) / 127);
+  const codes = new Int8Array(weight.length);
+  for (let i = 0; i < weight.length; i++) {
+    const s = scales[channelOf(i)]!;
+    codes[i] = s === 0 ? 0 : Math.max(-127, Math.min(127, Math.round(weight[i]! / s)));
+  }
+  return { codes, scales };
 }
 
 const rule: Rule<{ chain: Chain }> = {
@@ -134,10 +165,18 @@ const rule: Rule<{ chain: Chain }> = {
     }
     return { chain: m };
   },
-  rewrite({ chain }, patch) {
-    const { intOp, mul, x, weight, dims } = chain;
+  rewrite({ chain }, patch, ctx) {
+    const { intOp, mul, x, weight, dims, codes, scales, axis } = chain;
     const base = intOp.inputs[1]!.name;
-    const w = patch.constant(Tensor.float32(weight, dims), `${base}_dequantized`);
+    // weight-only int8 for a standard-ops target that runs int8 DequantizeLinear (TensorRT); per-axis needs opset 13
+    const weightOnly = ctx.options.target?.maxLevel === 1 && ctx.supports('', 'DequantizeLinear') && ctx.opset('') >= 13;
+    const int8 = weightOnly ? (codes ? { codes, scales } : symmetricPerChannel(weight, dims, axis)) : undefined;
+    const w = int8
+      ? patch.add('DequantizeLinear', [
+        patch.constant(Tensor.fromTypedArray(DataType.INT8, dims, int8.codes), `${base}_int8`),
+        patch.constant(int8.scales.length === 1 ? Tensor.float32([int8.scales[0]!], []) : Tensor.float32(int8.scales, [int8.scales.length]), `${base}_scale`),
+      ], int8.scales.length === 1 ? {} : { axis }, { name: `${base}_DequantizeLinear` })
+      : patch.constant(Tensor.float32(weight, dims), `${base}_dequantized`);
     const name = intOp.name ? intOp.name.replace(/Integer$|_int$/, '') || intOp.name : undefined;
     const y = intOp.opType === 'ConvInteger'
       ? patch.add('Conv', [x, w], [...intOp.attributes.values()], name ? { name } : {})
@@ -149,14 +188,14 @@ const rule: Rule<{ chain: Chain }> = {
 const inner = rulePass({
   name: 'dequantize-integer-ops',
   description: '',
-  level: 3,
+  level: 1,
   rules: [rule as Rule],
 });
 
 export const dequantizeIntegerOps: Pass = {
   name: 'dequantize-integer-ops',
-  description: 'DynamicQuantizeLinear + ConvInteger/MatMulInteger (+ Cast, Mul by the scales) become Conv/MatMul on the weight dequantized once, for targets without those kernels (judged within int8 tolerance)',
-  level: 3,
+  description: 'DynamicQuantizeLinear + ConvInteger/MatMulInteger (+ Cast, Mul by the scales) become Conv/MatMul on the weight dequantized once (TensorRT: int8 DequantizeLinear), for targets without those kernels (judged within int8 tolerance)',
+  level: 1,
   subgraphs: 'recurse',
   run(graph, ctx) {
     const found = graph.nodes.filter((n) => !n.removed && n.domain === '' && (INTEGER_OPS as readonly string[]).includes(n.opType));

@@ -23,7 +23,8 @@ export const FLOAT32_COMPUTE: PipelineSpec[] = ['widen-to-float32'];
  * and does nothing where it runs the integer ops. Not tensorrt: a level-1 target, and its form for a
  * quantized model is symmetric s8 QDQ (INT8_SYMMETRIC_QDQ), not float.
  */
-export const FLOAT_FROM_INTEGER: PipelineSpec[] = ['dequantize-integer-ops'];
+// + QOperator models (QLinearConv / QLinearMatMul, which neither EP has): float too (qoperator-to-float)
+export const FLOAT_FROM_INTEGER: PipelineSpec[] = ['dequantize-integer-ops', 'qoperator-to-float'];
 
 /**
  * Precision for targets that take int8 symmetric QDQ only (tensorrt: s8 Q/DQ, zero point 0): a QDQ
@@ -32,16 +33,20 @@ export const FLOAT_FROM_INTEGER: PipelineSpec[] = ['dequantize-integer-ops'];
  * like FLOAT_FROM_INTEGER: the folds then see the rewritten constants. The pass asks the target's
  * table and does nothing where uint8 and int32 DequantizeLinear run.
  */
-export const INT8_SYMMETRIC_QDQ: PipelineSpec[] = ['qdq-to-int8-symmetric'];
+// QOperator models (QLinearConv / QLinearMatMul, not in TensorRT's table) are first written as QDQ
+// (qoperator-to-qdq), so that qdq-to-int8-symmetric makes their pairs symmetric int8
+// ONNX Runtime's dynamic-quantizer form (ConvInteger / MatMulInteger, no TensorRT kernels) becomes
+// float activations on int8 DequantizeLinear weights (dequantize-integer-ops: TensorRT's weight-only form)
+export const INT8_SYMMETRIC_QDQ: PipelineSpec[] = ['qoperator-to-qdq', 'dequantize-integer-ops', 'qdq-to-int8-symmetric'];
 
 /** Standard-ONNX cleanup, folding and classic folds: every target starts with these. */
 export const PORTABLE_PIPELINE: PipelineSpec[] = [
   'fix-dims',
-  // a model compiled for cuda (NhwcConv) moved to a target without it: standard Conv again, whose
-  // Transposes the fixed point below cancels between convolutions (does nothing where NhwcConv runs)
-  'decompose-nhwc-conv',
-  // a model compiled for ONNX Runtime (com.microsoft fusions, MatMulNBits ...) moved to a target
-  // without those kernels: each such op written back in standard ONNX, before the folds see it
+  // legalization: a model compiled for ONNX Runtime (com.microsoft fusions, MatMulNBits, cuda's
+  // NhwcConv; LayerNormalization where the target or opset lacks it) moved to a target without those
+  // kernels: each such op written back in standard ONNX, before the folds see it (the Transposes
+  // around NhwcConv's Conv cancel between convolutions in the fixed point below). Nothing is fused
+  // into an op the target lacks later: ctx.patch refuses it.
   'lower-contrib-ops',
   'eliminate-identity',
   'eliminate-dropout',
@@ -76,8 +81,6 @@ export const PORTABLE_PIPELINE: PipelineSpec[] = [
 
 /** Cleanup that ends every pipeline. */
 export const FINAL_CLEANUP: PipelineSpec[] = [
-  // legalization: standard ops some runtimes lack, rewritten back into ops they have
-  'decompose-layernorm',
   'dedupe-initializers',
   'eliminate-dead-nodes',
   'eliminate-unused-initializers',

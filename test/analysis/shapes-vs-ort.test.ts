@@ -21,6 +21,8 @@ const MODELS = ['gpt2-tiny-op14', 'gpt2-tiny-op17', 'bert-tiny-op17', 'bert-tiny
   'audio-frontend-reflect-op13', 'detector-stride32-op13', 'sample-rate-if-op13', 'near-zero-sigmoid-op13', 'decoder-past-tiny-op14', 'llama-past-tiny-op14', 'silero-vad-legacy',
   // models in another precision (make_precision_fixtures.py)
   'cnn-tiny-fp16-op13', 'gpt2-tiny-fp16-op14', 'cnn-tiny-convinteger-op13', 'bert-tiny-convinteger-op14',
+  // a QOperator model built by hand (make_qoperator_fixture.py)
+  'cnn-tiny-qoperator-op13',
   // a decoder family the fusions were not written for (make_decoder_family.py)
   'neox-past-tiny-op14', 'gptj-past-tiny-op14'];
 
