@@ -80,9 +80,10 @@ export const dedupeInitializers: Pass = {
       }
       if (typesConflict(v.type, keep.type)) continue;
       if (!ctx.allowRewrite(`dedupe-initializers: '${v.name}' -> '${keep.name}'`)) return changes;
-      graph.replaceAllUsesWith(v, keep);
-      graph.removeInitializer(v);
-      changes++;
+      const patch = ctx.patch(graph);
+      patch.replace(v, keep);
+      patch.removeInitializer(v);
+      changes += patch.commit();
     }
     return changes;
   },

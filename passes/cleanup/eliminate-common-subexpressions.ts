@@ -15,7 +15,7 @@ import type { Attribute } from '../../src/ir/attribute.js';
 import type { Node, Value } from '../../src/ir/graph.js';
 import type { Tensor } from '../../src/ir/tensor.js';
 import type { Pass } from '../../src/pass/pass.js';
-import { Patch, typesConflict } from '../../src/pass/patch.js';
+import { typesConflict } from '../../src/pass/patch.js';
 import { dropoutIsInference } from './eliminate-dropout.js';
 
 const DOMAINS = new Set(['', 'ai.onnx', 'ai.onnx.ml', 'com.microsoft']);
@@ -138,7 +138,7 @@ export const eliminateCommonSubexpressions: Pass = {
         continue;
       }
       if (!ctx.allowRewrite(`eliminate-common-subexpressions: ${node} -> ${same}`)) return changes;
-      const patch = new Patch(graph);
+      const patch = ctx.patch(graph);
       node.outputs.forEach((v, i) => { if (v) patch.replace(v, same.outputs[i]!); });
       changes += patch.commit();
     }

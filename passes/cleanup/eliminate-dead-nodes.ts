@@ -11,7 +11,7 @@
  *   effect). Initializers that only removed nodes used go too (not graph inputs).
  */
 import type { Graph, Node, Value } from '../../src/ir/graph.js';
-import type { Pass } from '../../src/pass/pass.js';
+import type { Pass, PassContext } from '../../src/pass/pass.js';
 
 const STANDARD_DOMAINS = new Set(['', 'ai.onnx', 'ai.onnx.ml', 'com.microsoft']);
 
@@ -39,14 +39,9 @@ export const eliminateDeadNodes: Pass = {
           if (n.outputs.some((v) => isLive(v))) continue;
           if (!n.outputs.some((v) => v !== undefined) && !STANDARD_DOMAINS.has(n.domain)) continue;
           if (!ctx.allowRewrite(`eliminate-dead-nodes: ${n}`)) return changes;
-          const freed = inputsOf(n);
-          g.removeNode(n);
+          removeDead(n, ctx);
           removedThisRound++;
           changes++;
-          for (const v of freed) {
-            if (!v.isConstant || v.uses.length || v.isGraphInput || v.isReturned || v.producer) continue;
-            v.graph.removeInitializer(v);
-          }
         }
       }
       if (removedThisRound === 0) break;
@@ -55,6 +50,19 @@ export const eliminateDeadNodes: Pass = {
     return changes;
   },
 };
+
+/** Remove dead `n` alone (each removal asks allowRewrite), then the initializers only it read (of any graph). */
+function removeDead(n: Node, ctx: PassContext): void {
+  const freed = inputsOf(n);
+  const patch = ctx.patch(n.graph);
+  patch.remove(n, { cascade: false });
+  patch.commit();
+  const unused = freed.filter((v) => v.isConstant && !v.uses.length && !v.isGraphInput && !v.isReturned && !v.producer);
+  if (!unused.length) return;
+  const cleanup = ctx.patch(n.graph);
+  for (const v of unused) cleanup.removeInitializer(v);
+  cleanup.commit();
+}
 
 /** A graph whose owning node (or an owner further out) was removed. */
 function isDropped(g: Graph): boolean {

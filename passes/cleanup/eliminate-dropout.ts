@@ -13,7 +13,6 @@ import { DataType } from '../../src/ir/dtype.js';
 import type { Node } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
-import { Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
 
 /** Is this Dropout known to run in inference mode (output = input)? */
@@ -64,7 +63,7 @@ export const eliminateDropout: Pass = {
         maskTensor = Tensor.fromTypedArray(DataType.BOOL, dims, new Uint8Array(n).fill(1));
       }
       if (!ctx.allowRewrite(`eliminate-dropout: ${node}`)) return changes;
-      const patch = new Patch(graph);
+      const patch = ctx.patch(graph);
       if (y) patch.replace(y, node.inputs[0]);
       if (mask && maskTensor) patch.replace(mask, patch.constant(maskTensor, `${mask.name}_true`));
       patch.remove(node);

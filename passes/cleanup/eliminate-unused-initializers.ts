@@ -15,14 +15,15 @@ export const eliminateUnusedInitializers: Pass = {
   level: 1,
   subgraphs: 'recurse',
   run(graph, ctx) {
-    // values that a graph returns although an enclosing graph defines them
+    const patch = ctx.patch(graph);
     let changes = 0;
     for (const v of graph.initializers) {
       if (v.uses.length || v.isGraphInput || v.isReturned) continue;
-      if (!ctx.allowRewrite(`eliminate-unused-initializers: '${v.name}'`)) return changes;
-      graph.removeInitializer(v);
+      if (!ctx.allowRewrite(`eliminate-unused-initializers: '${v.name}'`)) break;
+      patch.removeInitializer(v);
       changes++;
     }
+    patch.commit();
     return changes;
   },
 };

@@ -12,7 +12,6 @@
  */
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Pass } from '../../src/pass/pass.js';
-import { Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
 
 export const simplifyReshapeShape: Pass = {
@@ -49,9 +48,9 @@ export const simplifyReshapeShape: Pass = {
         continue;
       }
       if (!ctx.allowRewrite(`simplify-reshape-shape at ${node}`)) return changes;
-      const patch = new Patch(graph);
+      const patch = ctx.patch(graph);
       const shape = patch.constant(Tensor.int64(out), `${node.name || 'reshape'}_shape`);
-      patch.replace(node.outputs[0]!, patch.add('Reshape', [x, shape], {}, { name: node.name || 'Reshape' }));
+      patch.replace(node.outputs[0]!, patch.copy(node, [x, shape], [])[0]!);
       changes += patch.commit();
     }
     return changes;

@@ -35,7 +35,7 @@ import type { Graph, Node, Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { tensorType } from '../../src/ir/types.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
-import { Patch, typesConflict } from '../../src/pass/patch.js';
+import { typesConflict } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
 
 /**
@@ -97,12 +97,6 @@ function staticBytes(v: Value, shapes: InferResult | undefined): number | undefi
   return rawByteLength(t.elemType, n);
 }
 
-/** Give `init` the name `name` when that name became free (the folded value died with its node). */
-function takeName(graph: Graph, init: Value, name: string): void {
-  if (init.name === name || graph.scope.has(name)) return;
-  graph.rename(init, name);
-}
-
 function isDefaultDomain(node: Node): boolean {
   return node.domain === '' || node.domain === 'ai.onnx';
 }
@@ -134,13 +128,9 @@ async function foldConstantNode(graph: Graph, node: Node, ctx: PassContext): Pro
     return 0;
   }
   if (!ctx.allowRewrite(`fold-constants: Constant ${node} -> initializer '${out.name}'`)) return -1;
-  const name = out.name;
-  const patch = new Patch(graph);
-  const init = patch.constant(t, name);
-  patch.replace(out, init);
-  const n = patch.commit();
-  takeName(graph, init, name);
-  return n;
+  const patch = ctx.patch(graph);
+  patch.replaceInPlace(out, patch.constant(t, out.name));
+  return patch.commit();
 }
 
 /** Fold a node whose inputs are all constants. -1: rewrites are used up. */
@@ -207,18 +197,10 @@ async function foldNode(graph: Graph, node: Node, ctx: PassContext, shapes: () =
     return 0;
   }
   if (!ctx.allowRewrite(`fold-constants: ${node}`)) return -1;
-  const patch = new Patch(graph);
-  const made: [Value, string][] = [];
-  for (const [v, t] of tensors) {
-    if (v.uses.length === 0) continue;
-    const init = patch.constant(t, v.name);
-    made.push([init, v.name]);
-    patch.replace(v, init);
-  }
+  const patch = ctx.patch(graph);
+  for (const [v, t] of tensors) if (v.uses.length > 0) patch.replaceInPlace(v, patch.constant(t, v.name));
   patch.remove(node);
-  const n = patch.commit();
-  for (const [init, name] of made) takeName(graph, init, name);
-  return n;
+  return patch.commit();
 }
 
 export const foldConstants: Pass = {

@@ -22,7 +22,7 @@ import type { Node, Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { tensorType } from '../../src/ir/types.js';
 import type { Pass } from '../../src/pass/pass.js';
-import { Patch, typesConflict } from '../../src/pass/patch.js';
+import { typesConflict } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
 import { foldTooLarge, tensorBytes } from './fold-constants.js';
 
@@ -89,15 +89,9 @@ export const foldShapeOps: Pass = {
         continue;
       }
       if (!ctx.allowRewrite(`fold-shape-ops: ${node} -> ${folds.map(([v, t]) => `'${v.name}' = [${t.toTypedArray().join(',')}]`).join(', ')}`)) break;
-      const patch = new Patch(graph);
-      const made: [Value, string][] = [];
-      for (const [v, t] of folds) {
-        const init = patch.constant(t, v.name);
-        made.push([init, v.name]);
-        patch.replace(v, init);
-      }
+      const patch = ctx.patch(graph);
+      for (const [v, t] of folds) patch.replaceInPlace(v, patch.constant(t, v.name));
       const n = patch.commit();
-      for (const [init, name] of made) if (!graph.scope.has(name)) graph.rename(init, name);
       if (n > 0) {
         changes += n;
         ctx.invalidate();

@@ -15,7 +15,8 @@
  */
 import { attr } from '../../src/ir/attribute.js';
 import { DataType } from '../../src/ir/dtype.js';
-import type { Graph, Value } from '../../src/ir/graph.js';
+import type { Value } from '../../src/ir/graph.js';
+import type { Patch } from '../../src/pass/patch.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
 import { propagateTransposes } from './propagate-transposes.js';
 import { appliedInputLayouts, INPUT_LAYOUT_KEY, type InputLayout } from '../../src/layout.js';
@@ -24,25 +25,15 @@ export { appliedInputLayouts, INPUT_LAYOUT_KEY, type InputLayout };
 
 const FLOATS = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
 
-function channelsLast(graph: Graph, v: Value): void {
+/** Input `v` becomes channels-last; its readers (nodes and subgraphs returning it) read a Transpose back to NCHW. */
+function channelsLast(patch: Patch, v: Value): void {
   const t = v.type;
   if (t?.kind !== 'tensor' || !t.shape) throw new Error(`input '${v.name}' has no shape`);
   const nchw = { ...t, shape: [...t.shape], ...(t.dimDenotations ? { dimDenotations: [...t.dimDenotations] } : {}) };
   const toNhwc = <T>(a: T[]): T[] => [a[0]!, a[2]!, a[3]!, a[1]!];
-  const uses = v.uses.slice();
-  const returnedBy = [...v.returnedBy];
   v.type = { ...t, shape: toNhwc(t.shape), ...(t.dimDenotations ? { dimDenotations: toNhwc(t.dimDenotations) } : {}) };
-  const node = graph.addNode({
-    opType: 'Transpose',
-    name: graph.scope.uniqueNode(`${v.name}_to_nchw`),
-    inputs: [v],
-    outputs: [graph.scope.unique(`${v.name}_nchw`)],
-    attributes: [attr.ints('perm', [0, 3, 1, 2])],
-  });
-  const out = node.outputs[0]!;
+  const out = patch.insertAfter(v, 'Transpose', [attr.ints('perm', [0, 3, 1, 2])], { name: `${v.name}_to_nchw`, outputNames: [`${v.name}_nchw`] });
   out.type = nchw;
-  for (const u of uses) u.node.graph.setInput(u.node, u.slot, out);
-  for (const sub of returnedBy) sub.outputs.forEach((o, i) => { if (o === v) sub.setOutput(i, out); });
 }
 
 /**
@@ -66,6 +57,7 @@ export function inputLayoutPass(layouts: Record<string, InputLayout>): Pass {
         }
       }
       let changes = 0;
+      const patch = ctx.patch(graph);
       for (const v of inputs) {
         const named = layouts[v.name];
         const layout = named ?? layouts['*'];
@@ -87,10 +79,11 @@ export function inputLayoutPass(layouts: Record<string, InputLayout>): Pass {
           continue;
         }
         if (!ctx.allowRewrite(`apply-input-layout: '${v.name}' NCHW -> NHWC`)) break;
-        channelsLast(graph, v);
+        channelsLast(patch, v);
         applied[v.name] = 'NHWC';
         changes++;
       }
+      patch.commit();
       if (changes === 0) return 0;
       model.setMetadata(INPUT_LAYOUT_KEY, JSON.stringify(applied));
       ctx.invalidate();

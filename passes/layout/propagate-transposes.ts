@@ -42,7 +42,7 @@ import { DataType } from '../../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../../src/ir/graph.js';
 import { Tensor, transposeTensor } from '../../src/ir/tensor.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
-import { Patch } from '../../src/pass/patch.js';
+import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -135,9 +135,9 @@ function withAttrs(u: Node, changes: Record<string, unknown>, drop: string[] = [
   return out;
 }
 
-/** Rebuild `u` with new inputs and attributes. */
+/** Rebuild `u` with new inputs and attributes (a copy: the op is in the graph already, so no target check). */
 function rebuild(patch: Patch, u: Node, inputs: (Value | undefined)[], attrs: Attribute[]): (Value | undefined)[] {
-  const outs = patch.addN(u.opType, inputs, attrs, { domain: u.domain, name: u.name || u.opType, outputs: u.outputs.length });
+  const outs = patch.copy(u, inputs, attrs);
   return u.outputs.map((o, i) => (o ? outs[i] : undefined));
 }
 
@@ -543,7 +543,7 @@ function tryFoldConstant(t: Node, graph: Graph, ctx: PassContext): number {
     return 0;
   }
   if (!ctx.allowRewrite(`propagate-transposes: fold ${t} into constant '${x.name}'`)) return -1;
-  const patch = new Patch(graph);
+  const patch = ctx.patch(graph);
   patch.replace(t.outputs[0]!, patch.constant(folded, `${x.name}_t`));
   return patch.commit();
 }
@@ -612,7 +612,20 @@ function trySink(t: Node, graph: Graph, ctx: PassContext): number {
     return 0;
   }
   if (!ctx.allowRewrite(`propagate-transposes: sink ${t} past ${plans.map(([u]) => String(u)).join(', ')}`)) return -1;
-  const patch = new Patch(graph);
+  const patch = ctx.patch(graph);
+  try {
+    buildSunk(patch, t, order, env);
+  } catch (e) {
+    if (!(e instanceof UnsupportedOpError)) throw e;
+    ctx.explain(`${t}: ${e.message}`);
+    return 0;
+  }
+  return patch.commit();
+}
+
+/** Build the moved users (producers first) and route their results, through Transposes where a layout differs. */
+function buildSunk(patch: Patch, t: Node, order: [Node, Plan][], env: Env): void {
+  const { graph, ctx } = env;
   for (const [u, plan] of order) {
     const outs = plan.build(patch);
     u.outputs.forEach((o, i) => {
@@ -630,7 +643,6 @@ function trySink(t: Node, graph: Graph, ctx: PassContext): number {
     });
     // u dies with the replacements of its outputs (or of its outputs' Transpose users)
   }
-  return patch.commit();
 }
 
 export const propagateTransposes: Pass = {

@@ -48,8 +48,8 @@ import { attr, attrInt } from '../../src/ir/attribute.js';
 import type { Graph, Node, Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { ValueType } from '../../src/ir/types.js';
-import type { Pass, PassContext } from '../../src/pass/pass.js';
-import { Patch, PatchError } from '../../src/pass/patch.js';
+import type { Pass, PassContext, QuantizeOptions } from '../../src/pass/pass.js';
+import { PatchError, type Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
 
 const F32 = DataType.FLOAT;
@@ -242,6 +242,435 @@ function withElem(t: ValueType | undefined, elemType: number): ValueType | undef
 
 const SMALL_CONSTANT = 1024;
 
+type Want = Prec | 'any';
+interface UseWant { node: Node | undefined; slot: number; want: Want }
+
+const slotSet = (table: Record<string, readonly number[]>, n: Node): readonly number[] => table[n.qualifiedOp] ?? [];
+
+/**
+ * One run of the pass over a graph: decide which nodes compute in float16 (markShapeBound, decide),
+ * then apply through a Patch (convertNodes, convertFlexValues, rewireUses), then tidy up
+ * (removeCancellingCasts, removeUnusedInitializers) and fill the report.
+ */
+class Fp16Conversion {
+  readonly fp16Io: boolean;
+  private readonly keep: Set<string>;
+  private readonly inferred: Map<Value, { kind: string; elemType?: number }> | undefined;
+  /** element type of a value in the original model */
+  private readonly origElem = new Map<Value, number | undefined>();
+  private readonly nodes: Node[];
+  readonly report: Report;
+  /** float32 nodes that only compute shapes (their float results end in Cast to an integer type) */
+  private readonly shapeBound = new Set<Node>();
+  private readonly converted = new Set<Node>();
+  private readonly keptRelevant = new Set<Node>();
+  /** current precision of each float32 value after conversion */
+  private readonly cur = new Map<Value, Prec>();
+  /** nodes this pass made (Casts, float16 twins) */
+  private readonly created = new Set<Node>();
+  /** float16 / float32 versions of original values, made once and shared */
+  private readonly variants = new Map<Value, Map<Prec, Value>>();
+  changes = 0;
+
+  constructor(private readonly graph: Graph, private readonly ctx: PassContext, q: QuantizeOptions) {
+    this.fp16Io = q.fp16Io === true;
+    this.keep = new Set(q.keepFloat ?? []);
+    // without shapes: the declared types only
+    this.inferred = ctx.shapesOrExplain()?.types as Map<Value, { kind: string; elemType?: number }> | undefined;
+    this.nodes = graph.topoOrder();
+    const bytesBefore = constantBytes(graph);
+    this.report = {
+      mode: 'fp16', fp16Io: this.fp16Io, convertedNodes: 0, keptFloat32Nodes: 0, keptFloat32: {}, islands: 0, castsInserted: 0,
+      castsRemoved: 0, castsRetargeted: 0, initializersConverted: 0, constantsConverted: 0, saturated: 0, underflowed: 0,
+      bytesBefore, bytesAfter: bytesBefore,
+    };
+  }
+
+  // ---------------------------------------------------------------- questions about the original
+
+  elemOf(v: Value): number | undefined {
+    if (this.origElem.has(v)) return this.origElem.get(v);
+    let t: number | undefined;
+    const s = this.inferred?.get(v);
+    if (s?.kind === 'tensor' && s.elemType) t = s.elemType;
+    if (t === undefined && v.type?.kind === 'tensor' && v.type.elemType) t = v.type.elemType;
+    if (t === undefined && v.initializer) t = v.initializer.dataType;
+    this.origElem.set(v, t);
+    return t;
+  }
+
+  isF32(v: Value | undefined): v is Value {
+    return v !== undefined && this.elemOf(v) === F32;
+  }
+
+  /** input slots of `n` that follow its main float type */
+  tInputs(n: Node): number[] {
+    const fp32 = slotSet(FP32_INPUT_SLOTS, n), agn = slotSet(AGNOSTIC_INPUT_SLOTS, n);
+    const out: number[] = [];
+    n.inputs.forEach((v, i) => { if (this.isF32(v) && !fp32.includes(i) && !agn.includes(i)) out.push(i); });
+    return out;
+  }
+
+  tOutputs(n: Node): number[] {
+    const fp32 = slotSet(FP32_OUTPUT_SLOTS, n);
+    const out: number[] = [];
+    n.outputs.forEach((v, i) => { if (this.isF32(v) && !fp32.includes(i)) out.push(i); });
+    return out;
+  }
+
+  /** Constant / ConstantOfShape / Cast to float: their float16 version is cheap to make, so consumers decide. */
+  isFlexNode(n: Node): boolean {
+    if (n.domain !== '' || !this.isF32(n.outputs[0])) return false;
+    if (n.opType === 'Constant') return constantValue(n.outputs[0])?.dataType === F32;
+    if (n.opType === 'ConstantOfShape') { const a = n.attr('value'); return a === undefined || (a.type === 'tensor' && a.value.dataType === F32); }
+    if (n.opType === 'Cast') return attrInt(n.attr('to')) === F32;
+    return false;
+  }
+
+  isFlexValue(v: Value): boolean {
+    return (v.initializer !== undefined && !v.isGraphInput && v.graph === this.graph) || (v.producer !== undefined && this.isFlexNode(v.producer));
+  }
+
+  // ---------------------------------------------------------------- deciding
+
+  /** Which float32 nodes are only computing shapes (their float results end in Cast to an integer type). */
+  markShapeBound(): void {
+    for (let i = this.nodes.length - 1; i >= 0; i--) {
+      const n = this.nodes[i]!;
+      const outs = n.outputs.filter((v): v is Value => this.isF32(v));
+      if (!outs.length || outs.some((v) => v.isReturned)) continue;
+      let any = false, all = true;
+      for (const v of outs) {
+        for (const u of v.uses) {
+          const r = this.shapeUse(u.node, u.slot);
+          if (r === 'ignored') continue;
+          any = true;
+          if (r === 'value') { all = false; break; }
+        }
+        if (!all) break;
+      }
+      if (any && all) this.shapeBound.add(n);
+    }
+  }
+
+  /** How a use reads a float value: not at all (Shape / Size), towards a shape, or as a value. */
+  private shapeUse(c: Node, slot: number): 'ignored' | 'shape' | 'value' {
+    if (c.graph !== this.graph) return 'value';
+    if (c.domain === '' && (c.opType === 'Shape' || c.opType === 'Size') && slot === 0) return 'ignored';
+    if (c.domain === '' && c.opType === 'Cast' && slot === 0) {
+      const to = attrInt(c.attr('to'));
+      if (to !== F32 && to !== F16 && to !== DataType.DOUBLE && to !== DataType.BFLOAT16) return 'shape';
+    }
+    if (slotSet(FP32_INPUT_SLOTS, c).includes(slot)) return 'shape';
+    return this.shapeBound.has(c) ? 'shape' : 'value';
+  }
+
+  /** precision of a float32 value's home (before flex decisions): 'flex' for constants and Cast-to-float */
+  private homeOf(v: Value): Prec | 'flex' {
+    if (this.isFlexValue(v)) return 'flex';
+    if (v.isGraphInput) return this.fp16Io && !v.initializer ? F16 : F32;
+    const p = v.producer;
+    if (p && this.converted.has(p) && this.tOutputs(p).includes(v.producerSlot ?? -1)) return F16;
+    return F32;
+  }
+
+  /** Why `n` stays float32, or undefined. */
+  private keepReason(n: Node): string | undefined {
+    if (this.keep.has(n.name) || this.keep.has(n.opType)) return 'quantize.keepFloat';
+    if (n.subgraphs().length) return 'has subgraphs';
+    if ([...n.attributes.values()].some((a) => a.refAttrName !== undefined)) return 'reference attribute';
+    const table = targetHasFp16Kernel(n, this.ctx, this.tInputs(n).includes(0));
+    if (n.domain === 'com.microsoft' && QUANTIZED_CONTRIB.test(n.opType)) return 'quantized op';
+    if (n.domain !== '' && table !== true) return `${n.domain} op without a float16 kernel in the target's table`;
+    if (n.domain === '' && LAYER_NORMS.has(n.opType)) return table === true ? undefined : `${n.opType} statistics (no float16 kernel listed)`;
+    if (n.domain === '' && FP32_OPS.has(n.opType)) return 'overflows or loses precision in float16';
+    if (table === false) return `target '${this.ctx.options.target?.name}' has no float16 kernel`;
+    if (this.shapeBound.has(n)) return 'computes a shape';
+    if (n.outputs.some((v) => v && this.elemOf(v) === undefined) || n.inputs.some((v) => v && this.elemOf(v) === undefined)) return 'unknown element types';
+    return undefined;
+  }
+
+  /** Decide, in topological order, which nodes compute in float16. */
+  decide(): void {
+    let allowed = true;
+    for (const n of this.nodes) {
+      if (this.isFlexNode(n)) continue;
+      const ti = this.tInputs(n), to = this.tOutputs(n);
+      if (!ti.length && !to.length) continue; // no float32 data of its main type: integer / shape node
+      const reason = this.keepReason(n);
+      let convert = reason === undefined;
+      if (convert && n.domain === '' && FOLLOWERS.has(n.opType)) {
+        const homes = ti.map((i) => this.homeOf(n.inputs[i]!)).filter((h) => h !== 'flex');
+        convert = homes.length === 0 || homes.includes(F16);
+      }
+      if (convert && allowed && !this.ctx.allowRewrite(`convert-fp16: ${n}`)) allowed = false;
+      if (convert && allowed) this.converted.add(n);
+      else {
+        this.keptRelevant.add(n);
+        if (reason) this.ctx.explain(`${n} stays float32: ${reason}`);
+      }
+    }
+  }
+
+  /** What precision each use of a float32 value wants (a graph output: slot -1; a subgraph's return: slot -2). */
+  private wantsOf(v: Value): UseWant[] {
+    const out: UseWant[] = [];
+    for (const u of v.uses) {
+      const c = u.node;
+      let want: Want = F32;
+      if (c.graph === this.graph) {
+        if (slotSet(AGNOSTIC_INPUT_SLOTS, c).includes(u.slot)) want = 'any';
+        else if (this.converted.has(c) && this.tInputs(c).includes(u.slot)) want = F16;
+      }
+      out.push({ node: c, slot: u.slot, want });
+    }
+    if (v.isReturned) {
+      if (v.isGraphOutput) out.push({ node: undefined, slot: -1, want: this.fp16Io ? F16 : F32 });
+      if (v.returnedBy.size) out.push({ node: undefined, slot: -2, want: F32 });
+    }
+    return out;
+  }
+
+  /** The float32 values of the graph, in order: graph inputs, initializers, node outputs. */
+  private floatValues(): Value[] {
+    const values: Value[] = [];
+    const seen = new Set<Value>();
+    const addValue = (v: Value | undefined): void => { if (v && !seen.has(v) && this.isF32(v)) { seen.add(v); values.push(v); } };
+    this.graph.inputs.forEach(addValue);
+    this.graph.initializers.forEach(addValue);
+    for (const n of this.nodes) n.outputs.forEach(addValue);
+    return values;
+  }
+
+  // ---------------------------------------------------------------- applying
+
+  private setElem(v: Value, t: Prec): void {
+    this.cur.set(v, t);
+    const ty = withElem(v.type, t);
+    if (ty) v.type = ty;
+  }
+
+  precOf(v: Value): number | undefined {
+    return this.cur.get(v) ?? this.elemOf(v);
+  }
+
+  private addCast(patch: Patch, x: Value, to: Prec, hint: string): Value {
+    const out = patch.add('Cast', [x], [attr.int('to', to)], { name: hint });
+    this.created.add(out.producer!);
+    this.report.castsInserted++;
+    this.changes++;
+    const ty = withElem(x.type, to);
+    if (ty) out.type = ty;
+    this.cur.set(out, to);
+    return out;
+  }
+
+  /** The float16 version of flex node `n` made in place: `target` (n itself, or its twin) gets the converted attribute. */
+  private convertConstantNode(n: Node, target: Node): void {
+    const report = this.report;
+    if (n.opType === 'Constant') {
+      const r = tensorToFloat16(constantValue(n.outputs[0])!);
+      report.saturated += r.saturated;
+      report.underflowed += r.underflowed;
+      for (const k of [...target.attributes.keys()]) if (k.startsWith('value')) target.attributes.delete(k);
+      target.attributes.set('value', attr.tensor('value', r.tensor));
+      report.constantsConverted++;
+    } else if (n.opType === 'ConstantOfShape') {
+      const a = n.attr('value');
+      const r = tensorToFloat16(a?.type === 'tensor' ? a.value : Tensor.float32([0], [1]));
+      report.saturated += r.saturated;
+      target.attributes.set('value', attr.tensor('value', r.tensor));
+      report.constantsConverted++;
+    } else {
+      target.attributes.set('to', attr.int('to', F16));
+      report.castsRetargeted++;
+    }
+  }
+
+  private setVariant(v: Value, p: Prec, made: Value): void {
+    if (!this.variants.has(v)) this.variants.set(v, new Map());
+    this.variants.get(v)!.set(p, made);
+  }
+
+  /** `v` (an original float32 value) in precision `p`, made once and shared. */
+  private variant(patch: Patch, v: Value, p: Prec): Value {
+    if (this.precOf(v) === p) return v;
+    const have = this.variants.get(v)?.get(p);
+    if (have) return have;
+    let made: Value;
+    const prod = v.producer;
+    if (prod && prod.domain === '' && prod.opType === 'Cast' && prod.inputs[0] && (this.created.has(prod) || this.isFlexNode(prod) || attrInt(prod.attr('to')) === F16)) {
+      // never a Cast on a Cast: cast the source instead
+      const src = prod.inputs[0];
+      made = this.precOf(src) === p ? src : this.addCast(patch, src, p, `${src.name}_to_${p === F16 ? 'fp16' : 'fp32'}`);
+    } else {
+      made = this.addCast(patch, v, p, `${v.name}_to_${p === F16 ? 'fp16' : 'fp32'}`);
+    }
+    this.setVariant(v, p, made);
+    return made;
+  }
+
+  /** Converted nodes' main-type outputs become float16 (and, with fp16Io, the graph's float inputs). */
+  convertNodes(): void {
+    for (const n of this.converted) {
+      this.report.convertedNodes++;
+      this.changes++;
+      for (const i of this.tOutputs(n)) this.setElem(n.outputs[i]!, F16);
+      if (n.domain === '' && LAYER_NORMS.has(n.opType)) n.attributes.set('stash_type', attr.int('stash_type', 1));
+    }
+    if (this.fp16Io) {
+      for (const v of this.graph.inputs) {
+        if (this.isF32(v) && !v.initializer) { this.setElem(v, F16); this.changes++; }
+      }
+    }
+  }
+
+  /** Flex values (initializers, Constant, ConstantOfShape, Cast to float): float16 when a consumer wants it. */
+  convertFlexValues(patch: Patch, values: Value[]): void {
+    for (const v of values) {
+      if (!this.isFlexValue(v)) continue;
+      const wants = new Set(this.wantsOf(v).map((w) => w.want).filter((w) => w !== 'any'));
+      if (!wants.has(F16)) continue;
+      const both = wants.has(F32);
+      if (v.initializer) this.convertInitializer(patch, v, both);
+      else if (v.producer) this.convertFlexNode(patch, v, v.producer, both);
+    }
+  }
+
+  private convertInitializer(patch: Patch, v: Value, both: boolean): void {
+    const r = tensorToFloat16(v.initializer!);
+    this.report.saturated += r.saturated;
+    this.report.underflowed += r.underflowed;
+    this.report.initializersConverted++;
+    this.changes++;
+    if (both && v.initializer!.elementCount <= SMALL_CONSTANT) {
+      // a float16 copy for the fp16 consumers; the float32 original stays for the others
+      const copy = patch.constant(r.tensor, `${v.name}_fp16`);
+      this.cur.set(copy, F16);
+      this.setVariant(v, F16, copy);
+    } else {
+      patch.setInitializer(v, r.tensor);
+      this.setElem(v, F16);
+    }
+  }
+
+  private convertFlexNode(patch: Patch, v: Value, prod: Node, both: boolean): void {
+    this.changes++;
+    if (both && (prod.opType !== 'Constant' || (constantValue(v)?.elementCount ?? 0) <= SMALL_CONSTANT)) {
+      // duplicate: a float16 twin of the Constant / ConstantOfShape / Cast
+      const out = patch.copy(prod, [...prod.inputs], [...prod.attributes.values()], { name: `${prod.name || prod.opType}_fp16` })[0]!;
+      const twin = out.producer!;
+      this.created.add(twin);
+      this.convertConstantNode(prod, twin);
+      const ty = withElem(v.type, F16);
+      if (ty) out.type = ty;
+      this.cur.set(out, F16);
+      this.setVariant(v, F16, out);
+    } else {
+      this.convertConstantNode(prod, prod);
+      this.setElem(v, F16);
+    }
+  }
+
+  /** Every use whose precision differs from its value's reads the value's variant in that precision. */
+  rewireUses(patch: Patch, values: Value[]): void {
+    for (const v of values) {
+      for (const w of this.wantsOf(v)) {
+        if (w.want === 'any' || this.precOf(v) === w.want) continue;
+        if (w.node) patch.setInput(w.node, w.slot, this.variant(patch, v, w.want));
+        else if (w.slot === -2) patch.replaceReturns(v, this.variant(patch, v, F32));
+        else {
+          // a graph output: the Cast's output takes the output's name
+          const c = this.addCast(patch, v, w.want, `${v.name}_cast`);
+          patch.replaceOutput(v, c, { renameFrom: `${v.name}_${w.want === F16 ? 'fp32' : 'fp16'}` });
+        }
+      }
+    }
+  }
+
+  /** Apply the decisions: outputs retyped, flex values converted, uses rewired, in one patch. */
+  apply(): void {
+    const values = this.floatValues();
+    this.convertNodes();
+    const patch = this.ctx.patch(this.graph);
+    this.convertFlexValues(patch, values);
+    this.rewireUses(patch, values);
+    patch.commit();
+  }
+
+  // ---------------------------------------------------------------- tidying
+
+  /** What replaces Cast `n`: its input when it casts to the type that has, a Cast pair's source when they cancel. */
+  private castReplacement(n: Node): Value | undefined {
+    const x = n.inputs[0], y = n.outputs[0];
+    if (!x || !y) return undefined;
+    const to = attrInt(n.attr('to'));
+    const touched = this.created.has(n) || this.cur.has(x) || this.cur.has(y);
+    if (this.precOf(x) === to && touched) return x;
+    const p = x.producer;
+    if (!p || p.removed || p.domain !== '' || p.opType !== 'Cast' || !p.inputs[0]) return undefined;
+    const src = p.inputs[0];
+    const mid = this.precOf(x);
+    const widened = mid === F32 && this.precOf(src) === F16; // fp16 -> fp32 -> fp16 is lossless
+    const floats = new Set<number | undefined>([F32, F16, DataType.DOUBLE]);
+    if (this.precOf(src) === to && floats.has(to) && floats.has(mid) && (widened || this.created.has(n) || this.created.has(p))) return src;
+    return undefined;
+  }
+
+  /** Casts to the type their input has, and Cast pairs that cancel, are removed (one patch each). */
+  removeCancellingCasts(): void {
+    for (const n of this.graph.nodes) {
+      if (n.removed || n.domain !== '' || n.opType !== 'Cast') continue;
+      const replacement = this.castReplacement(n);
+      if (!replacement) continue;
+      const p = n.inputs[0]!.producer;
+      const patch = this.ctx.patch(this.graph);
+      patch.replace(n.outputs[0]!, replacement);
+      try {
+        patch.commit();
+      } catch (e) {
+        if (!(e instanceof PatchError)) throw e;
+        this.ctx.explain(`cannot remove ${n}: ${e.message}`);
+        continue;
+      }
+      this.changes++;
+      for (const c of [n, p]) {
+        if (!c?.removed || c.opType !== 'Cast') continue;
+        if (this.created.has(c)) this.report.castsInserted--;
+        else this.report.castsRemoved++;
+      }
+    }
+  }
+
+  /** Initializers left without uses (converted copies replaced the originals' only users). */
+  removeUnusedInitializers(): void {
+    const patch = this.ctx.patch(this.graph);
+    for (const v of this.graph.initializers) {
+      if (v.uses.length === 0 && !v.isReturned && !v.isGraphInput && (this.cur.has(v) || this.variants.has(v))) patch.removeInitializer(v);
+    }
+    patch.commit();
+  }
+
+  /** The report's counts of what stayed float32: nodes by op, and islands (groups connected by float values). */
+  finishReport(): Report {
+    const report = this.report, kept = this.keptRelevant;
+    report.keptFloat32Nodes = kept.size;
+    for (const n of kept) report.keptFloat32[n.qualifiedOp] = (report.keptFloat32[n.qualifiedOp] ?? 0) + 1;
+    const parent = new Map<Node, Node>();
+    const find = (n: Node): Node => { let r = n; while (parent.get(r) !== r) r = parent.get(r)!; parent.set(n, r); return r; };
+    for (const n of kept) parent.set(n, n);
+    for (const n of kept) {
+      for (const v of n.inputs) {
+        const p = v?.producer;
+        if (p && kept.has(p)) parent.set(find(p), find(n));
+      }
+    }
+    report.islands = new Set([...kept].map(find)).size;
+    report.bytesAfter = constantBytes(this.graph);
+    return report;
+  }
+}
+
 export const convertFp16: Pass = {
   name: 'convert-fp16',
   description: 'convert float32 weights and computation to float16, with float32 islands for ops that overflow or lack fp16 kernels (--quantize fp16)',
@@ -251,369 +680,15 @@ export const convertFp16: Pass = {
   run(graph, ctx) {
     const q = ctx.options.quantize;
     if (q?.mode !== 'fp16') return 0;
-    const fp16Io = q.fp16Io === true;
-    const keep = new Set(q.keepFloat ?? []);
-
-    // without shapes: the declared types only
-    const inferred = ctx.shapesOrExplain()?.types as Map<Value, { kind: string; elemType?: number }> | undefined;
-    /** element type of a value in the original model */
-    const origElem = new Map<Value, number | undefined>();
-    const elemOf = (v: Value): number | undefined => {
-      if (origElem.has(v)) return origElem.get(v);
-      let t: number | undefined;
-      const s = inferred?.get(v);
-      if (s?.kind === 'tensor' && s.elemType) t = s.elemType;
-      if (t === undefined && v.type?.kind === 'tensor' && v.type.elemType) t = v.type.elemType;
-      if (t === undefined && v.initializer) t = v.initializer.dataType;
-      origElem.set(v, t);
-      return t;
-    };
-    const isF32 = (v: Value | undefined): v is Value => v !== undefined && elemOf(v) === F32;
-
-    const nodes = graph.topoOrder();
-    const bytesBefore = constantBytes(graph);
-    const report: Report = {
-      mode: 'fp16', fp16Io, convertedNodes: 0, keptFloat32Nodes: 0, keptFloat32: {}, islands: 0, castsInserted: 0,
-      castsRemoved: 0, castsRetargeted: 0, initializersConverted: 0, constantsConverted: 0, saturated: 0, underflowed: 0,
-      bytesBefore, bytesAfter: bytesBefore,
-    };
-
-    const slotSet = (table: Record<string, readonly number[]>, n: Node): readonly number[] => table[n.qualifiedOp] ?? [];
-    /** input slots of `n` that follow its main float type */
-    const tInputs = (n: Node): number[] => {
-      const fp32 = slotSet(FP32_INPUT_SLOTS, n), agn = slotSet(AGNOSTIC_INPUT_SLOTS, n);
-      const out: number[] = [];
-      n.inputs.forEach((v, i) => { if (isF32(v) && !fp32.includes(i) && !agn.includes(i)) out.push(i); });
-      return out;
-    };
-    const tOutputs = (n: Node): number[] => {
-      const fp32 = slotSet(FP32_OUTPUT_SLOTS, n);
-      const out: number[] = [];
-      n.outputs.forEach((v, i) => { if (isF32(v) && !fp32.includes(i)) out.push(i); });
-      return out;
-    };
-
-    /** Constant / ConstantOfShape / Cast to float: their float16 version is cheap to make, so consumers decide. */
-    const isFlexNode = (n: Node): boolean => {
-      if (n.domain !== '' || !isF32(n.outputs[0])) return false;
-      if (n.opType === 'Constant') return constantValue(n.outputs[0])?.dataType === F32;
-      if (n.opType === 'ConstantOfShape') { const a = n.attr('value'); return a === undefined || (a.type === 'tensor' && a.value.dataType === F32); }
-      if (n.opType === 'Cast') return attrInt(n.attr('to')) === F32;
-      return false;
-    };
-    const isFlexValue = (v: Value): boolean =>
-      (v.initializer !== undefined && !v.isGraphInput && v.graph === graph) || (v.producer !== undefined && isFlexNode(v.producer));
-
-    // --- which float32 nodes are only computing shapes (their float results end in Cast to an integer type)
-    const shapeBound = new Set<Node>();
-    for (let i = nodes.length - 1; i >= 0; i--) {
-      const n = nodes[i]!;
-      const outs = n.outputs.filter(isF32);
-      if (!outs.length || outs.some((v) => v.isReturned)) continue;
-      // uses by Shape / Size do not count: they read no values
-      let any = false, all = true;
-      for (const v of outs) {
-        for (const u of v.uses) {
-          const c = u.node;
-          if (c.graph !== graph) { all = false; break; }
-          if (c.domain === '' && (c.opType === 'Shape' || c.opType === 'Size') && u.slot === 0) continue;
-          any = true;
-          if (c.domain === '' && c.opType === 'Cast' && u.slot === 0) {
-            const to = attrInt(c.attr('to'));
-            if (to !== F32 && to !== F16 && to !== DataType.DOUBLE && to !== DataType.BFLOAT16) continue;
-          }
-          if (slotSet(FP32_INPUT_SLOTS, c).includes(u.slot)) continue;
-          if (shapeBound.has(c)) continue;
-          all = false;
-          break;
-        }
-        if (!all) break;
-      }
-      if (any && all) shapeBound.add(n);
-    }
-
-    // --- decide, in topological order, which nodes compute in float16
-    const converted = new Set<Node>();
-    const keptRelevant = new Set<Node>();
-    let allowed = true;
-    /** precision of a float32 value's home (before flex decisions): 'flex' for constants and Cast-to-float */
-    const homeOf = (v: Value): Prec | 'flex' => {
-      if (isFlexValue(v)) return 'flex';
-      if (v.isGraphInput) return fp16Io && !v.initializer ? F16 : F32;
-      const p = v.producer;
-      if (p && converted.has(p) && tOutputs(p).includes(v.producerSlot ?? -1)) return F16;
-      return F32;
-    };
-    const keepReason = (n: Node): string | undefined => {
-      if (keep.has(n.name) || keep.has(n.opType)) return 'quantize.keepFloat';
-      if (n.subgraphs().length) return 'has subgraphs';
-      if ([...n.attributes.values()].some((a) => a.refAttrName !== undefined)) return 'reference attribute';
-      const table = targetHasFp16Kernel(n, ctx, tInputs(n).includes(0));
-      if (n.domain === 'com.microsoft' && QUANTIZED_CONTRIB.test(n.opType)) return 'quantized op';
-      if (n.domain !== '' && table !== true) return `${n.domain} op without a float16 kernel in the target's table`;
-      if (n.domain === '' && LAYER_NORMS.has(n.opType)) return table === true ? undefined : `${n.opType} statistics (no float16 kernel listed)`;
-      if (n.domain === '' && FP32_OPS.has(n.opType)) return 'overflows or loses precision in float16';
-      if (table === false) return `target '${ctx.options.target?.name}' has no float16 kernel`;
-      if (shapeBound.has(n)) return 'computes a shape';
-      if (n.outputs.some((v) => v && elemOf(v) === undefined) || n.inputs.some((v) => v && elemOf(v) === undefined)) return 'unknown element types';
-      return undefined;
-    };
-    for (const n of nodes) {
-      if (isFlexNode(n)) continue;
-      const ti = tInputs(n), to = tOutputs(n);
-      if (!ti.length && !to.length) continue; // no float32 data of its main type: integer / shape node
-      const reason = keepReason(n);
-      let convert = reason === undefined;
-      if (convert && n.domain === '' && FOLLOWERS.has(n.opType)) {
-        const homes = ti.map((i) => homeOf(n.inputs[i]!)).filter((h) => h !== 'flex');
-        convert = homes.length === 0 || homes.includes(F16);
-      }
-      if (convert && allowed && !ctx.allowRewrite(`convert-fp16: ${n}`)) allowed = false;
-      if (convert && allowed) converted.add(n);
-      else {
-        keptRelevant.add(n);
-        if (reason) ctx.explain(`${n} stays float32: ${reason}`);
-      }
-    }
-
-    // --- what precision each use of a float32 value wants
-    type Want = Prec | 'any';
-    const wantsOf = (v: Value): { node: Node | undefined; slot: number; want: Want }[] => {
-      const out: { node: Node | undefined; slot: number; want: Want }[] = [];
-      for (const u of v.uses) {
-        const c = u.node;
-        let want: Want = F32;
-        if (c.graph === graph) {
-          if (slotSet(AGNOSTIC_INPUT_SLOTS, c).includes(u.slot)) want = 'any';
-          else if (converted.has(c) && tInputs(c).includes(u.slot)) want = F16;
-        }
-        out.push({ node: c, slot: u.slot, want });
-      }
-      if (v.isReturned) {
-        if (v.isGraphOutput) out.push({ node: undefined, slot: -1, want: fp16Io ? F16 : F32 });
-        if (v.returnedBy.size) out.push({ node: undefined, slot: -2, want: F32 });
-      }
-      return out;
-    };
-
-    // collect the float32 values of the graph, in order: graph inputs, initializers, node outputs
-    const values: Value[] = [];
-    const seen = new Set<Value>();
-    const addValue = (v: Value | undefined): void => { if (v && !seen.has(v) && isF32(v)) { seen.add(v); values.push(v); } };
-    graph.inputs.forEach(addValue);
-    graph.initializers.forEach(addValue);
-    for (const n of nodes) n.outputs.forEach(addValue);
-
-    // --- apply: current precision of each float32 value after conversion
-    const cur = new Map<Value, Prec>();
-    const created = new Set<Node>();
-    let changes = 0;
-    const setElem = (v: Value, t: Prec): void => {
-      cur.set(v, t);
-      const ty = withElem(v.type, t);
-      if (ty) v.type = ty;
-    };
-    const precOf = (v: Value): number | undefined => cur.get(v) ?? elemOf(v);
-
-    const addCast = (x: Value, to: Prec, hint: string): Value => {
-      const node = graph.addNode({ opType: 'Cast', name: graph.scope.uniqueNode(hint), inputs: [x], outputs: 1, attributes: [attr.int('to', to)] });
-      created.add(node);
-      report.castsInserted++;
-      changes++;
-      const out = node.outputs[0]!;
-      const ty = withElem(x.type, to);
-      if (ty) out.type = ty;
-      cur.set(out, to);
-      return out;
-    };
-
-    // float16 versions of flex values made in place
-    const convertConstantNode = (n: Node, target: Node): void => {
-      // target: the node whose attribute to set (n itself, or a duplicate)
-      if (n.opType === 'Constant') {
-        const t = constantValue(n.outputs[0])!;
-        const r = tensorToFloat16(t);
-        report.saturated += r.saturated;
-        report.underflowed += r.underflowed;
-        for (const k of [...target.attributes.keys()]) if (k.startsWith('value')) target.attributes.delete(k);
-        target.attributes.set('value', attr.tensor('value', r.tensor));
-        report.constantsConverted++;
-      } else if (n.opType === 'ConstantOfShape') {
-        const a = n.attr('value');
-        const t = a?.type === 'tensor' ? a.value : Tensor.float32([0], [1]);
-        const r = tensorToFloat16(t);
-        report.saturated += r.saturated;
-        target.attributes.set('value', attr.tensor('value', r.tensor));
-        report.constantsConverted++;
-      } else {
-        target.attributes.set('to', attr.int('to', F16));
-        report.castsRetargeted++;
-      }
-    };
-
-    const variants = new Map<Value, Map<Prec, Value>>();
-    /** `v` (an original float32 value) in precision `p`, made once and shared. */
-    const variant = (v: Value, p: Prec): Value => {
-      if (precOf(v) === p) return v;
-      let m = variants.get(v);
-      if (!m) variants.set(v, (m = new Map()));
-      const have = m.get(p);
-      if (have) return have;
-      let made: Value;
-      const prod = v.producer;
-      if (prod && prod.domain === '' && prod.opType === 'Cast' && prod.inputs[0] && (created.has(prod) || isFlexNode(prod) || attrInt(prod.attr('to')) === F16)) {
-        // never a Cast on a Cast: cast the source instead
-        const src = prod.inputs[0];
-        made = precOf(src) === p ? src : addCast(src, p, `${src.name}_to_${p === F16 ? 'fp16' : 'fp32'}`);
-      } else {
-        made = addCast(v, p, `${v.name}_to_${p === F16 ? 'fp16' : 'fp32'}`);
-      }
-      m.set(p, made);
-      return made;
-    };
-
-    // 1. converted nodes: their main-type outputs become float16
-    for (const n of converted) {
-      report.convertedNodes++;
-      changes++;
-      for (const i of tOutputs(n)) setElem(n.outputs[i]!, F16);
-      if (n.domain === '' && LAYER_NORMS.has(n.opType)) n.attributes.set('stash_type', attr.int('stash_type', 1));
-    }
-    // 2. graph inputs with fp16Io
-    if (fp16Io) {
-      for (const v of graph.inputs) {
-        if (isF32(v) && !v.initializer) { setElem(v, F16); changes++; }
-      }
-    }
-    // 3. flex values (initializers, Constant, ConstantOfShape, Cast to float): consumers decide
-    for (const v of values) {
-      if (!isFlexValue(v)) continue;
-      const wants = new Set(wantsOf(v).map((w) => w.want).filter((w) => w !== 'any'));
-      if (!wants.has(F16)) continue;
-      const both = wants.has(F32);
-      const prod = v.producer;
-      if (v.initializer) {
-        const count = v.initializer.elementCount;
-        const r = tensorToFloat16(v.initializer);
-        report.saturated += r.saturated;
-        report.underflowed += r.underflowed;
-        report.initializersConverted++;
-        changes++;
-        if (both && count <= SMALL_CONSTANT) {
-          // a float16 copy for the fp16 consumers; the float32 original stays for the others
-          const copy = graph.addInitializer(`${v.name}_fp16`, r.tensor);
-          cur.set(copy, F16);
-          if (!variants.has(v)) variants.set(v, new Map());
-          variants.get(v)!.set(F16, copy);
-        } else {
-          v.initializer = r.tensor;
-          setElem(v, F16);
-        }
-      } else if (prod) {
-        changes++;
-        if (both && (prod.opType !== 'Constant' || (constantValue(v)?.elementCount ?? 0) <= SMALL_CONSTANT)) {
-          // duplicate: a float16 twin of the Constant / ConstantOfShape / Cast
-          const twin = graph.addNode({
-            opType: prod.opType, name: graph.scope.uniqueNode(`${prod.name || prod.opType}_fp16`), inputs: [...prod.inputs], outputs: 1,
-            attributes: [...prod.attributes.values()],
-          });
-          created.add(twin);
-          convertConstantNode(prod, twin);
-          const out = twin.outputs[0]!;
-          const ty = withElem(v.type, F16);
-          if (ty) out.type = ty;
-          cur.set(out, F16);
-          if (!variants.has(v)) variants.set(v, new Map());
-          variants.get(v)!.set(F16, out);
-        } else {
-          convertConstantNode(prod, prod);
-          setElem(v, F16);
-        }
-      }
-    }
-    // 4. rewire every use whose precision differs from its value's
-    for (const v of values) {
-      for (const w of wantsOf(v)) {
-        if (w.want === 'any') continue;
-        const have = precOf(v);
-        if (have === w.want) continue;
-        if (w.node) {
-          const nv = variant(v, w.want);
-          w.node.graph.setInput(w.node, w.slot, nv);
-        } else if (w.slot === -2) {
-          const nv = variant(v, F32);
-          for (const sub of [...v.returnedBy]) sub.outputs.forEach((o, i) => { if (o === v) sub.setOutput(i, nv); });
-        } else {
-          // a graph output: the Cast's output takes the output's name
-          const name = v.name;
-          const c = addCast(v, w.want, `${name}_cast`);
-          graph.outputs.forEach((o, i) => { if (o === v) graph.setOutput(i, c); });
-          graph.rename(v, graph.scope.unique(`${name}_${w.want === F16 ? 'fp32' : 'fp16'}`), { interfaceSwap: true });
-          graph.rename(c, name, { interfaceSwap: true });
-          if (Object.keys(v.info).length) c.info = v.info;
-        }
-      }
-    }
-
-    // 5. clean up: Casts to the type their input has, and Cast pairs that cancel
-    const floats = new Set<number | undefined>([F32, F16, DataType.DOUBLE]);
-    for (const n of graph.nodes) {
-      if (n.removed || n.domain !== '' || n.opType !== 'Cast') continue;
-      const x = n.inputs[0], y = n.outputs[0];
-      if (!x || !y) continue;
-      const to = attrInt(n.attr('to'));
-      let replacement: Value | undefined;
-      const touched = created.has(n) || cur.has(x) || cur.has(y);
-      if (precOf(x) === to && touched) replacement = x;
-      else {
-        const p = x.producer;
-        if (p && !p.removed && p.domain === '' && p.opType === 'Cast' && p.inputs[0]) {
-          const src = p.inputs[0];
-          const mid = precOf(x);
-          const widened = mid === F32 && precOf(src) === F16; // fp16 -> fp32 -> fp16 is lossless
-          if (precOf(src) === to && floats.has(to) && floats.has(mid) && (widened || created.has(n) || created.has(p))) replacement = src;
-        }
-      }
-      if (!replacement) continue;
-      const p = x.producer;
-      const patch = new Patch(graph);
-      patch.replace(y, replacement);
-      try {
-        patch.commit();
-      } catch (e) {
-        if (!(e instanceof PatchError)) throw e;
-        ctx.explain(`cannot remove ${n}: ${e.message}`);
-        continue;
-      }
-      changes++;
-      for (const c of [n, p]) {
-        if (!c?.removed || c.opType !== 'Cast') continue;
-        if (created.has(c)) report.castsInserted--;
-        else report.castsRemoved++;
-      }
-    }
-    // initializers left without uses (converted copies replaced the originals' only users)
-    for (const v of graph.initializers) {
-      if (v.uses.length === 0 && !v.isReturned && !v.isGraphInput && (cur.has(v) || variants.has(v))) graph.removeInitializer(v);
-    }
-
-    // --- report
-    report.keptFloat32Nodes = keptRelevant.size;
-    for (const n of keptRelevant) report.keptFloat32[n.qualifiedOp] = (report.keptFloat32[n.qualifiedOp] ?? 0) + 1;
-    // islands: groups of float32 nodes connected by float values
-    const parent = new Map<Node, Node>();
-    const find = (n: Node): Node => { let r = n; while (parent.get(r) !== r) r = parent.get(r)!; parent.set(n, r); return r; };
-    for (const n of keptRelevant) parent.set(n, n);
-    for (const n of keptRelevant) {
-      for (const v of n.inputs) {
-        const p = v?.producer;
-        if (p && keptRelevant.has(p)) parent.set(find(p), find(n));
-      }
-    }
-    report.islands = new Set([...keptRelevant].map(find)).size;
-    report.bytesAfter = constantBytes(graph);
+    const c = new Fp16Conversion(graph, ctx, q);
+    c.markShapeBound();
+    c.decide();
+    c.apply();
+    c.removeCancellingCasts();
+    c.removeUnusedInitializers();
+    const report = c.finishReport();
     if (q.report) Object.assign(q.report, report);
     else q.report = { ...report };
-    return changes;
+    return c.changes;
   },
 };

@@ -32,6 +32,7 @@ import type { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { ValueType } from '../../src/ir/types.js';
 import type { Pass } from '../../src/pass/pass.js';
+import { Patch } from '../../src/pass/patch.js';
 
 const F32 = DataType.FLOAT;
 const F16 = DataType.FLOAT16;
@@ -94,32 +95,25 @@ function elemTypeOf(v: Value): number | undefined {
 }
 
 /**
- * Make `v` (a value of `graph`, used by nodes) read as `elemType` by its users: a Cast after it, every
- * node use moved to the Cast. Returns the Cast's output.
+ * Make `v` (a graph input of `patch`'s graph, used by nodes) read as `elemType` by its users: a Cast
+ * after it, every use moved to the Cast (an input that is also an output stays one). Returns the Cast's output.
  */
-function castUses(graph: Graph, v: Value, elemType: number): Value {
-  const users = v.uses.slice();
-  const node = graph.addNode({ opType: 'Cast', name: graph.scope.uniqueNode(`${v.name}_to_${elemType === F32 ? 'float32' : 'half'}`), inputs: [v], outputs: [`${v.name}_${elemType === F32 ? 'float32' : 'half'}`], attributes: [attr.int('to', elemType)] });
-  const out = node.outputs[0]!;
+function castUses(patch: Patch, v: Value, elemType: number): Value {
+  const to = elemType === F32 ? 'float32' : 'half';
+  const out = patch.insertAfter(v, 'Cast', [attr.int('to', elemType)], { name: `${v.name}_to_${to}`, outputNames: [`${v.name}_${to}`] });
   if (v.type?.kind === 'tensor') out.type = { ...v.type, elemType };
-  for (const u of users) u.node.graph.setInput(u.node, u.slot, out);
   return out;
 }
 
 /**
- * Output `index` of `graph` (value `v`) becomes a Cast of `v` to `elemType`, under the output's name
- * (`v` is renamed). Returns the new output value.
+ * Graph output `v` becomes a Cast of `v` to `elemType`, under the output's name (`v` is renamed).
+ * Returns the new output value.
  */
-function castOutput(graph: Graph, index: number, elemType: number): Value {
-  const v = graph.outputs[index]!;
+function castOutput(patch: Patch, v: Value, elemType: number): Value {
   const name = v.name;
-  const node = graph.addNode({ opType: 'Cast', name: graph.scope.uniqueNode(`${name}_cast`), inputs: [v], outputs: [`${name}_cast`], attributes: [attr.int('to', elemType)] });
-  const out = node.outputs[0]!;
-  graph.outputs.forEach((o, i) => { if (o === v) graph.setOutput(i, out); });
-  graph.rename(v, graph.scope.unique(`${name}_${elemType === F32 ? 'half' : 'float32'}`), { interfaceSwap: true });
-  graph.rename(out, name, { interfaceSwap: true });
+  const out = patch.add('Cast', [v], [attr.int('to', elemType)], { name: `${name}_cast`, outputNames: [`${name}_cast`] });
+  patch.replaceOutput(v, out, { renameFrom: `${name}_${elemType === F32 ? 'half' : 'float32'}` });
   if (v.type?.kind === 'tensor') out.type = { ...v.type, elemType };
-  if (Object.keys(v.info).length) out.info = v.info;
   return out;
 }
 
@@ -156,7 +150,6 @@ export const widenToFloat32: Pass = {
     if (!ctx.allowRewrite(`widen-to-float32: graph '${graph.name}'`)) return 0;
     const main = graph === ctx.model.graph;
     const keepIo = main && ctx.options.ioType !== 'float32';
-    let changes = 0;
 
     // the model's half-precision inputs keep their type (keepIo): their users read a Cast of them
     const pinned = new Set<Value>(keepIo ? graph.inputs.filter((v) => isHalfFloat(elemTypeOf(v))) : []);
@@ -169,21 +162,33 @@ export const widenToFloat32: Pass = {
       return elemTypeOf(v) ?? (t?.kind === 'tensor' ? t.elemType : undefined);
     });
 
-    // every half-precision value of this graph becomes float32 (initializers converted here, once)
-    for (const v of graph.definedValues()) {
-      if (pinned.has(v)) continue;
-      if (v.initializer && isHalfFloat(v.initializer.dataType)) {
-        const wide = widenTensor(v.initializer);
-        graph.setInitializer(v, wide);
-        v.type = v.type?.kind === 'tensor' ? { ...v.type, elemType: F32 } : { kind: 'tensor', elemType: F32, shape: [...wide.dims] };
-        changes++;
-        continue;
-      }
-      const t = widenType(v.type);
-      if (t) { v.type = t; changes++; }
+    return widenValues(ctx.patch(graph), pinned) + widenNodes(graph) + castInterface(ctx.patch(graph), pinned, keepIo ? outputTypes : undefined);
+  },
+};
+
+/** Every half-precision value of the patch's graph but `pinned` becomes float32 (initializers converted here, once). */
+function widenValues(patch: Patch, pinned: Set<Value>): number {
+  let changes = 0;
+  for (const v of patch.graph.definedValues()) {
+    if (pinned.has(v)) continue;
+    if (v.initializer && isHalfFloat(v.initializer.dataType)) {
+      const wide = widenTensor(v.initializer);
+      patch.setInitializer(v, wide);
+      v.type = v.type?.kind === 'tensor' ? { ...v.type, elemType: F32 } : { kind: 'tensor', elemType: F32, shape: [...wide.dims] };
+      changes++;
+      continue;
     }
-    // tensors and dtype attributes of nodes
-    for (const n of graph.nodes) {
+    const t = widenType(v.type);
+    if (t) { v.type = t; changes++; }
+  }
+  patch.commit();
+  return changes;
+}
+
+/** Tensors (Constant, ConstantOfShape) and dtype attributes of the graph's nodes become float32. */
+function widenNodes(graph: Graph): number {
+  let changes = 0;
+  for (const n of graph.nodes) {
       if (n.domain !== '') continue;
       if (n.opType === 'Constant' || n.opType === 'ConstantOfShape') {
         const a = n.attr('value');
@@ -201,21 +206,29 @@ export const widenToFloat32: Pass = {
         changes++;
       }
     }
-    // the interface: half inputs read through a Cast to float32, float32 results cast back
-    for (const v of pinned) {
-      if (v.uses.length) { castUses(graph, v, F32); changes++; }
-    }
-    if (keepIo) {
-      graph.outputs.forEach((v, i) => {
-        const was = outputTypes[i];
-        if (!isHalfFloat(was) || pinned.has(v) || (elemTypeOf(v) ?? F32) === was) return;
-        castOutput(graph, i, was!);
-        changes++;
-      });
-    }
-    return changes;
-  },
-};
+  return changes;
+}
+
+/**
+ * The interface: half inputs (`pinned`) read through a Cast to float32, and outputs that were half
+ * (`outputTypes`, by slot; none when the interface changes too) cast back to their type.
+ */
+function castInterface(patch: Patch, pinned: Set<Value>, outputTypes: (number | undefined)[] | undefined): number {
+  let changes = 0;
+  for (const v of pinned) {
+    if (v.uses.length) { castUses(patch, v, F32); changes++; }
+  }
+  const done = new Set<Value>();
+  patch.graph.outputs.forEach((v, i) => {
+    const was = outputTypes?.[i];
+    if (!isHalfFloat(was) || pinned.has(v) || done.has(v) || (elemTypeOf(v) ?? F32) === was) return;
+    done.add(v);
+    castOutput(patch, v, was!);
+    changes++;
+  });
+  patch.commit();
+  return changes;
+}
 
 /**
  * A copy of `model` that takes and returns the element types `reference` does, through Casts at the
@@ -234,17 +247,21 @@ export function withInterfaceOf(model: Model, reference: Model, clone: (m: Model
   if (!model.graph.inputs.some((v) => differs(v, refIn) !== undefined) && !model.graph.outputs.some((v) => differs(v, refOut) !== undefined)) return undefined;
   const copy = clone(model);
   const g = copy.graph;
+  // not a pass (validation adapts a copy, for no target): the one Patch in passes/ made directly
+  const patch = new Patch(g);
   for (const v of g.inputs) {
     const r = differs(v, refIn);
     if (r === undefined || v.type?.kind !== 'tensor') continue;
     const own = v.type.elemType;
     v.type = { ...v.type, elemType: r };
-    if (v.uses.length) castUses(g, v, own);
+    if (v.uses.length) castUses(patch, v, own);
   }
-  g.outputs.forEach((v, i) => {
+  const done = new Set<Value>();
+  g.outputs.forEach((v) => {
     const r = differs(v, refOut);
-    if (r !== undefined) castOutput(g, i, r);
+    if (r !== undefined && !done.has(v)) { done.add(v); castOutput(patch, v, r); }
   });
+  patch.commit();
   g.toposort();
   return copy;
 }
