@@ -12,12 +12,14 @@
  * Pure TypeScript, no Node built-ins: runs wherever the compiler core runs.
  */
 
+import type { TensorStatistics, ValueHistogram } from '../../src/pass/pass.js';
+
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 
 export const DEFAULT_HISTOGRAM_BINS = 2048;
 
 /** A histogram over the real line with bins [k*w, (k+1)*w) for k in [start, start + bins). */
-export class RunningHistogram {
+export class RunningHistogram implements ValueHistogram {
   /** bin width (0 until the first non-constant data arrives) */
   width = 0;
   start = 0;
@@ -142,7 +144,7 @@ export class RunningHistogram {
 }
 
 /** Running statistics of one tensor. The histogram is only kept when the method needs it. */
-export class TensorStats {
+export class TensorStats implements TensorStatistics {
   min = Infinity;
   max = -Infinity;
   count = 0;
@@ -175,7 +177,7 @@ export interface RangeOptions {
 }
 
 /** The [min, max] range to quantize a tensor to, from its statistics. */
-export function rangeFromStats(s: TensorStats, opts: RangeOptions): [number, number] {
+export function rangeFromStats(s: TensorStatistics, opts: RangeOptions): [number, number] {
   if (s.min > s.max) return [0, 0];
   let lo = s.min, hi = s.max;
   const h = s.histogram;

@@ -26,45 +26,39 @@
  * Gemm in topological order). Default: ['@last'] (the classifier / output projection stays float,
  * as most PTQ recipes do). Giving keepFloat replaces the default ([] quantizes the last layer too).
  *
- * Calibration runs the float model through `options.runtime` once per calibration input set, with
- * the tensors to calibrate added as graph outputs, and keeps only running statistics per tensor
- * (min/max, or a 2048-bin histogram for percentile and entropy): see lib/calibration.ts. Without
- * `quantize.calibration`, seeded synthetic inputs are used, with a loud warning in the report.
+ * Calibration is data: this pass runs no model. Compile's calibration stage (src/calibrate.ts) asks
+ * calibrationTensors() which values the plan needs ranges for, runs the float model as it is when
+ * the pass starts (those values added as graph outputs, one calibration set at a time), and hands
+ * the pass running statistics per value in `quantize.statistics` (min/max, or a 2048-bin histogram
+ * for percentile and entropy: see lib/calibration.ts). Without statistics the model stays float.
+ * Synthetic calibration inputs (no `quantize.calibration`) give a loud warning in the report.
  *
- * With `quantize.debug`, the float and the quantized model are run on the first calibration set
- * with every quantized activation as an output, and `quantize.report.layers` gets the error per
- * tensor (max abs error, cosine, SNR), worst first.
+ * With `quantize.debug`, the pass lists in `quantize.quantizedTensors` each quantized activation's
+ * float value and the DequantizeLinear output standing for it; the calibration stage runs both
+ * models on the first calibration set and fills `quantize.report.layers` with the error per tensor
+ * (max abs error, cosine, SNR), worst first.
  *
  * Main graph only ('skip'): calibration observes the main graph's values; subgraph values differ per
  * iteration and are not graph outputs that can be fetched.
  */
 import { DataType } from '../../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../../src/ir/graph.js';
-import type { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { tensorType } from '../../src/ir/types.js';
-import { cloneModel } from '../../src/ir/clone.js';
-import { serializeModel } from '../../src/io.js';
-import { concatChunks } from '../../src/onnx/codec.js';
-import { intInputRanges, syntheticInputs } from '../../src/inputs.js';
-import { feedsForLayouts } from '../../src/layout.js';
-import { outputMetrics } from '../../src/bench/metrics.js';
-import type { Pass, PassContext, QuantizeOptions } from '../../src/pass/pass.js';
-import type { Runtime } from '../../src/runtime.js';
-import { staged } from '../../src/errors.js';
-import type { QuantizationPreset } from '../../src/target.js';
+import type { CalibrationStatistics, Pass, PassContext, QuantizeOptions } from '../../src/pass/pass.js';
+import type { Patch } from '../../src/pass/patch.js';
+import type { QuantizationPreset, Target } from '../../src/target.js';
 import {
-  qRange, quantizeValue, rangeFromStats, scaleZeroPoint, TensorStats,
+  qRange, quantizeValue, rangeFromStats, scaleZeroPoint,
   type CalibrationMethod, type QuantType,
 } from '../lib/calibration.js';
-
-/** Calibration sets drawn when none are given. */
-export const SYNTHETIC_CALIBRATION_SETS = 16;
 
 const COMPUTE = new Set(['Conv', 'MatMul', 'Gemm']);
 const OWN_SCALE = new Set(['Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool']);
 const PASS_THROUGH = new Set(['MaxPool', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze']);
 const ACTIVATIONS = new Set(['Relu', 'Clip']);
+/** ops whose every data input is quantized (the others: input 0 only) */
+const ALL_INPUTS = new Set(['MatMul', 'Add', 'Mul', 'Concat']);
 
 /** Resolved activation / weight formats. */
 interface Formats {
@@ -78,18 +72,19 @@ interface Formats {
   int32Bias: boolean;
 }
 
-function formats(ctx: PassContext): Formats {
-  const p: QuantizationPreset | undefined = ctx.options.target?.quantization;
+function formats(target: Target | undefined, opset: number): Formats {
+  const p: QuantizationPreset | undefined = target?.quantization;
   const act: QuantType = p?.activations === 'int8' ? 'int8' : 'uint8';
   const weight: QuantType = p?.weights === 'uint8' ? 'uint8' : 'int8';
-  const dq = ctx.options.target?.capabilities?.kernels['ai.onnx::DequantizeLinear'];
+  const dq = target?.capabilities?.kernels['ai.onnx::DequantizeLinear'];
   const int32Bias = !dq || dq.some(([, , types]) => types === null || types.includes('int32'));
   return {
     act,
     actSymmetric: p?.symmetricActivations ?? false,
     weight,
     weightSymmetric: p?.symmetricWeights ?? true,
-    perChannel: p?.perChannel ?? true,
+    // per-axis DequantizeLinear needs opset 13
+    perChannel: (p?.perChannel ?? true) && opset >= 13,
     reduceRange: p?.reduceRange ?? false,
     int32Bias,
   };
@@ -153,6 +148,9 @@ function clipFoldable(n: Node): boolean {
   return lo === undefined || (lo !== null && lo <= 0);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Planning: which nodes and tensors to quantize (pure: reads the graph, changes nothing)
+
 /** A tensor that gets a Q/DQ pair: the value in the rewritten graph, and whose statistics set its range. */
 interface QTensor {
   value: Value;
@@ -173,69 +171,84 @@ interface Plan {
   kept: string[];
 }
 
-function matchesKeep(n: Node, keep: readonly string[], first: Node | undefined, last: Node | undefined): boolean {
-  return keep.some((k) => k === n.name || k === n.opType || (k === '@first' && n === first) || (k === '@last' && n === last));
-}
-
-/** Decide which nodes and tensors to quantize. */
-function planQuantization(graph: Graph, q: QuantizeOptions, f: Formats): Plan {
-  const order = graph.topoOrder();
+/** keepFloat as a predicate: node names, op types, '@first' / '@last' compute node. */
+function keepRule(order: readonly Node[], keep: readonly string[]): (n: Node) => boolean {
   const computeNodes = order.filter((n) => n.domain === '' && COMPUTE.has(n.opType));
   const first = computeNodes[0], last = computeNodes[computeNodes.length - 1];
-  const keep = q.keepFloat ?? ['@last'];
+  return (n) => keep.some((k) => k === n.name || k === n.opType || (k === '@first' && n === first) || (k === '@last' && n === last));
+}
+
+/** Produced by a quantized node, possibly through an activation that will be folded into it. */
+function producedByQuantized(v: Value | undefined, nodes: ReadonlySet<Node>): boolean {
+  const p = v?.producer;
+  if (!p) return false;
+  if (nodes.has(p)) return true;
+  const src = p.inputs[0];
+  return clipFoldable(p) && !!src?.producer && nodes.has(src.producer) && src.uses.length === 1 && !src.isReturned;
+}
+
+/** One float output, and no other output in use. */
+function singleFloatOutput(n: Node): boolean {
+  return isFloat(n.outputs[0]) && !n.outputs.slice(1).some((v) => v && (v.uses.length || v.isGraphOutput));
+}
+
+const floatWeight = (v: Value | undefined): boolean => v?.initializer?.dataType === DataType.FLOAT;
+const constantOrAbsent = (v: Value | undefined): boolean => !v || !!v.initializer;
+
+/** The node's inputs are of a kind the QDQ format quantizes (float data, constant weights and biases). */
+function operandsQuantizable(n: Node, nodes: ReadonlySet<Node>): boolean {
+  const op = n.opType;
+  const [x, w, b] = n.inputs;
+  if (op === 'Conv') return isFloat(x) && floatWeight(w) && constantOrAbsent(b);
+  if (op === 'Gemm') return isFloat(x) && !constTensor(x) && floatWeight(w) && intAttr(n, 'transA', 0) === 0 && constantOrAbsent(b);
+  if (op === 'MatMul' || OWN_SCALE.has(op)) {
+    const data = ALL_INPUTS.has(op) ? n.inputs : [x];
+    return data.every((v) => isFloat(v) || floatWeight(v)) && !data.every((v) => v?.initializer);
+  }
+  // pass-through ops: only worth it (and only fused) when the input is already quantized
+  return producedByQuantized(x, nodes);
+}
+
+/** The nodes to quantize, in topological order, and the names of those keepFloat kept. */
+function selectNodes(order: readonly Node[], keep: (n: Node) => boolean): { nodes: Set<Node>; kept: string[] } {
   const nodes = new Set<Node>();
   const kept: string[] = [];
-  // produced by a quantized node, possibly through an activation that will be folded into it
-  const producedByQ = (v: Value | undefined): boolean => {
-    const p = v?.producer;
-    if (!p) return false;
-    if (nodes.has(p)) return true;
-    const src = p.inputs[0];
-    return clipFoldable(p) && !!src?.producer && nodes.has(src.producer) && src.uses.length === 1 && !src.isReturned;
-  };
-
   for (const n of order) {
-    if (n.domain !== '') continue;
     const op = n.opType;
-    if (!COMPUTE.has(op) && !OWN_SCALE.has(op) && !PASS_THROUGH.has(op)) continue;
-    if (matchesKeep(n, keep, first, last)) { kept.push(n.name || op); continue; }
-    const out = n.outputs[0];
-    if (!isFloat(out) || n.outputs.slice(1).some((v) => v && (v.uses.length || v.isGraphOutput))) continue;
-    if (op === 'Conv') {
-      if (!isFloat(n.inputs[0]) || !n.inputs[1]?.initializer || n.inputs[1].initializer.dataType !== DataType.FLOAT) continue;
-      if (n.inputs[2] && !n.inputs[2].initializer) continue;
-    } else if (op === 'Gemm') {
-      if (!isFloat(n.inputs[0]) || constTensor(n.inputs[0]) || !n.inputs[1]?.initializer || n.inputs[1].initializer.dataType !== DataType.FLOAT) continue;
-      if (intAttr(n, 'transA', 0) !== 0) continue;
-      if (n.inputs[2] && !n.inputs[2].initializer) continue;
-    } else if (op === 'MatMul') {
-      if (!n.inputs.every((v) => isFloat(v) || v?.initializer?.dataType === DataType.FLOAT)) continue;
-      if (n.inputs.every((v) => v?.initializer)) continue;
-    } else if (OWN_SCALE.has(op)) {
-      const data = op === 'Add' || op === 'Mul' || op === 'Concat' ? n.inputs : [n.inputs[0]];
-      if (!data.every((v) => isFloat(v) || v?.initializer?.dataType === DataType.FLOAT)) continue;
-      if (data.every((v) => v?.initializer)) continue;
-    } else if (PASS_THROUGH.has(op)) {
-      // only worth it (and only fused) when the input is already quantized
-      if (!producedByQ(n.inputs[0])) continue;
-    }
-    nodes.add(n);
+    if (n.domain !== '' || !(COMPUTE.has(op) || OWN_SCALE.has(op) || PASS_THROUGH.has(op))) continue;
+    if (keep(n)) { kept.push(n.name || op); continue; }
+    if (singleFloatOutput(n) && operandsQuantizable(n, nodes)) nodes.add(n);
   }
+  return { nodes, kept };
+}
 
-  // activations folded into their producer
+/** Relu / Clip that are the only consumer of a quantized node's output, folded into its range. */
+function foldedActivations(nodes: ReadonlySet<Node>, keep: (n: Node) => boolean, f: Formats): Map<Node, Node> {
   const folded = new Map<Node, Node>();
   for (const n of nodes) {
     if (PASS_THROUGH.has(n.opType)) continue;
     const out = n.outputs[0]!;
     if (out.isReturned || out.uses.length !== 1) continue;
     const act = out.uses[0]!.node;
-    if (out.uses[0]!.slot !== 0 || !clipFoldable(act) || matchesKeep(act, keep, first, last) || act.outputs[0]!.isReturned) continue;
-    if (!f.actSymmetric && act.outputs[0]!.isGraphOutput) continue;
+    if (out.uses[0]!.slot !== 0 || !clipFoldable(act) || keep(act) || act.outputs[0]!.isReturned) continue;
+    // asymmetric folding removes the activation: not one that is an output, nor a dead one (its
+    // producer would go with it)
+    if (!f.actSymmetric && (act.outputs[0]!.isGraphOutput || act.outputs[0]!.uses.length === 0)) continue;
     folded.set(n, act);
   }
+  return folded;
+}
 
-  // tensors: inputs and outputs of quantized nodes
+/** The activation inputs of a quantized node that get a Q/DQ pair (constants are quantized as weights). */
+function quantizedInputs(n: Node): Value[] {
+  const slots = ALL_INPUTS.has(n.opType) ? n.inputs.map((_, i) => i) : [0];
+  return slots.map((i) => n.inputs[i]).filter((v): v is Value => !!v && !v.initializer && !constTensor(v));
+}
+
+/** Inputs and outputs of the quantized nodes, each with the float value whose statistics set its range. */
+function planTensors(order: readonly Node[], nodes: ReadonlySet<Node>, folded: ReadonlyMap<Node, Node>, f: Formats): Map<Value, QTensor> {
   const tensors = new Map<Value, QTensor>();
+  const statOf = new Map<Value, string>();
   // the value a consumer sees in place of v once asymmetric folding removed activations
   const resolve = (v: Value): Value => {
     const p = v.producer;
@@ -244,98 +257,300 @@ function planQuantization(graph: Graph, q: QuantizeOptions, f: Formats): Plan {
     }
     return v;
   };
-  const statOf = new Map<Value, string>();
-  for (const n of graph.topoOrder()) {
+  const add = (value: Value, stat: string, fromQuantized: boolean, ref: string): void => {
+    tensors.set(value, { value, stat, fromQuantized, ref });
+    if (fromQuantized) statOf.set(value, stat);
+  };
+  for (const n of order) {
     if (!nodes.has(n)) continue;
-    const op = n.opType;
-    const slots = op === 'Conv' || op === 'Gemm' ? [0] : op === 'MatMul' || op === 'Add' || op === 'Mul' || op === 'Concat' ? n.inputs.map((_, i) => i) : [0];
-    for (const i of slots) {
-      const raw = n.inputs[i];
-      if (!raw || raw.initializer) continue;
-      if (constTensor(raw)) continue; // Constant-node data: quantized as a weight below
+    for (const raw of quantizedInputs(n)) {
       const v = resolve(raw);
-      if (!tensors.has(v)) {
-        const stat = statOf.get(v) ?? raw.name;
-        tensors.set(v, { value: v, stat, fromQuantized: !!v.producer && nodes.has(v.producer), ref: raw.name });
-      }
+      if (!tensors.has(v)) tensors.set(v, { value: v, stat: statOf.get(v) ?? raw.name, fromQuantized: !!v.producer && nodes.has(v.producer), ref: raw.name });
     }
     const out = n.outputs[0]!;
     const act = folded.get(n);
-    let stat = out.name;
-    if (PASS_THROUGH.has(op)) {
-      const inV = resolve(n.inputs[0]!);
-      stat = tensors.get(inV)?.stat ?? statOf.get(inV) ?? inV.name;
-    }
     if (act) {
+      // symmetric: the activation stays, its output is quantized (its producer's stays float);
+      // asymmetric: the producer's output is quantized to the activation's range
       const actOut = act.outputs[0]!;
-      if (f.actSymmetric) {
-        // the activation stays; quantize its output only (its producer's output stays float)
-        tensors.set(actOut, { value: actOut, stat: actOut.name, fromQuantized: true, ref: actOut.name });
-        statOf.set(actOut, actOut.name);
-      } else {
-        tensors.set(out, { value: out, stat: actOut.name, fromQuantized: true, ref: actOut.name });
-        statOf.set(out, actOut.name);
-      }
+      add(f.actSymmetric ? actOut : out, actOut.name, true, actOut.name);
+    } else if (PASS_THROUGH.has(n.opType)) {
+      const inV = resolve(n.inputs[0]!);
+      add(out, tensors.get(inV)?.stat ?? statOf.get(inV) ?? inV.name, true, out.name);
     } else {
-      tensors.set(out, { value: out, stat, fromQuantized: true, ref: out.name });
-      statOf.set(out, stat);
+      add(out, out.name, true, out.name);
     }
   }
-  return { nodes, folded, tensors, kept };
+  return tensors;
 }
 
-/** Run the model once per calibration set with the `names` as outputs; running statistics only. */
-async function calibrate(model: Model, runtime: Runtime, sets: Record<string, Tensor>[], names: string[], method: CalibrationMethod): Promise<Map<string, TensorStats>> {
-  const stats = new Map<string, TensorStats>(names.map((n) => [n, new TensorStats(method)]));
-  const inputNames = new Set(model.graph.inputs.map((v) => v.name));
-  const fetch = names.filter((n) => !inputNames.has(n));
-  const probe = withOutputs(model, fetch);
-  const session = await runtime.createSession(probe, { graphOptimizationLevel: 'disabled' });
-  try {
-    for (const feeds of sets) {
-      const got = fetch.length ? await session.run(feeds, { outputs: fetch }) : {};
-      for (const n of names) {
-        const t = inputNames.has(n) ? feeds[n] : got[n];
-        const vals = t && floatValues(t);
-        if (vals) stats.get(n)!.add(vals);
-      }
-      // `got` goes out of scope here: one set's activations at a time
+/** Decide which nodes and tensors to quantize. */
+function planQuantization(graph: Graph, q: QuantizeOptions, f: Formats): Plan {
+  const order = graph.topoOrder();
+  const keep = keepRule(order, q.keepFloat ?? ['@last']);
+  const { nodes, kept } = selectNodes(order, keep);
+  const folded = foldedActivations(nodes, keep, f);
+  return { nodes, folded, tensors: planTensors(order, nodes, folded, f), kept };
+}
+
+/** Formats and plan for `graph`, or why nothing is quantized. Puts element types on every value (shape inference). */
+function prepare(graph: Graph, ctx: PassContext, q: QuantizeOptions): { f: Formats; plan: Plan } | string {
+  const opset = ctx.opset('');
+  if (opset < 10) return `opset ${opset} has no QuantizeLinear (needs 10)`;
+  const f = formats(ctx.options.target, opset);
+  ctx.shapes(); // element types onto every value
+  const plan = planQuantization(graph, q, f);
+  return plan.tensors.size === 0 ? 'nothing to quantize' : { f, plan };
+}
+
+/**
+ * The values whose statistics quantize-static needs, in the graph as it is now (empty when it would
+ * quantize nothing): what the calibration stage observes before the pass runs. Pure planning; it
+ * only puts element types on the values, as the pass does.
+ */
+export function calibrationTensors(graph: Graph, ctx: PassContext): string[] {
+  const q = ctx.options.quantize;
+  if (q?.mode !== 'static') return [];
+  const prepared = prepare(graph, ctx, q);
+  if (typeof prepared === 'string') return [];
+  return [...new Set([...prepared.plan.tensors.values()].map((t) => t.stat))];
+}
+
+/** Scale and zero point of every planned activation, from its calibrated range. */
+function setActivationParams(plan: Plan, stats: CalibrationStatistics, q: QuantizeOptions, f: Formats): void {
+  const method: CalibrationMethod = q.method ?? 'minmax';
+  const percentile = q.percentile !== undefined ? { percentile: q.percentile } : {};
+  for (const t of plan.tensors.values()) {
+    const s = stats.tensors.get(t.stat);
+    const [lo, hi] = s ? rangeFromStats(s, { method, ...percentile, symmetric: f.actSymmetric }) : [0, 0];
+    t.params = scaleZeroPoint(lo, hi, f.act, f.actSymmetric);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rewriting
+
+/** Asymmetric activations: remove the folded activations (the producer's Q saturates instead). */
+function removeFoldedActivations(graph: Graph, ctx: PassContext, plan: Plan, f: Formats): number {
+  if (f.actSymmetric || plan.folded.size === 0) return 0;
+  const patch = ctx.patch(graph);
+  // their constant bounds go with them when nothing else reads them
+  for (const [anchor, act] of plan.folded) patch.replace(act.outputs[0]!, anchor.outputs[0]!);
+  return patch.commit();
+}
+
+/**
+ * A QuantizeLinear -> DequantizeLinear pair after every planned tensor. A tensor a quantized node
+ * produces is read through the pair everywhere (a graph output keeps its name on the DQ); any other
+ * only by the quantized nodes. Returns each tensor's DQ output.
+ */
+function insertQdqPairs(patch: Patch, plan: Plan, f: Formats): Map<Value, Value> {
+  const actType = DTYPE[f.act];
+  const dqOf = new Map<Value, Value>();
+  for (const t of plan.tensors.values()) {
+    const v = t.value;
+    const base = v.name;
+    const s = patch.constant(Tensor.float32([t.params!.scale], []), `${base}_scale`);
+    const z = patch.constant(quantTensor(f.act, [], [t.params!.zeroPoint]), `${base}_zero_point`);
+    const qv = patch.add('QuantizeLinear', [v, s, z], {}, { name: `${base}_QuantizeLinear` });
+    qv.type = tensorType(actType, v.type?.kind === 'tensor' ? v.type.shape : undefined);
+    const dqOpts = { name: `${base}_DequantizeLinear`, inputs: [qv, s, z], renameFrom: `${base}_float` };
+    const dq = t.fromQuantized ? patch.insertAfter(v, 'DequantizeLinear', {}, dqOpts) : patch.add('DequantizeLinear', dqOpts.inputs, {}, dqOpts);
+    dq.type = v.type;
+    dqOf.set(v, dq);
+    if (!t.fromQuantized) for (const u of v.uses) if (plan.nodes.has(u.node)) patch.setInput(u.node, u.slot, dq);
+  }
+  return dqOf;
+}
+
+/** Per-tensor or per-axis (`axis`) scales and zero points of a weight's values. */
+function weightParams(w: Tensor, vals: Float32Array, axis: number | undefined, f: Formats): { scales: number[]; zps: number[]; channelOf: (i: number) => number } {
+  const channels = axis === undefined ? 1 : w.dims[axis]!;
+  const inner = axis === undefined ? vals.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const channelOf = (i: number): number => (axis === undefined ? 0 : Math.floor(i / inner) % channels);
+  const mins = new Float64Array(channels).fill(Infinity), maxs = new Float64Array(channels).fill(-Infinity);
+  for (let i = 0; i < vals.length; i++) {
+    const c = channelOf(i), x = vals[i]!;
+    if (x < mins[c]!) mins[c] = x;
+    if (x > maxs[c]!) maxs[c] = x;
+  }
+  const scales: number[] = [], zps: number[] = [];
+  for (let c = 0; c < channels; c++) {
+    const { scale, zeroPoint } = scaleZeroPoint(mins[c]!, maxs[c]!, f.weight, f.weightSymmetric, f.reduceRange);
+    scales.push(scale); zps.push(zeroPoint);
+  }
+  return { scales, zps, channelOf };
+}
+
+/** Quantizes constant inputs through one patch: weights, biases and constant activations, each behind a DequantizeLinear. */
+class ConstantQuantizer {
+  bytesBefore = 0;
+  bytesAfter = 0;
+  /** the old constants and how many of their uses were rewired */
+  private readonly rewired = new Map<Value, number>();
+
+  constructor(private readonly patch: Patch, private readonly f: Formats) {}
+
+  /** Input `slot` of `n` reads `value` in place of the constant `old`. */
+  use(n: Node, slot: number, old: Value, value: Value): void {
+    this.patch.setInput(n, slot, value);
+    this.rewired.set(old, (this.rewired.get(old) ?? 0) + 1);
+  }
+
+  /** Quantized initializer `q` with its scale and zero point behind a DequantizeLinear of `dims`. */
+  private dequantized(q: Tensor, type: QuantType, scales: number[], zps: number[], axis: number | undefined, nameHint: string): Value {
+    const perAxis = axis !== undefined;
+    const p = this.patch;
+    const qv = p.constant(q, `${nameHint}_quantized`);
+    const s = p.constant(Tensor.float32(scales, perAxis ? [scales.length] : []), `${nameHint}_scale`);
+    const z = p.constant(quantTensor(type, perAxis ? [zps.length] : [], zps), `${nameHint}_zero_point`);
+    const value = p.add('DequantizeLinear', [qv, s, z], perAxis ? { axis } : {}, { name: `${nameHint}_DequantizeLinear` });
+    value.type = tensorType(DataType.FLOAT, [...q.dims]);
+    return value;
+  }
+
+  /** A float weight as int8/uint8, per tensor or per `axis`; returns the DQ output and the scales. */
+  weight(w: Tensor, axis: number | undefined, nameHint: string): { value: Value; scales: number[] } {
+    const f = this.f;
+    const vals = floatValues(w)!;
+    const { scales, zps, channelOf } = weightParams(w, vals, axis, f);
+    const [qmin, qmax] = qRange(f.weight, f.reduceRange);
+    const out = Array.from(vals, (x, i) => quantizeValue(x, scales[channelOf(i)]!, zps[channelOf(i)]!, qmin, qmax));
+    this.bytesBefore += vals.length * 4;
+    this.bytesAfter += vals.length;
+    return { value: this.dequantized(quantTensor(f.weight, w.dims, out), f.weight, scales, zps, axis, nameHint), scales };
+  }
+
+  /** A float bias as int32 with scale x_scale * w_scale (per channel or per tensor); undefined when it does not fit. */
+  bias(b: Tensor, scales: number[], nameHint: string): Value | undefined {
+    const vals = floatValues(b);
+    if (!vals || b.dims.length !== 1) return undefined;
+    const n = vals.length;
+    if (scales.length !== 1 && scales.length !== n) return undefined;
+    const sc = Array.from({ length: n }, (_, i) => scales.length === 1 ? scales[0]! : scales[i]!);
+    if (sc.some((s) => !(s > 0) || !Number.isFinite(s))) return undefined;
+    const [qmin, qmax] = qRange('int32');
+    const out = Array.from(vals, (x, i) => quantizeValue(x, sc[i]!, 0, qmin, qmax));
+    this.bytesBefore += n * 4;
+    this.bytesAfter += n * 4;
+    const perAxis = scales.length !== 1 && this.f.perChannel;
+    const zps = new Array<number>(perAxis ? n : 1).fill(0);
+    return this.dequantized(quantTensor('int32', [n], out), 'int32', perAxis ? sc : [sc[0]!], zps, perAxis ? 0 : undefined, nameHint);
+  }
+
+  /** A constant activation operand (Add/Mul/Concat) in the activation type, with its own range. */
+  activation(t: Tensor, nameHint: string): Value {
+    const f = this.f;
+    const vals = floatValues(t)!;
+    let lo = Infinity, hi = -Infinity;
+    for (const x of vals) { if (x < lo) lo = x; if (x > hi) hi = x; }
+    const { scale, zeroPoint } = scaleZeroPoint(lo, hi, f.act, f.actSymmetric);
+    const [qmin, qmax] = qRange(f.act);
+    const q = quantTensor(f.act, t.dims, Array.from(vals, (x) => quantizeValue(x, scale, zeroPoint, qmin, qmax)));
+    return this.dequantized(q, f.act, [scale], [zeroPoint], undefined, nameHint);
+  }
+
+  /** Remove the old constants nothing reads once the rewiring is done. */
+  removeUnused(): void {
+    for (const [v, rewired] of this.rewired) {
+      if (rewired < v.uses.length || v.isReturned) continue;
+      if (v.initializer && !v.isGraphInput) this.patch.removeInitializer(v);
+      else if (v.producer && v.producer.opType === 'Constant') this.patch.remove(v.producer);
     }
-  } finally {
-    await session.release();
   }
-  return stats;
 }
 
-/** Serialized copy of `model` with the named values added as graph outputs. */
-function withOutputs(model: Model, names: readonly string[]): Uint8Array {
-  const m = cloneModel(model);
-  const g = m.graph;
-  const existing = new Set(g.outputs.map((v) => v.name));
-  for (const name of names) {
-    if (existing.has(name)) continue;
-    const v = g.local(name);
-    if (!v) continue;
-    if (v.type?.kind !== 'tensor') v.type = tensorType(DataType.FLOAT);
-    g.addOutput(v);
-    existing.add(name);
+/** Conv / Gemm: the weight (per output channel for Conv when per-channel), and the bias as int32 when it can be. */
+function quantizeComputeWeights(n: Node, cq: ConstantQuantizer, xScale: number | undefined, f: Formats): void {
+  const op = n.opType;
+  const wv = n.inputs[1]!;
+  const w = wv.initializer!;
+  const axis = f.perChannel && op === 'Conv' ? 0 : undefined;
+  const { value, scales } = cq.weight(w, axis, wv.name);
+  cq.use(n, 1, wv, value);
+  const bv = n.inputs[2];
+  const biasOk = op === 'Conv' || (floatAttr(n, 'beta') ?? 1) === 1 && (floatAttr(n, 'alpha') ?? 1) === 1 && intAttr(n, 'transB', 0) === 1;
+  if (!bv?.initializer || xScale === undefined || !f.int32Bias || !biasOk) return;
+  if (bv.initializer.dims.length !== 1 || bv.initializer.dims[0] !== w.dims[0]) return;
+  const qb = cq.bias(bv.initializer, scales.map((s) => s * xScale), bv.name);
+  if (qb) cq.use(n, 2, bv, qb);
+}
+
+/** Constant inputs of MatMul (weights, int8 per tensor) and Add/Mul/Concat (activation type). */
+function quantizeConstantInputs(n: Node, cq: ConstantQuantizer): void {
+  const op = n.opType;
+  if (PASS_THROUGH.has(op) || op === 'AveragePool' || op === 'GlobalAveragePool') return;
+  n.inputs.forEach((v, i) => {
+    const t = constTensor(v);
+    if (!v || !t || t.dataType !== DataType.FLOAT) return;
+    cq.use(n, i, v, op === 'MatMul' ? cq.weight(t, undefined, v.name).value : cq.activation(t, v.name));
+  });
+}
+
+/** Quantize the constant inputs of every planned node. */
+function quantizeConstants(cq: ConstantQuantizer, plan: Plan, f: Formats): void {
+  for (const n of plan.nodes) {
+    if (n.opType === 'Conv' || n.opType === 'Gemm') {
+      // the activation scale input 0 is quantized with (it reads that tensor's DQ)
+      const xScale = plan.tensors.get(n.inputs[0]!)?.params?.scale;
+      quantizeComputeWeights(n, cq, xScale, f);
+    } else {
+      quantizeConstantInputs(n, cq);
+    }
   }
-  return concatChunks(serializeModel(m).chunks);
+  cq.removeUnused();
 }
 
-function scalarConst(g: Graph, type: QuantType | 'float', values: number[], dims: number[], name: string): Value {
-  const t = type === 'float' ? Tensor.float32(values, dims) : quantTensor(type, dims, values);
-  return g.addInitializer(name, t);
+/** What the pass did, for the report. */
+function summary(q: QuantizeOptions, stats: CalibrationStatistics, f: Formats, plan: Plan, cq: ConstantQuantizer): Record<string, unknown> {
+  return {
+    mode: 'static',
+    method: q.method ?? 'minmax',
+    calibrationSets: stats.sets,
+    calibrationSynthetic: stats.synthetic,
+    activations: `${f.act} ${f.actSymmetric ? 'symmetric' : 'asymmetric'}`,
+    weights: `${f.weight} ${f.weightSymmetric ? 'symmetric' : 'asymmetric'}${f.perChannel ? ' per-channel (Conv)' : ' per-tensor'}${f.reduceRange ? ', 7-bit (reduce range)' : ''}`,
+    biases: f.int32Bias ? 'int32' : 'float (target has no int32 DequantizeLinear)',
+    quantizedNodes: plan.nodes.size,
+    foldedActivations: plan.folded.size,
+    quantizedTensors: plan.tensors.size,
+    keptFloat: plan.kept,
+    weightBytesBefore: cq.bytesBefore,
+    weightBytesAfter: cq.bytesAfter,
+  };
 }
 
-export interface QuantizedLayerError {
-  tensor: string;
-  /** the node producing it in the float model */
-  node: string;
-  op: string;
-  maxAbsError: number;
-  cosine: number;
-  snrDb: number;
+/** Each quantized activation's float value and its DQ output (for the debug table). */
+function debugPairs(plan: Plan, dqOf: ReadonlyMap<Value, Value>): { float: string; dequantized: string }[] {
+  const pairs: { float: string; dequantized: string }[] = [];
+  for (const t of plan.tensors.values()) {
+    const dq = dqOf.get(t.value);
+    if (dq) pairs.push({ float: t.ref, dequantized: dq.name });
+  }
+  return pairs;
+}
+
+/** The report's warnings list (kept when the report has one). */
+function reportWarnings(q: QuantizeOptions): string[] {
+  const report = (q.report ??= {});
+  const warnings: string[] = Array.isArray(report.warnings) ? (report.warnings as string[]) : [];
+  report.warnings = warnings;
+  return warnings;
+}
+
+const syntheticWarning = (sets: number): string =>
+  `WARNING: quantize-static calibrated on ${sets} SYNTHETIC random input sets (no calibration data given): activation ranges, and so accuracy, may be far from what real inputs need. Pass real calibration data (--calibration).`;
+
+/** Rewrite the planned graph: fold activations, insert Q/DQ pairs, quantize constants. */
+function rewrite(graph: Graph, ctx: PassContext, plan: Plan, f: Formats): { changes: number; dqOf: Map<Value, Value>; cq: ConstantQuantizer } {
+  const folding = removeFoldedActivations(graph, ctx, plan, f);
+  const patch = ctx.patch(graph);
+  const dqOf = insertQdqPairs(patch, plan, f);
+  const cq = new ConstantQuantizer(patch, f);
+  quantizeConstants(cq, plan, f);
+  const changes = Math.max(folding, patch.commit()) + plan.nodes.size;
+  ctx.invalidate();
+  return { changes, dqOf, cq };
 }
 
 export const quantizeStatic: Pass = {
@@ -344,263 +559,28 @@ export const quantizeStatic: Pass = {
   level: 3,
   subgraphs: 'skip',
   emits: ['ai.onnx::QuantizeLinear', 'ai.onnx::DequantizeLinear'],
-  async run(graph, ctx) {
+  run(graph, ctx) {
     const q = ctx.options.quantize;
     if (q?.mode !== 'static') return 0;
-    const report = (q.report ??= {});
-    const warnings: string[] = Array.isArray(report.warnings) ? (report.warnings as string[]) : [];
-    report.warnings = warnings;
-    const runtime = ctx.options.runtime;
-    if (!runtime) {
-      warnings.push('quantize-static: no runtime to calibrate with; the model was left float');
-      ctx.explain('no runtime (options.runtime) to run calibration');
+    const warnings = reportWarnings(q);
+    const stats = q.statistics;
+    if (!stats) {
+      warnings.push('quantize-static: no calibration statistics (no runtime to calibrate with); the model was left float');
+      ctx.explain('no calibration statistics (quantize.statistics): compile\'s calibration stage needs options.runtime');
       return 0;
     }
-    const opset = ctx.opset('');
-    if (opset < 10) {
-      ctx.explain(`opset ${opset} has no QuantizeLinear (needs 10)`);
+    const prepared = prepare(graph, ctx, q);
+    if (typeof prepared === 'string') {
+      ctx.explain(prepared);
       return 0;
     }
-    const f = formats(ctx);
-    if (opset < 13) f.perChannel = false; // per-axis DequantizeLinear needs opset 13
-    const method: CalibrationMethod = q.method ?? 'minmax';
-    ctx.shapes(); // element types onto every value
-
-    const model = ctx.model;
-    const plan = planQuantization(graph, q, f);
-    if (plan.tensors.size === 0) {
-      ctx.explain('nothing to quantize');
-      return 0;
-    }
+    const { f, plan } = prepared;
     if (!ctx.allowRewrite(`quantize-static: ${plan.nodes.size} nodes`)) return 0;
-
-    // calibration data
-    // data made for the original model, laid out as this one takes it (--input-layout NHWC)
-    let sets = q.calibration?.map((f) => feedsForLayouts(model, f));
-    if (!sets || sets.length === 0) {
-      const dims = ctx.options.dims ?? {};
-      const intRanges = intInputRanges(model);
-      sets = Array.from({ length: SYNTHETIC_CALIBRATION_SETS }, (_, i) => syntheticInputs(model, { seed: 1000 + i, dims, defaultDim: 1, intRanges }));
-      warnings.push(`WARNING: quantize-static calibrated on ${SYNTHETIC_CALIBRATION_SETS} SYNTHETIC random input sets (no calibration data given): activation ranges, and so accuracy, may be far from what real inputs need. Pass real calibration data (--calibration).`);
-    }
-    const floatModel = q.debug ? cloneModel(model) : undefined;
-    const statNames = [...new Set([...plan.tensors.values()].map((t) => t.stat))];
-    const stats = await staged('calibration', { pass: 'quantize-static' }, () => calibrate(model, runtime, sets, statNames, method));
-
-    for (const t of plan.tensors.values()) {
-      const s = stats.get(t.stat);
-      const [lo, hi] = s ? rangeFromStats(s, { method, ...(q.percentile !== undefined ? { percentile: q.percentile } : {}), symmetric: f.actSymmetric }) : [0, 0];
-      t.params = scaleZeroPoint(lo, hi, f.act, f.actSymmetric);
-    }
-
-    // ---- rewrite
-    const patch = ctx.patch(graph);
-    // asymmetric: remove folded activations (the producer's Q saturates instead)
-    if (!f.actSymmetric) {
-      for (const [anchor, act] of plan.folded) {
-        const out = anchor.outputs[0]!;
-        graph.replaceAllUsesWith(act.outputs[0]!, out);
-        const bounds = act.inputs.slice(1);
-        graph.removeNode(act);
-        for (const v of bounds) {
-          if (!v || v.uses.length || v.isReturned) continue;
-          if (v.producer?.opType === 'Constant') graph.removeNode(v.producer);
-          else if (v.initializer && !v.isGraphInput) graph.removeInitializer(v);
-        }
-      }
-    }
-    const actType = DTYPE[f.act];
-    const dqOf = new Map<Value, Value>();
-    for (const t of plan.tensors.values()) {
-      const v = t.value;
-      const base = v.name;
-      const s = scalarConst(graph, 'float', [t.params!.scale], [], `${base}_scale`);
-      const z = scalarConst(graph, f.act, [t.params!.zeroPoint], [], `${base}_zero_point`);
-      const consumers = v.uses.slice();
-      const qv = patch.add('QuantizeLinear', [v, s, z], {}, { name: `${base}_QuantizeLinear` });
-      const dq = patch.add('DequantizeLinear', [qv, s, z], {}, { name: `${base}_DequantizeLinear` });
-      qv.type = tensorType(actType, v.type?.kind === 'tensor' ? v.type.shape : undefined);
-      dq.type = v.type;
-      dqOf.set(v, dq);
-      for (const u of consumers) {
-        if (t.fromQuantized || plan.nodes.has(u.node)) graph.setInput(u.node, u.slot, dq);
-      }
-      if (t.fromQuantized && v.isGraphOutput) {
-        graph.outputs.forEach((o, i) => { if (o === v) graph.setOutput(i, dq); });
-        const name = v.name;
-        graph.rename(v, graph.scope.unique(`${name}_float`), { interfaceSwap: true });
-        graph.rename(dq, name, { interfaceSwap: true });
-      }
-    }
-
-    // weights and biases
-    const wq = qRange(f.weight, f.reduceRange);
-    let weightBytesBefore = 0, weightBytesAfter = 0;
-    const quantizeWeight = (w: Tensor, axis: number | undefined, nameHint: string): { value: Value; scales: number[] } => {
-      const vals = floatValues(w)!;
-      const channels = axis === undefined ? 1 : w.dims[axis]!;
-      const inner = axis === undefined ? vals.length : w.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-      const scales: number[] = [], zps: number[] = [];
-      const mins = new Float64Array(channels).fill(Infinity), maxs = new Float64Array(channels).fill(-Infinity);
-      for (let i = 0; i < vals.length; i++) {
-        const c = axis === undefined ? 0 : Math.floor(i / inner) % channels;
-        const x = vals[i]!;
-        if (x < mins[c]!) mins[c] = x;
-        if (x > maxs[c]!) maxs[c] = x;
-      }
-      for (let c = 0; c < channels; c++) {
-        const { scale, zeroPoint } = scaleZeroPoint(mins[c]!, maxs[c]!, f.weight, f.weightSymmetric, f.reduceRange);
-        scales.push(scale); zps.push(zeroPoint);
-      }
-      const out = new Array<number>(vals.length);
-      for (let i = 0; i < vals.length; i++) {
-        const c = axis === undefined ? 0 : Math.floor(i / inner) % channels;
-        out[i] = quantizeValue(vals[i]!, scales[c]!, zps[c]!, wq[0], wq[1]);
-      }
-      weightBytesBefore += vals.length * 4;
-      weightBytesAfter += vals.length;
-      const qw = graph.addInitializer(`${nameHint}_quantized`, quantTensor(f.weight, w.dims, out));
-      const perAxis = axis !== undefined;
-      const s = scalarConst(graph, 'float', scales, perAxis ? [channels] : [], `${nameHint}_scale`);
-      const z = scalarConst(graph, f.weight, zps, perAxis ? [channels] : [], `${nameHint}_zero_point`);
-      const value = patch.add('DequantizeLinear', [qw, s, z], perAxis ? { axis } : {}, { name: `${nameHint}_DequantizeLinear` });
-      value.type = tensorType(DataType.FLOAT, [...w.dims]);
-      return { value, scales };
-    };
-    const quantizeBias = (b: Tensor, scales: number[], nameHint: string): Value | undefined => {
-      const vals = floatValues(b);
-      if (!vals || b.dims.length !== 1) return undefined;
-      const n = vals.length;
-      if (scales.length !== 1 && scales.length !== n) return undefined;
-      const sc = Array.from({ length: n }, (_, i) => scales.length === 1 ? scales[0]! : scales[i]!);
-      if (sc.some((s) => !(s > 0) || !Number.isFinite(s))) return undefined;
-      const [qmin, qmax] = qRange('int32');
-      const out = Array.from(vals, (x, i) => quantizeValue(x, sc[i]!, 0, qmin, qmax));
-      weightBytesBefore += n * 4;
-      weightBytesAfter += n * 4;
-      const qb = graph.addInitializer(`${nameHint}_quantized`, quantTensor('int32', [n], out));
-      const perAxis = scales.length !== 1 && f.perChannel;
-      const s = scalarConst(graph, 'float', perAxis ? sc : [sc[0]!], perAxis ? [n] : [], `${nameHint}_scale`);
-      const z = scalarConst(graph, 'int32', perAxis ? new Array<number>(n).fill(0) : [0], perAxis ? [n] : [], `${nameHint}_zero_point`);
-      const value = patch.add('DequantizeLinear', [qb, s, z], perAxis ? { axis: 0 } : {}, { name: `${nameHint}_DequantizeLinear` });
-      value.type = tensorType(DataType.FLOAT, [n]);
-      return value;
-    };
-    // the activation scale a compute node's input 0 is quantized with
-    const inputScale = (n: Node): number | undefined => {
-      const dq = n.inputs[0];
-      const qn = dq?.producer?.opType === 'DequantizeLinear' ? dq.producer.inputs[0]?.producer : undefined;
-      if (!qn) return undefined;
-      for (const t of plan.tensors.values()) if (dqOf.get(t.value) === dq) return t.params!.scale;
-      return undefined;
-    };
-    const oldWeights = new Set<Value>();
-    for (const n of plan.nodes) {
-      const op = n.opType;
-      if (op === 'Conv' || op === 'Gemm') {
-        const wv = n.inputs[1]!;
-        const w = wv.initializer!;
-        const axis = !f.perChannel ? undefined : op === 'Conv' ? 0 : undefined;
-        const { value, scales } = quantizeWeight(w, axis, wv.name);
-        graph.setInput(n, 1, value);
-        oldWeights.add(wv);
-        const bv = n.inputs[2];
-        const xs = inputScale(n);
-        const biasOk = op === 'Conv' || (floatAttr(n, 'beta') ?? 1) === 1 && (floatAttr(n, 'alpha') ?? 1) === 1 && intAttr(n, 'transB', 0) === 1;
-        if (bv?.initializer && xs !== undefined && f.int32Bias && biasOk) {
-          const outC = op === 'Conv' ? w.dims[0]! : w.dims[0]!;
-          if (bv.initializer.dims.length === 1 && bv.initializer.dims[0] === outC) {
-            const qb = quantizeBias(bv.initializer, scales.map((s) => s * xs), bv.name);
-            if (qb) { graph.setInput(n, 2, qb); oldWeights.add(bv); }
-          }
-        }
-      } else {
-        // constant inputs of MatMul (weights, int8 per tensor) and Add/Mul/Concat (activation type)
-        n.inputs.forEach((v, i) => {
-          const t = constTensor(v);
-          if (!v || !t || t.dataType !== DataType.FLOAT || (PASS_THROUGH.has(op) || op === 'AveragePool' || op === 'GlobalAveragePool')) return;
-          if (op === 'MatMul') {
-            const { value } = quantizeWeight(t, undefined, v.name);
-            graph.setInput(n, i, value);
-          } else {
-            const vals = floatValues(t)!;
-            let lo = Infinity, hi = -Infinity;
-            for (const x of vals) { if (x < lo) lo = x; if (x > hi) hi = x; }
-            const { scale, zeroPoint } = scaleZeroPoint(lo, hi, f.act, f.actSymmetric);
-            const [qmin, qmax] = qRange(f.act);
-            const qc = graph.addInitializer(`${v.name}_quantized`, quantTensor(f.act, t.dims, Array.from(vals, (x) => quantizeValue(x, scale, zeroPoint, qmin, qmax))));
-            const s = scalarConst(graph, 'float', [scale], [], `${v.name}_scale`);
-            const z = scalarConst(graph, f.act, [zeroPoint], [], `${v.name}_zero_point`);
-            const dq = patch.add('DequantizeLinear', [qc, s, z], {}, { name: `${v.name}_DequantizeLinear` });
-            dq.type = tensorType(DataType.FLOAT, [...t.dims]);
-            graph.setInput(n, i, dq);
-          }
-          oldWeights.add(v);
-        });
-      }
-    }
-    for (const v of oldWeights) {
-      if (v.uses.length || v.isReturned) continue;
-      if (v.initializer && !v.isGraphInput) graph.removeInitializer(v);
-      else if (v.producer && v.producer.opType === 'Constant') graph.removeNode(v.producer);
-    }
-    const changes = patch.commit() + plan.nodes.size;
-    ctx.invalidate();
-
-    Object.assign(report, {
-      mode: 'static',
-      method,
-      calibrationSets: sets.length,
-      calibrationSynthetic: !q.calibration || q.calibration.length === 0,
-      activations: `${f.act} ${f.actSymmetric ? 'symmetric' : 'asymmetric'}`,
-      weights: `${f.weight} ${f.weightSymmetric ? 'symmetric' : 'asymmetric'}${f.perChannel ? ' per-channel (Conv)' : ' per-tensor'}${f.reduceRange ? ', 7-bit (reduce range)' : ''}`,
-      biases: f.int32Bias ? 'int32' : 'float (target has no int32 DequantizeLinear)',
-      quantizedNodes: plan.nodes.size,
-      foldedActivations: plan.folded.size,
-      quantizedTensors: plan.tensors.size,
-      keptFloat: plan.kept,
-      weightBytesBefore,
-      weightBytesAfter,
-    });
-
-    if (q.debug && floatModel) {
-      graph.compact();
-      graph.toposort();
-      report.layers = await layerErrors(floatModel, model, runtime, sets[0]!, plan, dqOf);
-    }
+    if (stats.synthetic) warnings.push(syntheticWarning(stats.sets));
+    setActivationParams(plan, stats, q, f);
+    const { changes, dqOf, cq } = rewrite(graph, ctx, plan, f);
+    Object.assign(q.report!, summary(q, stats, f, plan, cq));
+    if (q.debug) q.quantizedTensors = debugPairs(plan, dqOf);
     return changes;
   },
 };
-
-/** Per quantized activation: the float model's tensor against the quantized model's (its DQ output), worst first. */
-async function layerErrors(floatModel: Model, quantModel: Model, runtime: Runtime, feeds: Record<string, Tensor>, plan: Plan, dqOf: Map<Value, Value>): Promise<QuantizedLayerError[]> {
-  const pairs: { ref: string; dq: string; node: string; op: string }[] = [];
-  for (const t of plan.tensors.values()) {
-    const dq = dqOf.get(t.value);
-    if (!dq) continue;
-    const fv = floatModel.graph.local(t.ref);
-    const prod = fv?.producer;
-    pairs.push({ ref: t.ref, dq: dq.name, node: prod?.name ?? '(graph input)', op: prod?.opType ?? 'input' });
-  }
-  const inputNames = new Set(floatModel.graph.inputs.map((v) => v.name));
-  const run = async (m: Model, names: string[]): Promise<Record<string, Tensor>> => {
-    const fetch = [...new Set(names)].filter((n) => !inputNames.has(n));
-    const s = await runtime.createSession(withOutputs(m, fetch), { graphOptimizationLevel: 'disabled' });
-    try {
-      return { ...feeds, ...(await s.run(feeds, { outputs: fetch })) };
-    } finally {
-      await s.release();
-    }
-  };
-  const ref = await run(floatModel, pairs.map((p) => p.ref));
-  const got = await run(quantModel, pairs.map((p) => p.dq));
-  const rows: QuantizedLayerError[] = [];
-  for (const p of pairs) {
-    const a = ref[p.ref], b = got[p.dq];
-    if (!a || !b) continue;
-    const m = outputMetrics(p.ref, a, b);
-    rows.push({ tensor: p.ref, node: p.node, op: p.op, maxAbsError: m.maxAbsError, cosine: m.cosine, snrDb: m.snrDb });
-  }
-  rows.sort((x, y) => x.snrDb - y.snrDb || y.maxAbsError - x.maxAbsError);
-  return rows;
-}

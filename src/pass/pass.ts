@@ -103,8 +103,47 @@ export interface QuantizeOptions {
   fp16Io?: boolean;
   /** static: collect a per-layer error table (where int8 diverges most) */
   debug?: boolean;
+  /**
+   * static: what calibration observed, handed to quantize-static as data (compile's calibration
+   * stage, src/calibrate.ts, runs the model and fills it just before the pass; passes run no models).
+   * Without it quantize-static leaves the model float.
+   */
+  statistics?: CalibrationStatistics;
+  /**
+   * static with `debug`: filled by quantize-static, each quantized activation's value in the float
+   * model and the DequantizeLinear output that stands for it in the quantized one (the calibration
+   * stage runs both models on them for `report.layers`)
+   */
+  quantizedTensors?: { float: string; dequantized: string }[];
   /** filled by the quantization pass: what it did, for the report */
   report?: Record<string, unknown>;
+}
+
+/** The calibration stage's observations: running statistics per value of the graph quantize-static sees. */
+export interface CalibrationStatistics {
+  /** by value name; the values quantize-static's plan asks for (calibrationTensors) */
+  tensors: ReadonlyMap<string, TensorStatistics>;
+  /** how many input sets were run */
+  sets: number;
+  /** the sets were synthetic (no calibration data given) */
+  synthetic: boolean;
+}
+
+/** Running statistics of one tensor's values (TensorStats in passes/lib/calibration.ts). */
+export interface TensorStatistics {
+  readonly min: number;
+  readonly max: number;
+  readonly count: number;
+  /** kept for the percentile and entropy methods */
+  readonly histogram?: ValueHistogram | undefined;
+}
+
+/** A histogram of observed values (RunningHistogram in passes/lib/calibration.ts). */
+export interface ValueHistogram {
+  /** the value below which `q` (0..1) of the samples lie */
+  quantile(q: number): number;
+  /** a histogram of |x| with `bins` bins over [0, max|x|] */
+  absHistogram(bins?: number): { counts: Float64Array; width: number };
 }
 
 /** What a pass may use besides the graph. */

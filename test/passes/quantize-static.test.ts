@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { quantizeStatic, type QuantizedLayerError } from '../../passes/quantize/quantize-static.js';
+import { calibrationTensors, quantizeStatic } from '../../passes/quantize/quantize-static.js';
 import {
   entropyThreshold, histogramQuantile, klDivergence, rangeFromStats, RunningHistogram, scaleZeroPoint, TensorStats,
 } from '../../passes/lib/calibration.js';
+import { calibrate, calibrationSets as stageSets, withCalibration, type QuantizedLayerError } from '../../src/calibrate.js';
 import { compile, modelStats } from '../../src/compile.js';
 import { seededRandom, syntheticInputs } from '../../src/inputs.js';
 import { serializeModel } from '../../src/io.js';
@@ -17,7 +18,7 @@ import { readModel } from '../../src/node/files.js';
 import { onnxruntimeNode } from '../../src/node/ort.js';
 import { concatChunks } from '../../src/onnx/codec.js';
 import { PassManager } from '../../src/pass/manager.js';
-import type { QuantizeOptions } from '../../src/pass/pass.js';
+import type { Pass, QuantizeOptions } from '../../src/pass/pass.js';
 import type { Runtime } from '../../src/runtime.js';
 import type { Target } from '../../src/target.js';
 import { portable } from '../../targets/portable.js';
@@ -81,7 +82,8 @@ function counting(rt: Runtime): { runtime: Runtime; runs: () => number } {
 async function quantize(model: Model, quantizeOpts: Omit<QuantizeOptions, 'mode'>, target: Target = x86Vnni, runtime: Runtime = onnxruntimeNode): Promise<{ q: Model; options: QuantizeOptions }> {
   const q = cloneModel(model);
   const options: QuantizeOptions = { mode: 'static', ...quantizeOpts };
-  await new PassManager([quantizeStatic], { quantize: options, runtime, target, verifyEach: true }).run(q);
+  // the pass with compile's calibration stage around it (the stage runs the model, the pass does not)
+  await new PassManager([withCalibration(quantizeStatic)], { quantize: options, runtime, target, verifyEach: true }).run(q);
   expect(verifyModel(q)).toEqual([]);
   return { q, options };
 }
@@ -227,6 +229,34 @@ describe('quantize-static', () => {
     const q = cloneModel(m);
     await new PassManager([quantizeStatic], { runtime: onnxruntimeNode }).run(q);
     expect(ops(q)).toEqual(ops(m));
+  });
+
+  test('the pass runs no model: statistics handed to it as data quantize without a runtime, as the calibration stage does', async () => {
+    const m = tinyCnn();
+    const sets = calibrationSets(m, 4);
+    // which values the plan needs ranges for (pure planning), observed by the stage's calibrate()
+    let names: string[] = [];
+    const probe: Pass = { name: 'probe', description: '', level: 1, subgraphs: 'skip', run(g, ctx) { names = calibrationTensors(g, ctx); return 0; } };
+    const plan: QuantizeOptions = { mode: 'static', calibration: sets };
+    await new PassManager([probe], { quantize: plan, target: x86Vnni }).run(cloneModel(m));
+    expect(names).toContain('x');
+    const statistics = await calibrate(m, onnxruntimeNode, stageSets(m, plan, {}), names, plan);
+    expect(statistics.sets).toBe(4);
+    expect([...statistics.tensors.keys()].sort()).toEqual([...names].sort());
+
+    const alone = cloneModel(m);
+    const options: QuantizeOptions = { mode: 'static', calibration: sets, statistics };
+    await new PassManager([quantizeStatic], { quantize: options, target: x86Vnni, verifyEach: true }).run(alone);
+    const staged = await quantize(m, { calibration: sets });
+    expect(bytesOf(alone)).toEqual(bytesOf(staged.q));
+    expect(options.report?.calibrationSets).toBe(4);
+
+    // no statistics (no stage, or no runtime for it): left float, with a warning
+    const none: QuantizeOptions = { mode: 'static', calibration: sets };
+    const float = cloneModel(m);
+    await new PassManager([withCalibration(quantizeStatic)], { quantize: none, target: x86Vnni }).run(float);
+    expect(ops(float)).toEqual(ops(m));
+    expect(String(none.report?.warnings)).toMatch(/no calibration statistics.*left float/);
   });
 
   test('tiny CNN: QDQ around the Convs, int8 weights, int32 biases, agrees with fp32, one run per calibration set', async () => {
