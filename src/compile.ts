@@ -3,7 +3,7 @@
  * each pass did and what the model looked like before and after.
  */
 import { inferShapes } from './analysis/infer.js';
-import { OptionError, RetargetError } from './errors.js';
+import { RefusedError, UsageError } from './errors.js';
 import { RULES } from './analysis/ops/index.js';
 import { evaluateNode } from './analysis/evaluator.js';
 import { dataTypeName } from './ir/dtype.js';
@@ -15,9 +15,10 @@ import type { PipelineSpec, Target } from './target.js';
 import { findPass, PASSES } from '../passes/index.js';
 import { quantizedOps } from '../passes/precision/model-precision.js';
 import { QUANTIZE_STAGES } from '../targets/lib/pipelines.js';
+import { withCalibration } from './calibrate.js';
 
 /** An option compile() cannot honour (unknown pass, level above the target's, quantize mode): a usage error. */
-export class CompileError extends OptionError {}
+export class CompileError extends UsageError {}
 
 export interface ModelStats {
   nodes: number;
@@ -133,7 +134,8 @@ export function quantizeModes(target: Target): QuantizeMode[] {
 
 /**
  * Compile `model` in place for `target`. Throws CompileError for options it cannot honour, and a
- * RetargetError (stage 'pass', naming it) when a pass fails; ops the target cannot run are in `violations`.
+ * PassError (stage 'pass', naming it) when a pass fails, a RefusedError for a model it will not compile
+ * (already quantized, with --quantize); ops the target cannot run are in `violations`.
  */
 export async function compile(model: Model, target: Target, opts: CompileOptions = {}): Promise<CompileReport> {
   const t0 = performance.now();
@@ -150,10 +152,12 @@ export async function compile(model: Model, target: Target, opts: CompileOptions
     const found = Object.entries(quantizedOps(model));
     if (found.length) {
       const what = found.map(([op, n]) => `${n} ${op}`).join(', ');
-      throw new RetargetError('pass', `the model is already quantized (${what}); --quantize ${mode} would quantize it twice: compile it without --quantize`, { pass: QUANTIZE_PASSES[mode] });
+      throw new RefusedError('pass', `the model is already quantized (${what}); --quantize ${mode} would quantize it twice: compile it without --quantize`, { pass: QUANTIZE_PASSES[mode] });
     }
     // the quantization pass runs whatever the target's level: the target's quantizeModes admitted the mode
-    steps.push(lookup(stage!.pass, { ...target, maxLevel: 3 }, opts.plugins ?? []));
+    const quantizer = lookup(stage!.pass, { ...target, maxLevel: 3 }, opts.plugins ?? []);
+    // static: the calibration stage runs the model just before the pass and hands it the statistics
+    steps.push(mode === 'static' ? withCalibration(quantizer) : quantizer);
     for (const name of stage!.after) steps.push(lookup(name, target, []));
   }
   const before = modelStats(model);

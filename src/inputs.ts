@@ -13,6 +13,7 @@ import { constantValue } from './pass/pattern.js';
 import type { Node, Value } from './ir/graph.js';
 import type { Model } from './ir/model.js';
 import { Tensor } from './ir/tensor.js';
+import { RetargetError } from './errors.js';
 
 export interface SyntheticOptions {
   seed?: number;
@@ -167,7 +168,15 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-export class SyntheticInputError extends Error {}
+/**
+ * An input synthetic data cannot be made for (no known rank, an element type without a generator):
+ * `where.input` names it; the caller's stage (validation, bench) is set where it is caught.
+ */
+export class SyntheticInputError extends RetargetError {
+  constructor(input: string, problem: string) {
+    super(undefined, `input '${input}': ${problem}`, { input });
+  }
+}
 
 export function syntheticInputs(model: Model, opts: SyntheticOptions = {}): Record<string, Tensor> {
   const rand = seededRandom(opts.seed ?? 0);
@@ -175,7 +184,7 @@ export function syntheticInputs(model: Model, opts: SyntheticOptions = {}): Reco
   for (const v of model.graph.inputs) {
     if (v.initializer) continue;
     const t = v.type;
-    if (!t || t.kind !== 'tensor' || !t.shape) throw new SyntheticInputError(`input '${v.name}': needs a tensor type with a known rank`);
+    if (!t || t.kind !== 'tensor' || !t.shape) throw new SyntheticInputError(v.name, 'needs a tensor type with a known rank');
     const fallback = opts.defaultDim ?? 2;
     const dims = t.shape.map((d) => (typeof d === 'number' ? d : d === null ? fallback : dimValue(d, opts.dims ?? {}, fallback, opts.unified)));
     const n = dims.reduce((a, b) => a * b, 1);
@@ -201,7 +210,7 @@ export function syntheticInputs(model: Model, opts: SyntheticOptions = {}): Reco
       case DataType.BOOL: out[v.name] = Tensor.fromTypedArray(DataType.BOOL, dims, Uint8Array.from({ length: n }, () => (rand() < 0.5 ? 1 : 0))); break;
       case DataType.UINT8: out[v.name] = Tensor.fromTypedArray(DataType.UINT8, dims, Uint8Array.from({ length: n }, () => Math.floor(rand() * 256))); break;
       case DataType.INT8: out[v.name] = Tensor.fromTypedArray(DataType.INT8, dims, Int8Array.from({ length: n }, () => Math.floor(rand() * 256) - 128)); break;
-      default: throw new SyntheticInputError(`input '${v.name}': no synthetic data for element type ${t.elemType}`);
+      default: throw new SyntheticInputError(v.name, `no synthetic data for element type ${t.elemType}`);
     }
   }
   return out;
@@ -217,6 +226,6 @@ function filled(elemType: number, dims: number[], n: number, x: number, name: st
     case DataType.BOOL: return Tensor.fromTypedArray(DataType.BOOL, dims, new Uint8Array(n).fill(x ? 1 : 0));
     case DataType.UINT8: return Tensor.fromTypedArray(DataType.UINT8, dims, new Uint8Array(n).fill(x));
     case DataType.INT8: return Tensor.fromTypedArray(DataType.INT8, dims, new Int8Array(n).fill(x));
-    default: throw new SyntheticInputError(`input '${name}': no synthetic data for element type ${elemType}`);
+    default: throw new SyntheticInputError(name, `no synthetic data for element type ${elemType}`);
   }
 }

@@ -8,6 +8,9 @@ import { externalizeData, PROTOBUF_LIMIT, resolveExternalData, type ExternalData
 import { allTensorProtos, isExternal } from './onnx/external.js';
 import type { ModelProto } from './onnx/proto.js';
 import { modelFromProto, ModelError } from './ir/from-proto.js';
+import { IrError } from './ir/graph.js';
+import { TensorError } from './ir/tensor.js';
+import { BadModelError, RetargetError } from './errors.js';
 import type { Model } from './ir/model.js';
 import { modelToProto } from './ir/to-proto.js';
 
@@ -23,21 +26,31 @@ export interface ParsedModel {
 }
 
 export function parseModelProto(bytes: Uint8Array): ModelProto {
-  if (bytes.length === 0) throw new ModelError('empty file');
+  if (bytes.length === 0) throw new BadModelError('empty file');
   return decode<ModelProto>('ModelProto', bytes);
 }
 
 export function parseModel(bytes: Uint8Array, opts: ParseOptions = {}): ParsedModel {
   const proto = parseModelProto(bytes);
-  if (!proto.graph) throw new ModelError('not an ONNX model: it has no graph');
+  if (!proto.graph) throw new BadModelError('not an ONNX model: it has no graph');
   let externalFiles: ExternalFileUse[] = [];
   if (opts.externalData) externalFiles = resolveExternalData(proto, opts.externalData);
   else {
     for (const t of allTensorProtos(proto)) {
-      if (isExternal(t)) throw new ModelError(`tensor '${t.name ?? ''}' has external data, and no reader was given for it`);
+      if (isExternal(t)) throw new BadModelError(`tensor '${t.name ?? ''}' has external data, and no reader was given for it`);
     }
   }
-  return { model: modelFromProto(proto), externalFiles };
+  return { model: buildModel(proto), externalFiles };
+}
+
+/** The IR of `proto`; what the IR refuses (an undefined value, a bad dim, data that does not fit its shape) is a BadModelError. */
+function buildModel(proto: ModelProto): Model {
+  try {
+    return modelFromProto(proto);
+  } catch (e) {
+    if (e instanceof ModelError || e instanceof TensorError || e instanceof IrError) throw new BadModelError(e.message, {}, { cause: e });
+    throw e;
+  }
 }
 
 export interface SerializeOptions {
@@ -68,7 +81,7 @@ export function serializeModel(model: Model, opts: SerializeOptions = {}): Seria
   const limit = opts.sizeLimit ?? PROTOBUF_LIMIT;
   if (location === undefined && encodedSize('ModelProto', proto) > limit) {
     location = opts.autoExternalLocation;
-    if (location === undefined) throw new ModelError(`the model exceeds ${limit === PROTOBUF_LIMIT ? "protobuf's 2 GiB limit" : `${limit} bytes`}: it needs external data`);
+    if (location === undefined) throw new RetargetError('write', `the model exceeds ${limit === PROTOBUF_LIMIT ? "protobuf's 2 GiB limit" : `${limit} bytes`}: it needs external data`);
   }
   let data: SerializedModel['data'];
   if (location !== undefined) {
@@ -77,6 +90,6 @@ export function serializeModel(model: Model, opts: SerializeOptions = {}): Seria
   }
   const chunks = encodeChunks('ModelProto', proto);
   const size = chunks.reduce((n, c) => n + c.length, 0);
-  if (size > limit) throw new ModelError(`the model is ${size} bytes without its tensor data, beyond the ${limit}-byte limit`);
+  if (size > limit) throw new RetargetError('write', `the model is ${size} bytes without its tensor data, beyond the ${limit}-byte limit`);
   return { chunks, size, ...(data ? { data } : {}) };
 }

@@ -7,7 +7,7 @@
 import * as ort from 'onnxruntime-web/wasm';
 import { summarize } from '../src/cli/inspect.js';
 import { compile, quantizeModes, type CompileReport } from '../src/compile.js';
-import { RetargetError, OptionError } from '../src/errors.js';
+import { ReportedError, RetargetError, UsageError } from '../src/errors.js';
 import { parseModel } from '../src/io.js';
 import { serializeModel } from '../src/io.js';
 import { concatChunks } from '../src/onnx/codec.js';
@@ -87,7 +87,7 @@ function parse(): Model {
 
 function oneLine(e: unknown, file: string | undefined): string {
   if (e instanceof RetargetError) return (file ? e.inFile(file) : e).format();
-  if (e instanceof OptionError) return e.message;
+  if (e instanceof ReportedError) return e.format();
   const message = e instanceof Error ? e.message : String(e);
   return message.split('\n')[0]!;
 }
@@ -190,7 +190,7 @@ async function compileLoaded(targetName: string, choice: QuantizeChoice): Promis
   if (!loaded) throw new Error('choose a model first');
   const file = loaded.name;
   const target = findTarget(targetName);
-  if (!target) throw new OptionError(`unknown target '${targetName}'`);
+  if (!target) throw new UsageError(`unknown target '${targetName}'`);
   const phases: Record<string, number> = {};
   const timed = async <T>(phase: string, f: () => Promise<T> | T): Promise<T> => {
     const t0 = performance.now();

@@ -41,6 +41,7 @@ import { timeInterleaved } from './interleave.js';
 import { bootstrapRatioCI, latencyStats } from './stats.js';
 import { judge, TOLERANCES, type Tolerance } from './validate.js';
 import { BENCH_SCHEMA, type BenchResult, type ModelBenchResult } from './types.js';
+import { RetargetError, UsageError } from '../errors.js';
 
 export interface BenchOptions {
   /** timed runs per model; default 50 */
@@ -101,10 +102,14 @@ export interface BenchProgress {
   model?: string;
 }
 
-/** An invalid option value (a usage error). */
-export class BenchOptionError extends Error {}
-/** A model that cannot be benchmarked (unreadable, ORT refuses it, inputs that do not fit). */
-export class BenchError extends Error {}
+/** An invalid option value: a usage error (exit 2). */
+export class BenchOptionError extends UsageError {}
+/** A model that cannot be benchmarked (ORT refuses it, inputs that do not fit): stage 'bench', naming the file. */
+export class BenchError extends RetargetError {
+  constructor(file: string | undefined, message: string, options?: { cause?: unknown }) {
+    super('bench', message, file !== undefined ? { file } : {}, options);
+  }
+}
 
 interface Prepared {
   name: string;
@@ -167,10 +172,10 @@ function feedsFromDir(model: Model, file: string, dir: string): Record<string, T
   try {
     feeds = readInputSets(model, dir)[0]!.feeds;
   } catch (e) {
-    throw new BenchError(firstLine(e));
+    throw new BenchError(file, firstLine(e), { cause: e });
   }
   for (const v of modelInputs(model)) {
-    if (!feeds[v.name]) throw new BenchError(`${file}: --inputs ${dir} has no tensor for input '${v.name}'`);
+    if (!feeds[v.name]) throw new BenchError(file, `--inputs ${dir} has no tensor for input '${v.name}'`);
   }
   return feeds;
 }
@@ -224,7 +229,7 @@ function prepare(file: string, name: string, opts: BenchOptions, first?: Prepare
     try {
       tensors = syntheticInputs(model, { seed: opts.seed ?? 0, dims: opts.dims ?? {}, intRanges });
     } catch (e) {
-      if (e instanceof SyntheticInputError) throw new BenchError(`${file}: ${e.message}`);
+      if (e instanceof SyntheticInputError) throw e.atStage('bench').inFile(file);
       throw e;
     }
   }
@@ -232,7 +237,7 @@ function prepare(file: string, name: string, opts: BenchOptions, first?: Prepare
   try {
     for (const [k, t] of Object.entries(tensors)) feeds[k] = toOrtTensor(t);
   } catch (e) {
-    throw new BenchError(`${file}: ${firstLine(e)}`);
+    throw new BenchError(file, firstLine(e), { cause: e });
   }
   const dims = dimsOf(model, tensors);
   const firstInput = modelInputs(model)[0];
@@ -252,7 +257,19 @@ function positiveInt(v: number | undefined, def: number, what: string, min = 1):
   return n;
 }
 
-export async function runBench(files: string[], opts: BenchOptions): Promise<BenchResult> {
+/** The options, checked (BenchOptionErrors), with their defaults. */
+interface BenchSettings {
+  runs: number;
+  warmup: number;
+  block: number;
+  sessionRuns: number;
+  threads: number;
+  seed: number;
+  tolerance: Tolerance;
+  names: string[];
+}
+
+function benchSettings(files: string[], opts: BenchOptions): BenchSettings {
   if (files.length === 0) throw new BenchOptionError('no models to benchmark');
   const runs = positiveInt(opts.runs, 50, '--runs');
   const warmup = positiveInt(opts.warmup, 5, '--warmup', 0);
@@ -267,19 +284,129 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
   if (opts.names && opts.names.length !== files.length) throw new BenchOptionError(`--name: ${opts.names.length} labels for ${files.length} models`);
   const names = opts.names ?? defaultNames(files);
   if (new Set(names).size !== names.length) throw new BenchOptionError(`--name: labels must be distinct`);
-  const progress = opts.onProgress ?? (() => {});
+  return { runs, warmup, block, sessionRuns, threads, seed, tolerance, names };
+}
 
-  const models: Prepared[] = [];
-  for (let i = 0; i < files.length; i++) {
-    progress({ phase: 'load', done: i, total: files.length, model: names[i]! });
-    models.push(prepare(files[i]!, names[i]!, opts, models[0]));
-  }
+type LoadedRuntime = Awaited<ReturnType<typeof ortRuntime>>;
 
-  const runtime = await ortRuntime(opts.runtime ?? 'node', threads);
+/** Creating a model's session (timed, into m.sessionCreateMs) and running it once; failures are BenchErrors naming the model. */
+interface SessionOps {
+  create(m: Prepared): Promise<ort.InferenceSession>;
+  run(m: Prepared): Promise<void>;
+}
+
+function sessionOps(runtime: LoadedRuntime, opts: BenchOptions): SessionOps {
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     graphOptimizationLevel: 'all', logSeverityLevel: 4, ...runtime.options,
     ...(opts.sessionConfig && Object.keys(opts.sessionConfig).length ? { extra: { ...opts.sessionConfig } } : {}),
   };
+  return {
+    async create(m) {
+      const t0 = performance.now();
+      let s: ort.InferenceSession;
+      try {
+        s = typeof m.source === 'string' ? await runtime.ort.InferenceSession.create(m.source, sessionOptions) : await runtime.ort.InferenceSession.create(m.source, sessionOptions);
+      } catch (e) {
+        throw new BenchError(m.file, `onnxruntime cannot load the model: ${firstLine(e)}`, { cause: e });
+      }
+      m.sessionCreateMs.push(performance.now() - t0);
+      return s;
+    },
+    async run(m) {
+      try {
+        await m.session!.run(m.feeds);
+      } catch (e) {
+        throw new BenchError(m.file, `onnxruntime failed to run the model: ${firstLine(e)}${opts.inputsDir === undefined ? ' (synthetic inputs: --dim NAME=N sets their sizes, --inputs DIR gives real ones)' : ''}`, { cause: e });
+      }
+    },
+  };
+}
+
+/**
+ * 1-2. Session creation, interleaved, `sessionRuns` times per model; the last round keeps the
+ * sessions, warms them up (peak RSS growth), and keeps one run's outputs for the accuracy check.
+ */
+async function createSessions(models: Prepared[], ops: SessionOps, s: BenchSettings, progress: (p: BenchProgress) => void): Promise<void> {
+  // ORT initializes itself on the first creation: do it untimed, so the first model is not charged
+  await (await ops.create(models[0]!)).release();
+  models[0]!.sessionCreateMs.length = 0;
+  const totalCreate = s.sessionRuns * models.length;
+  for (let r = 0; r < s.sessionRuns; r++) {
+    const last = r === s.sessionRuns - 1;
+    for (const [i, m] of models.entries()) {
+      progress({ phase: 'create', done: r * models.length + i, total: totalCreate, model: m.name });
+      if (!last) {
+        await (await ops.create(m)).release();
+        continue;
+      }
+      const rss0 = process.memoryUsage.rss();
+      m.session = await ops.create(m);
+      let peak = process.memoryUsage.rss();
+      for (let w = 0; w < s.warmup; w++) {
+        await ops.run(m);
+        peak = Math.max(peak, process.memoryUsage.rss());
+      }
+      m.peakRssBytes = Math.max(0, peak - rss0);
+      try {
+        const outs = await m.session.run(m.feeds);
+        m.outputs = Object.fromEntries(Object.entries(outs).map(([k, t]) => [k, fromOrtTensor(t as ort.Tensor)]));
+      } catch (e) {
+        throw new BenchError(m.file, `onnxruntime failed to run the model: ${firstLine(e)}`, { cause: e });
+      }
+    }
+  }
+}
+
+/** 3. Timed runs, interleaved in blocks (at least 5 per model before --time-budget may stop them). */
+async function timeRuns(models: Prepared[], ops: SessionOps, s: BenchSettings, opts: BenchOptions, progress: (p: BenchProgress) => void): Promise<void> {
+  const { runs, block } = s;
+  const minRuns = Math.min(5, runs);
+  const start = performance.now();
+  progress({ phase: 'run', done: 0, total: runs });
+  const { timed } = await timeInterleaved(models.map((m) => () => ops.run(m)), {
+    runs,
+    block,
+    onRound: (done) => progress({ phase: 'run', done, total: runs }),
+    shouldStop: (done) => opts.timeBudgetMs !== undefined && done >= minRuns && performance.now() - start >= opts.timeBudgetMs,
+  });
+  models.forEach((m, i) => { m.latencyMs.push(...timed[i]!); });
+  progress({ phase: 'run', done: runs, total: runs });
+}
+
+/** One model's result: latency statistics, throughput, GFLOP/s; after the first, the ratio and accuracy against it. */
+function modelResult(m: Prepared, i: number, first: Prepared, s: BenchSettings): ModelBenchResult {
+  const stats = latencyStats(m.latencyMs);
+  const out: ModelBenchResult = {
+    name: m.name,
+    path: m.file,
+    sizeBytes: m.sizeBytes,
+    dims: m.dims,
+    batch: m.batch,
+    sessionCreateMs: m.sessionCreateMs,
+    latencyMs: m.latencyMs,
+    stats,
+    throughputPerSec: (m.batch * 1000) / stats.p50Ms,
+    ...(m.peakRssBytes !== undefined ? { peakRssBytes: m.peakRssBytes } : {}),
+    ...(m.gflops !== undefined ? { gflops: m.gflops, achievedGflopsPerSec: m.gflops / (stats.p50Ms / 1000) } : {}),
+  };
+  if (i > 0) {
+    const ci = bootstrapRatioCI(first.latencyMs, m.latencyMs, { seed: s.seed });
+    out.ratioVsFirst = { p50: ci.ratio, ci95: ci.ci95 };
+    const accuracy = accuracyVsFirst(first.outputs, m.outputs, s.tolerance);
+    if (accuracy) out.accuracy = accuracy;
+  }
+  return out;
+}
+
+export async function runBench(files: string[], opts: BenchOptions): Promise<BenchResult> {
+  const s = benchSettings(files, opts);
+  const progress = opts.onProgress ?? (() => {});
+  const models: Prepared[] = [];
+  for (let i = 0; i < files.length; i++) {
+    progress({ phase: 'load', done: i, total: files.length, model: s.names[i]! });
+    models.push(prepare(files[i]!, s.names[i]!, opts, models[0]));
+  }
+  const runtime = await ortRuntime(opts.runtime ?? 'node', s.threads);
   if (runtime.ort !== ort) {
     // the web runtime takes model bytes (not a path) and its own Tensor class
     for (const m of models) {
@@ -287,106 +414,24 @@ export async function runBench(files: string[], opts: BenchOptions): Promise<Ben
       for (const [k, t] of Object.entries(m.feeds)) m.feeds[k] = new runtime.ort.Tensor(t.type, t.data as never, t.dims);
     }
   }
-  const create = async (m: Prepared): Promise<ort.InferenceSession> => {
-    const t0 = performance.now();
-    let s: ort.InferenceSession;
-    try {
-      s = typeof m.source === 'string' ? await runtime.ort.InferenceSession.create(m.source, sessionOptions) : await runtime.ort.InferenceSession.create(m.source, sessionOptions);
-    } catch (e) {
-      throw new BenchError(`${m.file}: onnxruntime cannot load the model: ${firstLine(e)}`);
-    }
-    m.sessionCreateMs.push(performance.now() - t0);
-    return s;
-  };
-  const run = async (m: Prepared): Promise<void> => {
-    try {
-      await m.session!.run(m.feeds);
-    } catch (e) {
-      throw new BenchError(`${m.file}: onnxruntime failed to run the model: ${firstLine(e)}${opts.inputsDir === undefined ? ' (synthetic inputs: --dim NAME=N sets their sizes, --inputs DIR gives real ones)' : ''}`);
-    }
-  };
-
+  const ops = sessionOps(runtime, opts);
   try {
-    // ORT initializes itself on the first creation: do it untimed, so the first model is not charged
-    await (await create(models[0]!)).release();
-    models[0]!.sessionCreateMs.length = 0;
-    // 1-2. session creation, interleaved; the last round keeps the sessions and warms them up
-    const totalCreate = sessionRuns * models.length;
-    for (let r = 0; r < sessionRuns; r++) {
-      const last = r === sessionRuns - 1;
-      for (const [i, m] of models.entries()) {
-        progress({ phase: 'create', done: r * models.length + i, total: totalCreate, model: m.name });
-        if (!last) {
-          await (await create(m)).release();
-          continue;
-        }
-        const rss0 = process.memoryUsage.rss();
-        m.session = await create(m);
-        let peak = process.memoryUsage.rss();
-        for (let w = 0; w < warmup; w++) {
-          await run(m);
-          peak = Math.max(peak, process.memoryUsage.rss());
-        }
-        m.peakRssBytes = Math.max(0, peak - rss0);
-        try {
-          const outs = await m.session.run(m.feeds);
-          m.outputs = Object.fromEntries(Object.entries(outs).map(([k, t]) => [k, fromOrtTensor(t as ort.Tensor)]));
-        } catch (e) {
-          throw new BenchError(`${m.file}: onnxruntime failed to run the model: ${firstLine(e)}`);
-        }
-      }
-    }
-
-    // 3. timed runs, interleaved in blocks
-    const minRuns = Math.min(5, runs);
-    const start = performance.now();
-    progress({ phase: 'run', done: 0, total: runs });
-    const { timed } = await timeInterleaved(models.map((m) => () => run(m)), {
-      runs,
-      block,
-      onRound: (done) => progress({ phase: 'run', done, total: runs }),
-      shouldStop: (done) => opts.timeBudgetMs !== undefined && done >= minRuns && performance.now() - start >= opts.timeBudgetMs,
-    });
-    models.forEach((m, i) => { m.latencyMs.push(...timed[i]!); });
-    progress({ phase: 'run', done: runs, total: runs });
+    await createSessions(models, ops, s, progress);
+    await timeRuns(models, ops, s, opts, progress);
   } finally {
     for (const m of models) {
-      const s = m.session;
+      const session = m.session;
       delete m.session;
-      if (s) await s.release().catch(() => {});
+      if (session) await session.release().catch(() => {});
     }
   }
-
-  const results: ModelBenchResult[] = models.map((m, i) => {
-    const stats = latencyStats(m.latencyMs);
-    const out: ModelBenchResult = {
-      name: m.name,
-      path: m.file,
-      sizeBytes: m.sizeBytes,
-      dims: m.dims,
-      batch: m.batch,
-      sessionCreateMs: m.sessionCreateMs,
-      latencyMs: m.latencyMs,
-      stats,
-      throughputPerSec: (m.batch * 1000) / stats.p50Ms,
-      ...(m.peakRssBytes !== undefined ? { peakRssBytes: m.peakRssBytes } : {}),
-      ...(m.gflops !== undefined ? { gflops: m.gflops, achievedGflopsPerSec: m.gflops / (stats.p50Ms / 1000) } : {}),
-    };
-    if (i > 0) {
-      const ci = bootstrapRatioCI(models[0]!.latencyMs, m.latencyMs, { seed });
-      out.ratioVsFirst = { p50: ci.ratio, ci95: ci.ci95 };
-      const accuracy = accuracyVsFirst(models[0]!.outputs, m.outputs, tolerance);
-      if (accuracy) out.accuracy = accuracy;
-    }
-    return out;
-  });
-
+  const { warmup, runs, block, seed } = s;
   return {
     schema: BENCH_SCHEMA,
     createdAt: new Date().toISOString(),
-    environment: { ...benchEnvironment({ threads, ...(opts.machine !== undefined ? { machine: opts.machine } : {}), ...(opts.target !== undefined ? { target: opts.target } : {}) }), runtime: runtime.name },
+    environment: { ...benchEnvironment({ threads: s.threads, ...(opts.machine !== undefined ? { machine: opts.machine } : {}), ...(opts.target !== undefined ? { target: opts.target } : {}) }), runtime: runtime.name },
     options: { warmup, runs, block, ...(opts.sessionConfig && Object.keys(opts.sessionConfig).length ? { sessionConfig: opts.sessionConfig } : {}), ...(opts.timeBudgetMs !== undefined ? { timeBudgetMs: opts.timeBudgetMs } : {}), seed },
-    models: results,
+    models: models.map((m, i) => modelResult(m, i, models[0]!, s)),
   };
 }
 

@@ -10,10 +10,18 @@
  * Pure functions (no file system): the CLI reads the files and writes the outputs.
  */
 import { bootstrapRatioCI, median } from './stats.js';
+import { RetargetError, UsageError } from '../errors.js';
 import { BENCH_SCHEMA, type BenchEnvironment, type BenchResult, type ModelBenchResult } from './types.js';
 
-/** A threshold the user wrote that is not one ('5%' and '0.05' are; '5', '-1%', 'x' are not). */
-export class ThresholdError extends Error {}
+/** A threshold the user wrote that is not one ('5%' and '0.05' are; '5', '-1%', 'x' are not): a usage error. */
+export class ThresholdError extends UsageError {}
+
+/** A results or prices file that is not what it should be (the message names the file and where in it). */
+export class ResultFileError extends RetargetError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(undefined, message, {}, options);
+  }
+}
 
 /**
  * Parse '5%' or '0.05' into 0.05. A bare number above 1 is refused as ambiguous (did '5' mean 5%
@@ -49,20 +57,20 @@ export function parseBenchResult(text: string, file: string): BenchResult {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not JSON (${(e as Error).message})`);
+    throw new ResultFileError(`${file}: not JSON (${(e as Error).message})`, { cause: e });
   }
   const r = json as Partial<BenchResult> | null;
   if (!r || typeof r !== 'object' || r.schema !== BENCH_SCHEMA) {
-    throw new Error(`${file}: not a retarget bench result (schema is ${JSON.stringify(r && typeof r === 'object' ? r.schema : undefined)}, expected "${BENCH_SCHEMA}")`);
+    throw new ResultFileError(`${file}: not a retarget bench result (schema is ${JSON.stringify(r && typeof r === 'object' ? r.schema : undefined)}, expected "${BENCH_SCHEMA}")`);
   }
-  if (!r.environment || typeof r.environment !== 'object') throw new Error(`${file}: no environment`);
-  if (!Array.isArray(r.models)) throw new Error(`${file}: no models list`);
+  if (!r.environment || typeof r.environment !== 'object') throw new ResultFileError(`${file}: no environment`);
+  if (!Array.isArray(r.models)) throw new ResultFileError(`${file}: no models list`);
   for (const [i, m] of r.models.entries()) {
     const where = `${file}: models[${i}]`;
-    if (!m || typeof m.name !== 'string') throw new Error(`${where}: no name`);
-    if (!Array.isArray(m.latencyMs) || m.latencyMs.some((x) => typeof x !== 'number')) throw new Error(`${where} (${m.name}): latencyMs is not a list of numbers`);
-    if (!m.stats || typeof m.stats.p50Ms !== 'number') throw new Error(`${where} (${m.name}): no stats.p50Ms`);
-    if (typeof m.sizeBytes !== 'number') throw new Error(`${where} (${m.name}): no sizeBytes`);
+    if (!m || typeof m.name !== 'string') throw new ResultFileError(`${where}: no name`);
+    if (!Array.isArray(m.latencyMs) || m.latencyMs.some((x) => typeof x !== 'number')) throw new ResultFileError(`${where} (${m.name}): latencyMs is not a list of numbers`);
+    if (!m.stats || typeof m.stats.p50Ms !== 'number') throw new ResultFileError(`${where} (${m.name}): no stats.p50Ms`);
+    if (typeof m.sizeBytes !== 'number') throw new ResultFileError(`${where} (${m.name}): no sizeBytes`);
   }
   return r as BenchResult;
 }

@@ -50,6 +50,7 @@ import { benchEnvironment } from './environment.js';
 import { decoderSignature, syntheticPrompt, type DecoderSignature } from './generation.js';
 import { bootstrapRatioCI, latencyStats } from './stats.js';
 import { BENCH_SCHEMA, type BenchResult, type GenerateResult, type GenerateRunOptions, type ModelBenchResult } from './types.js';
+import { InternalError } from '../errors.js';
 
 export interface GenerateOptions {
   /** prefill length, tokens (default 64) */
@@ -192,7 +193,7 @@ class DecoderLoop {
     else this.mask.fill(1);
     this.positions = intArray(this.posType, maxChunk);
     this.cache = sig.cache.map((c) => {
-      if (c.elemType !== DataType.FLOAT && c.elemType !== DataType.FLOAT16) throw new BenchError(`${file}: cache input '${c.input}' is not float32 or float16`);
+      if (c.elemType !== DataType.FLOAT && c.elemType !== DataType.FLOAT16) throw new BenchError(file, `cache input '${c.input}' is not float32 or float16`);
       const dims = c.dims.map((d, i) => (i === sig.pastAxis ? 0 : typeof d === 'number' ? d : 1)); // batch 1
       const perPosition = dims.reduce((a, d, i) => (i === sig.pastAxis ? a : a * d), 1);
       const type = c.elemType === DataType.FLOAT ? 'float32' as const : 'float16' as const;
@@ -203,7 +204,7 @@ class DecoderLoop {
     if (out?.type?.kind === 'tensor') {
       this.logitsType = out.type.elemType === DataType.FLOAT16 ? 'float16' : 'float32';
       this.logitsDims = (out.type.shape ?? []).map((d) => (typeof d === 'number' ? d : String(d)));
-      if (out.type.elemType !== DataType.FLOAT && out.type.elemType !== DataType.FLOAT16) throw new BenchError(`${file}: logits output '${sig.logits}' is not float32 or float16`);
+      if (out.type.elemType !== DataType.FLOAT && out.type.elemType !== DataType.FLOAT16) throw new BenchError(file, `logits output '${sig.logits}' is not float32 or float16`);
     }
   }
 
@@ -232,7 +233,7 @@ class DecoderLoop {
   }
 
   private fail(e: unknown): BenchError {
-    return new BenchError(`${this.file}: onnxruntime failed to run the model: ${firstLine(e)} (this run needs ${this.capacity} positions, prompt or past + new tokens: the model may allow fewer)`);
+    return new BenchError(this.file, `onnxruntime failed to run the model: ${firstLine(e)} (this run needs ${this.capacity} positions, prompt or past + new tokens: the model may allow fewer)`);
   }
 
   /**
@@ -249,12 +250,12 @@ class DecoderLoop {
       throw this.fail(e);
     }
     const l = out[this.sig.logits] as ort.Tensor | undefined;
-    if (!l) throw new BenchError(`${this.file}: no '${this.sig.logits}' output`);
+    if (!l) throw new BenchError(this.file, `no '${this.sig.logits}' output`);
     this.vocab = Number(l.dims[l.dims.length - 1]);
     if (this.logitsDims.length !== l.dims.length) this.logitsDims = l.dims.map((d, i) => (i === 0 ? 1 : i === l.dims.length - 1 ? Number(d) : 'sequence'));
     this.logitsType = l.type === 'float16' ? 'float16' : 'float32';
     const got = l.dims.reduce((a, b) => a * Number(b), 1);
-    if (got !== this.logitsElements(n)) throw new BenchError(`${this.file}: logits of a ${n}-token run have shape [${l.dims.join(',')}], not [${this.logitsShape(n).join(',')}]`);
+    if (got !== this.logitsElements(n)) throw new BenchError(this.file, `logits of a ${n}-token run have shape [${l.dims.join(',')}], not [${this.logitsShape(n).join(',')}]`);
     this.logits = this.logitsType === 'float32' ? new Float32Array(this.logitsElements(this.maxChunk)) : new Uint16Array(this.logitsElements(this.maxChunk));
   }
 
@@ -277,7 +278,7 @@ class DecoderLoop {
   /** Run `tokens` over the cache (present written into the other buffer), return the greedy next token. */
   async forward(tokens: number[]): Promise<number> {
     const n = tokens.length, past = this.length, total = past + n;
-    if (n > this.maxChunk || total > this.capacity) throw new Error(`internal: run of ${n} at ${past} exceeds the buffers`);
+    if (n > this.maxChunk || total > this.capacity) throw new InternalError('bench', `run of ${n} at ${past} exceeds the buffers`, { file: this.file });
     const feeds = this.feeds(tokens, past);
     const fetches: Record<string, ort.Tensor> = {};
     const next = 1 - this.current;
@@ -377,7 +378,22 @@ function sameTokens(a: number[], b: number[]): number | undefined {
   return undefined;
 }
 
-export async function runGenerateBench(files: string[], opts: GenerateOptions): Promise<BenchResult> {
+/** The options, checked (BenchOptionErrors), with their defaults; `past` is the decode's starting cache length. */
+interface GenerateSettings {
+  prompt: number;
+  newTokens: number;
+  past: number;
+  /** positions a generation needs: past + newTokens */
+  capacity: number;
+  runs: number;
+  block: number;
+  warmup: number;
+  threads: number;
+  seed: number;
+  names: string[];
+}
+
+function generateSettings(files: string[], opts: GenerateOptions): GenerateSettings {
   if (files.length === 0) throw new BenchOptionError('no models to benchmark');
   const prompt = count(opts.prompt, 64, '--prompt', 1);
   const newTokens = count(opts.newTokens, 32, '--new-tokens', 1);
@@ -394,163 +410,178 @@ export async function runGenerateBench(files: string[], opts: GenerateOptions): 
   if (opts.names && opts.names.length !== files.length) throw new BenchOptionError(`--name: ${opts.names.length} labels for ${files.length} models`);
   const names = opts.names ?? defaultNames(files);
   if (new Set(names).size !== names.length) throw new BenchOptionError(`--name: labels must be distinct`);
-  const progress = opts.onProgress ?? (() => {});
   const past = pastOpt || prompt;
-  const capacity = past + newTokens;
+  return { prompt, newTokens, past, capacity: past + newTokens, runs, block, warmup, threads, seed, names };
+}
 
-  // read every model: signature, weight bytes, valid ids
-  const models: Prepared[] = files.map((file, i) => {
-    progress({ phase: 'load', done: i, total: files.length, model: names[i]! });
+/** Read every model: its decoder signature (none: a BenchError), weight bytes per token, valid ids. */
+function loadDecoders(files: string[], s: GenerateSettings, progress: (p: BenchProgress) => void): Prepared[] {
+  return files.map((file, i) => {
+    progress({ phase: 'load', done: i, total: files.length, model: s.names[i]! });
     const loaded = readModel(file);
     const sig = decoderSignature(loaded.model);
-    if (!sig) throw new BenchError(`${file}: not a decoder with a KV cache (--generate needs input_ids, logits, and present.N.* outputs that feed past_key_values.N.* inputs)`);
+    if (!sig) throw new BenchError(file, `not a decoder with a KV cache (--generate needs input_ids, logits, and present.N.* outputs that feed past_key_values.N.* inputs)`);
     const w = weightBytesPerToken(loaded.model);
     const limit = intInputRanges(loaded.model)[sig.ids];
     return {
-      name: names[i]!, file, sig, model: loaded.model, sizeBytes: sizeOnDisk(file, loaded.fileSize, loaded.externalFiles),
+      name: s.names[i]!, file, sig, model: loaded.model, sizeBytes: sizeOnDisk(file, loaded.fileSize, loaded.externalFiles),
       ...w, ...(limit !== undefined ? { idsLimit: limit } : {}),
       cachePerPosition: 0, logitsPerToken: 0, sessionCreateMs: [], prefillMs: [], decodeMs: [], consistent: true,
     };
   });
+}
 
+/** The token ids every model is fed: the prompt, and the filler that takes the cache from the prompt to --past. */
+interface PromptIds { prompt: number[]; filler: number[] }
+
+/**
+ * Sessions: create, probe, warm up, one model at a time. The first model's probe fixes the ids
+ * every model gets (below every model's embedding size and the first's vocab).
+ */
+async function startSessions(models: Prepared[], s: GenerateSettings, opts: GenerateOptions, progress: (p: BenchProgress) => void): Promise<PromptIds> {
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all', intraOpNumThreads: s.threads, logSeverityLevel: 4,
+    ...(opts.sessionConfig && Object.keys(opts.sessionConfig).length ? { extra: { ...opts.sessionConfig } } : {}),
+  };
+  const ids: PromptIds = { prompt: [], filler: [] };
+  for (const [i, m] of models.entries()) {
+    progress({ phase: 'create', done: i, total: models.length, model: m.name });
+    const rss0 = process.memoryUsage.rss();
+    const t0 = performance.now();
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(m.file, sessionOptions);
+    } catch (e) {
+      throw new BenchError(m.file, `onnxruntime cannot load the model: ${firstLine(e)}`, { cause: e });
+    }
+    m.sessionCreateMs.push(performance.now() - t0);
+    m.loop = new DecoderLoop(m.file, session, m.sig, m.model!, s.prompt, s.capacity);
+    delete m.model; // the IR (and its file buffer) is not needed any more
+    if (i === 0) {
+      await m.loop.probe(new Array<number>(s.prompt).fill(0));
+      const limit = Math.min(m.loop.vocabSize, ...models.map((x) => x.idsLimit ?? Infinity));
+      ids.prompt = syntheticPrompt(s.prompt, limit, s.seed);
+      ids.filler = syntheticPrompt(s.past - s.prompt, limit, s.seed + 1);
+    }
+    if (i > 0) await m.loop.probe(ids.prompt);
+    m.cachePerPosition = m.loop.cacheBytesPerPosition;
+    m.logitsPerToken = m.loop.logitsBytesPerToken;
+    let peak = process.memoryUsage.rss();
+    for (let w = 0; w < s.warmup; w++) {
+      const g = await m.loop.generate(ids.prompt, ids.filler, s.newTokens);
+      m.tokens ??= g.tokens;
+      peak = Math.max(peak, process.memoryUsage.rss());
+    }
+    m.peakRssBytes = Math.max(0, peak - rss0);
+  }
+  return ids;
+}
+
+/** Timed generations, interleaved in blocks; a model's first generations after a switch settle it first. */
+async function timeGenerations(models: Prepared[], s: GenerateSettings, ids: PromptIds, opts: GenerateOptions, progress: (p: BenchProgress) => void): Promise<void> {
+  const { runs, block } = s;
+  const settleMs = opts.settleMs ?? 50;
+  const minRuns = Math.min(2, runs);
+  const start = performance.now();
+  progress({ phase: 'run', done: 0, total: runs });
+  let done = 0;
+  for (let round = 0; done < runs; round++) {
+    const n = Math.min(block, runs - done);
+    for (let j = 0; j < models.length; j++) {
+      const m = models[(round + j) % models.length]!;
+      const loop = m.loop!;
+      const switched = performance.now();
+      do await loop.settle(ids.prompt);
+      while (performance.now() - switched < settleMs);
+      for (let r = 0; r < n; r++) {
+        const g = await loop.generate(ids.prompt, ids.filler, s.newTokens);
+        m.prefillMs.push(g.prefillMs);
+        m.decodeMs.push(...g.decodeMs);
+        if (!m.tokens) m.tokens = g.tokens;
+        else if (sameTokens(m.tokens, g.tokens) !== undefined) m.consistent = false;
+      }
+    }
+    done += n;
+    progress({ phase: 'run', done, total: runs });
+    if (opts.timeBudgetMs !== undefined && done >= minRuns && performance.now() - start >= opts.timeBudgetMs) break;
+  }
+}
+
+/** One model's result: prefill and decode statistics, tokens/s against the roofline; after the first, ratios and token agreement. */
+function generateResult(m: Prepared, i: number, first: Prepared, s: GenerateSettings, bw: { gbPerSec: number }): ModelBenchResult {
+  const { prompt, past, newTokens } = s;
+  const stats = latencyStats(m.decodeMs);
+  const prefillStats = latencyStats(m.prefillMs);
+  const tokensPerSecond = 1000 / stats.p50Ms;
+  const roofline = (bw.gbPerSec * 1e9) / m.bytesPerToken;
+  const gen: GenerateResult = {
+    prompt, past, newTokens,
+    generations: m.prefillMs.length,
+    prefillMs: m.prefillMs,
+    prefillStats,
+    decodeMsPerToken: stats,
+    tokensPerSecond,
+    prefillTokensPerSecond: (prompt * 1000) / prefillStats.p50Ms,
+    bytesPerToken: m.bytesPerToken,
+    lookupTableBytes: m.lookupTableBytes,
+    // the steps read past + 0 .. past + newTokens - 1 positions, and return one more each
+    kvCacheBytesPerToken: m.cachePerPosition * (past + (newTokens - 1) / 2),
+    outputBytesPerToken: m.logitsPerToken + m.cachePerPosition * (past + (newTokens + 1) / 2),
+    bandwidthGBs: bw.gbPerSec,
+    rooflineTokensPerSecond: roofline,
+    rooflinePct: (100 * tokensPerSecond) / roofline,
+    tokens: m.tokens ?? [],
+    consistent: m.consistent,
+  };
+  const out: ModelBenchResult = {
+    name: m.name, path: m.file, sizeBytes: m.sizeBytes, dims: { batch: 1 }, batch: 1,
+    sessionCreateMs: m.sessionCreateMs, latencyMs: m.decodeMs, stats, throughputPerSec: tokensPerSecond,
+    ...(m.peakRssBytes !== undefined ? { peakRssBytes: m.peakRssBytes } : {}),
+    generate: gen,
+  };
+  if (i > 0) {
+    const ci = bootstrapRatioCI(first.decodeMs, m.decodeMs, { seed: s.seed });
+    out.ratioVsFirst = { p50: ci.ratio, ci95: ci.ci95 };
+    gen.tokensPerSecondRatioVsFirst = { ratio: 1 / ci.ratio, ci95: [1 / ci.ci95[1], 1 / ci.ci95[0]] };
+    const pci = bootstrapRatioCI(first.prefillMs, m.prefillMs, { seed: s.seed });
+    gen.prefillRatioVsFirst = { p50: pci.ratio, ci95: pci.ci95 };
+    const mismatch = sameTokens(first.tokens ?? [], gen.tokens);
+    gen.agreesWithFirst = mismatch === undefined;
+    if (mismatch !== undefined) gen.firstMismatch = mismatch;
+  }
+  return out;
+}
+
+export async function runGenerateBench(files: string[], opts: GenerateOptions): Promise<BenchResult> {
+  const s = generateSettings(files, opts);
+  const progress = opts.onProgress ?? (() => {});
+  const models = loadDecoders(files, s, progress);
   // bandwidth first, while no session's threads are spinning
   const bw = opts.bandwidthGBs !== undefined
     ? { gbPerSec: opts.bandwidthGBs, method: 'given (--bandwidth)' }
-    : await measureBandwidth({ threads, ...(opts.bandwidthBytes !== undefined ? { bytes: opts.bandwidthBytes } : {}) });
-
-  const sessionOptions: ort.InferenceSession.SessionOptions = {
-    graphOptimizationLevel: 'all', intraOpNumThreads: threads, logSeverityLevel: 4,
-    ...(opts.sessionConfig && Object.keys(opts.sessionConfig).length ? { extra: { ...opts.sessionConfig } } : {}),
-  };
-
-  let promptIds: number[] = [];
-  let fillerIds: number[] = [];
+    : await measureBandwidth({ threads: s.threads, ...(opts.bandwidthBytes !== undefined ? { bytes: opts.bandwidthBytes } : {}) });
   try {
-    // sessions: create, probe, warm up; one model at a time
-    for (const [i, m] of models.entries()) {
-      progress({ phase: 'create', done: i, total: models.length, model: m.name });
-      const rss0 = process.memoryUsage.rss();
-      const t0 = performance.now();
-      let session: ort.InferenceSession;
-      try {
-        session = await ort.InferenceSession.create(m.file, sessionOptions);
-      } catch (e) {
-        throw new BenchError(`${m.file}: onnxruntime cannot load the model: ${firstLine(e)}`);
-      }
-      m.sessionCreateMs.push(performance.now() - t0);
-      m.loop = new DecoderLoop(m.file, session, m.sig, m.model!, prompt, capacity);
-      delete m.model; // the IR (and its file buffer) is not needed any more
-      if (i === 0) {
-        // the ids every model gets: below every model's embedding size and the first's vocab
-        await m.loop.probe(new Array<number>(prompt).fill(0));
-        const limit = Math.min(m.loop.vocabSize, ...models.map((x) => x.idsLimit ?? Infinity));
-        promptIds = syntheticPrompt(prompt, limit, seed);
-        fillerIds = syntheticPrompt(past - prompt, limit, seed + 1);
-      }
-      if (i > 0) await m.loop.probe(promptIds);
-      m.cachePerPosition = m.loop.cacheBytesPerPosition;
-      m.logitsPerToken = m.loop.logitsBytesPerToken;
-      let peak = process.memoryUsage.rss();
-      for (let w = 0; w < warmup; w++) {
-        const g = await m.loop.generate(promptIds, fillerIds, newTokens);
-        m.tokens ??= g.tokens;
-        peak = Math.max(peak, process.memoryUsage.rss());
-      }
-      m.peakRssBytes = Math.max(0, peak - rss0);
-    }
-
-    // timed generations, interleaved in blocks
-    const settleMs = opts.settleMs ?? 50;
-    const minRuns = Math.min(2, runs);
-    const start = performance.now();
-    progress({ phase: 'run', done: 0, total: runs });
-    let done = 0;
-    for (let round = 0; done < runs; round++) {
-      const n = Math.min(block, runs - done);
-      for (let j = 0; j < models.length; j++) {
-        const m = models[(round + j) % models.length]!;
-        const loop = m.loop!;
-        const switched = performance.now();
-        do await loop.settle(promptIds);
-        while (performance.now() - switched < settleMs);
-        for (let r = 0; r < n; r++) {
-          const g = await loop.generate(promptIds, fillerIds, newTokens);
-          m.prefillMs.push(g.prefillMs);
-          m.decodeMs.push(...g.decodeMs);
-          if (!m.tokens) m.tokens = g.tokens;
-          else if (sameTokens(m.tokens, g.tokens) !== undefined) m.consistent = false;
-        }
-      }
-      done += n;
-      progress({ phase: 'run', done, total: runs });
-      if (opts.timeBudgetMs !== undefined && done >= minRuns && performance.now() - start >= opts.timeBudgetMs) break;
-    }
+    const ids = await startSessions(models, s, opts, progress);
+    await timeGenerations(models, s, ids, opts, progress);
   } finally {
     for (const m of models) {
-      const s = m.loop?.session;
+      const session = m.loop?.session;
       delete m.loop;
-      if (s) await s.release().catch(() => {});
+      if (session) await session.release().catch(() => {});
     }
   }
-
-  const first = models[0]!;
-  const results: ModelBenchResult[] = models.map((m, i) => {
-    const stats = latencyStats(m.decodeMs);
-    const prefillStats = latencyStats(m.prefillMs);
-    const tokensPerSecond = 1000 / stats.p50Ms;
-    const roofline = (bw.gbPerSec * 1e9) / m.bytesPerToken;
-    const gen: GenerateResult = {
-      prompt, past, newTokens,
-      generations: m.prefillMs.length,
-      prefillMs: m.prefillMs,
-      prefillStats,
-      decodeMsPerToken: stats,
-      tokensPerSecond,
-      prefillTokensPerSecond: (prompt * 1000) / prefillStats.p50Ms,
-      bytesPerToken: m.bytesPerToken,
-      lookupTableBytes: m.lookupTableBytes,
-      // the steps read past + 0 .. past + newTokens - 1 positions, and return one more each
-      kvCacheBytesPerToken: m.cachePerPosition * (past + (newTokens - 1) / 2),
-      outputBytesPerToken: m.logitsPerToken + m.cachePerPosition * (past + (newTokens + 1) / 2),
-      bandwidthGBs: bw.gbPerSec,
-      rooflineTokensPerSecond: roofline,
-      rooflinePct: (100 * tokensPerSecond) / roofline,
-      tokens: m.tokens ?? [],
-      consistent: m.consistent,
-    };
-    const out: ModelBenchResult = {
-      name: m.name, path: m.file, sizeBytes: m.sizeBytes, dims: { batch: 1 }, batch: 1,
-      sessionCreateMs: m.sessionCreateMs, latencyMs: m.decodeMs, stats, throughputPerSec: tokensPerSecond,
-      ...(m.peakRssBytes !== undefined ? { peakRssBytes: m.peakRssBytes } : {}),
-      generate: gen,
-    };
-    if (i > 0) {
-      const ci = bootstrapRatioCI(first.decodeMs, m.decodeMs, { seed });
-      out.ratioVsFirst = { p50: ci.ratio, ci95: ci.ci95 };
-      gen.tokensPerSecondRatioVsFirst = { ratio: 1 / ci.ratio, ci95: [1 / ci.ci95[1], 1 / ci.ci95[0]] };
-      const pci = bootstrapRatioCI(first.prefillMs, m.prefillMs, { seed });
-      gen.prefillRatioVsFirst = { p50: pci.ratio, ci95: pci.ci95 };
-      const mismatch = sameTokens(first.tokens ?? [], gen.tokens);
-      gen.agreesWithFirst = mismatch === undefined;
-      if (mismatch !== undefined) gen.firstMismatch = mismatch;
-    }
-    return out;
-  });
-
-  const generate: GenerateRunOptions = {
-    prompt, newTokens, past,
-    bandwidth: { ...bw },
-  };
+  const { warmup, runs, block, seed, prompt, newTokens, past } = s;
+  const generate: GenerateRunOptions = { prompt, newTokens, past, bandwidth: { ...bw } };
   return {
     schema: BENCH_SCHEMA,
     createdAt: new Date().toISOString(),
-    environment: benchEnvironment({ threads, ...(opts.machine !== undefined ? { machine: opts.machine } : {}), ...(opts.target !== undefined ? { target: opts.target } : {}) }),
+    environment: benchEnvironment({ threads: s.threads, ...(opts.machine !== undefined ? { machine: opts.machine } : {}), ...(opts.target !== undefined ? { target: opts.target } : {}) }),
     options: {
       warmup, runs, block, seed, generate,
       ...(opts.sessionConfig && Object.keys(opts.sessionConfig).length ? { sessionConfig: opts.sessionConfig } : {}),
       ...(opts.timeBudgetMs !== undefined ? { timeBudgetMs: opts.timeBudgetMs } : {}),
     },
-    models: results,
+    models: models.map((m, i) => generateResult(m, i, models[0]!, s, bw)),
   };
 }
 

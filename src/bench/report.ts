@@ -12,8 +12,8 @@
  * an upper bound, and fair across machines benchmarked the same way.
  */
 import fs from 'node:fs';
-import { FileError } from '../node/files.js';
-import { fmtNum, mdEscape, parseBenchResult } from './gate.js';
+import { FileAccessError, UsageError } from '../errors.js';
+import { fmtNum, mdEscape, parseBenchResult, ResultFileError } from './gate.js';
 import type { BenchResult } from './types.js';
 
 export interface MachinePrice {
@@ -26,23 +26,23 @@ export interface MachinePrice {
 export type Prices = Record<string, MachinePrice>;
 
 /** A mistake in the command line (e.g. --baseline names no machine in the results): exit 2. */
-export class ReportUsageError extends Error {}
+export class ReportUsageError extends UsageError {}
 
 export function parsePrices(text: string, file: string): Prices {
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not JSON (${(e as Error).message})`);
+    throw new ResultFileError(`${file}: not JSON (${(e as Error).message})`, { cause: e });
   }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${file}: expected an object keyed by machine, e.g. { "c7g.xlarge": { "usdPerHour": 0.145 } }`);
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ResultFileError(`${file}: expected an object keyed by machine, e.g. { "c7g.xlarge": { "usdPerHour": 0.145 } }`);
   const out: Prices = {};
   for (const [machine, v] of Object.entries(json as Record<string, unknown>)) {
     const p = v as Partial<MachinePrice> | null;
     if (!p || typeof p !== 'object' || typeof p.usdPerHour !== 'number' || !(p.usdPerHour >= 0)) {
-      throw new Error(`${file}: "${machine}": usdPerHour must be a non-negative number`);
+      throw new ResultFileError(`${file}: "${machine}": usdPerHour must be a non-negative number`);
     }
-    if (p.watts !== undefined && (typeof p.watts !== 'number' || !(p.watts >= 0))) throw new Error(`${file}: "${machine}": watts must be a non-negative number`);
+    if (p.watts !== undefined && (typeof p.watts !== 'number' || !(p.watts >= 0))) throw new ResultFileError(`${file}: "${machine}": watts must be a non-negative number`);
     out[machine] = { usdPerHour: p.usdPerHour, ...(p.watts !== undefined ? { watts: p.watts } : {}) };
   }
   return out;
@@ -53,7 +53,7 @@ function readText(file: string): string {
     return fs.readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new FileError(file, `cannot read: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message}`);
+    throw new FileAccessError(file, 'read', code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (e as Error).message, { cause: e });
   }
 }
 

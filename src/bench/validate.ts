@@ -20,7 +20,7 @@ import { serializeModel } from '../io.js';
 import type { Runtime, Session } from '../runtime.js';
 import { outputMetrics, type OutputMetrics } from './metrics.js';
 import { findValidationInputs, type InputSearchOptions, type InputSearchResult } from './validation-inputs.js';
-import { RetargetError } from '../errors.js';
+import { ValidationError } from '../errors.js';
 import { decoderSignature, generationPlan, greedyGenerate, syntheticPrompt, type DecoderSignature } from './generation.js';
 import { DataType } from '../ir/dtype.js';
 import { Tensor } from '../ir/tensor.js';
@@ -91,7 +91,7 @@ export interface ValidationResult {
   standIns?: Record<string, number>;
 }
 
-export class ValidationError extends Error {}
+export { ValidationError };
 
 function elementwise(tol: Tolerance): { atol: number; rtol: number } | undefined {
   return tol.atol === undefined ? undefined : { atol: tol.atol, rtol: tol.rtol ?? 0 };
@@ -174,12 +174,12 @@ export interface InputSet { source: string; dims?: Record<string, number>; feeds
 /** Input sets chosen before compiling (see validationInputs), to hand to validate() afterwards. */
 export interface PreparedInputs { sets: InputSet[]; search?: InputSearchResult }
 
-/** Run a model on every set through one session; errors become RetargetErrors of `stage` naming the set. */
+/** Run a model on every set through one session; errors become ValidationErrors of `stage` naming the set. */
 type ValidateStage = 'validate-original' | 'validate-compiled';
 
 /**
  * One session per model for all of validate(), opened when first needed (sets whose outputs the
- * input search already has need none); a model the runtime cannot load is a RetargetError of `stage`.
+ * input search already has need none); a model the runtime cannot load is a ValidationError of `stage`.
  */
 class LazySession {
   private session: Promise<Session> | undefined;
@@ -187,7 +187,7 @@ class LazySession {
 
   get(): Promise<Session> {
     this.session ??= this.runtime.createSession(concatChunks(serializeModel(this.model).chunks)).catch((e: unknown) => {
-      throw new RetargetError(this.stage, `the runtime cannot load it: ${(e as Error).message.split('\n')[0]}`);
+      throw new ValidationError(this.stage, `the runtime cannot load it: ${(e as Error).message.split('\n')[0]}`, {}, { cause: e });
     });
     return this.session;
   }
@@ -207,7 +207,7 @@ async function runAll(session: LazySession, sets: InputSet[]): Promise<Record<st
     try {
       out.push(await s.run(set.feeds));
     } catch (e) {
-      throw new RetargetError(session.stage, `on ${set.source}: ${(e as Error).message.split('\n')[0]}`);
+      throw new ValidationError(session.stage, `on ${set.source}: ${(e as Error).message.split('\n')[0]}`, {}, { cause: e });
     }
   }
   return out;
@@ -354,7 +354,7 @@ async function generateOn(ref: Model, session: LazySession, sig: DecoderSignatur
   try {
     return { source, ...(await greedyGenerate(session.model, run, own, prompt, steps, forced, { tokenByToken })) };
   } catch (e) {
-    throw new RetargetError(session.stage, `on ${source}: ${(e as Error).message.split('\n')[0]}`);
+    throw new ValidationError(session.stage, `on ${source}: ${(e as Error).message.split('\n')[0]}`, {}, { cause: e });
   }
 }
 

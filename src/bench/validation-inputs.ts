@@ -12,7 +12,7 @@ import { evaluateNode } from '../analysis/evaluator.js';
 import { inferShapes } from '../analysis/infer.js';
 import { RULES } from '../analysis/ops/index.js';
 import type { Sym } from '../analysis/symbolic.js';
-import { RetargetError } from '../errors.js';
+import { ValidationError } from '../errors.js';
 import { freeSymbols, intInputRanges, selectorValues, syntheticInputs } from '../inputs.js';
 import type { Model } from '../ir/model.js';
 import type { Tensor } from '../ir/tensor.js';
@@ -99,7 +99,7 @@ function firstLine(e: unknown): string {
 }
 
 /**
- * Find inputs the original model runs on. Throws a RetargetError (stage validate-original) naming
+ * Find inputs the original model runs on. Throws a ValidationError (stage validate-original) naming
  * the dims and inputs it varied, and the flags that supply them, when no candidate works.
  */
 export async function findValidationInputs(model: Model, modelBytes: Uint8Array, runtime: Runtime, opts: InputSearchOptions = {}): Promise<InputSearchResult> {
@@ -118,7 +118,7 @@ export async function findValidationInputs(model: Model, modelBytes: Uint8Array,
   try {
     session = await runtime.createSession(modelBytes);
   } catch (e) {
-    throw new RetargetError('validate-original', `the runtime cannot load it: ${firstLine(e)}`);
+    throw new ValidationError('validate-original', `the runtime cannot load it: ${firstLine(e)}`, {}, { cause: e });
   }
   const attempt = async (c: Candidate): Promise<FoundInputs | undefined> => {
     const source = describeCandidate(c);
@@ -186,7 +186,7 @@ function newSelectors(c: Candidate, first: FoundInputs): number {
   return Object.keys(c.values).filter((k) => c.values[k] !== first.values[k]).length;
 }
 
-function noInputsError(model: Model, tried: InputSearchResult['tried'], varied: InputSearchResult['varied']): RetargetError {
+function noInputsError(model: Model, tried: InputSearchResult['tried'], varied: InputSearchResult['varied']): ValidationError {
   const last = tried[tried.length - 1];
   const dimsOf = (sym: string): string[] => {
     const out: string[] = [];
@@ -208,7 +208,7 @@ function noInputsError(model: Model, tried: InputSearchResult['tried'], varied: 
   ].filter(Boolean).join(', ');
   const dim = varied.symbols[0];
   const input = dim ? dimsOf(dim)[0] : Object.keys(varied.selectors)[0] ?? scalarInts[0];
-  return new RetargetError(
+  return new ValidationError(
     'validate-original',
     `no synthetic inputs it accepts (${tried.length} candidate(s) tried${what.length ? `, varying ${what.join('; ')}` : ''}); the last, ${last?.candidate ?? 'none'}, failed: ${last?.error ?? 'budget exhausted'}; supply them with ${flags}`,
     { ...(input ? { input } : {}), ...(dim ? { dim } : {}) },

@@ -4,8 +4,8 @@ import { BenchOptionError, benchOptionsFromCli, runBench } from '../bench/bench.
 import { formatBenchMarkdown, formatBenchTable, progressBar } from '../bench/format.js';
 import { generateOptionsFromCli, runGenerateBench } from '../bench/generate.js';
 import { writeTextAtomic } from '../node/files.js';
-import { RetargetError } from '../errors.js';
-import { collect, parseDimsOrUsage, UsageError } from './shared.js';
+import { staged } from '../errors.js';
+import { collect, parseDimsOrUsage } from './shared.js';
 
 export function registerBench(program: Command): void {
   program
@@ -36,28 +36,17 @@ export function registerBench(program: Command): void {
     .option('--bandwidth <GB/s>', 'with --generate: memory bandwidth for the roofline instead of measuring it')
     .action(async (files: string[], opts: Parameters<typeof benchOptionsFromCli>[0] & Parameters<typeof generateOptionsFromCli>[0] & { dim: string[]; json?: string; markdown?: string; generate?: boolean }, command: Command) => {
       const dims = parseDimsOrUsage(opts.dim);
-      let parsed, generate;
-      try {
-        parsed = benchOptionsFromCli(opts);
-        const flag = (['prompt', 'newTokens', 'past', 'bandwidth'] as const).find((k) => opts[k] !== undefined);
-        if (!opts.generate && flag) throw new BenchOptionError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --generate`);
-        if (opts.generate && parsed.runtime === 'web') throw new BenchOptionError('--generate runs on onnxruntime-node only (--runtime node)');
-        if (opts.generate) generate = generateOptionsFromCli(opts, parsed, (k) => command.getOptionValueSource(k) === 'default');
-      } catch (e) {
-        if (e instanceof BenchOptionError) throw new UsageError(e.message);
-        throw e;
-      }
+      const parsed = benchOptionsFromCli(opts);
+      const flag = (['prompt', 'newTokens', 'past', 'bandwidth'] as const).find((k) => opts[k] !== undefined);
+      if (!opts.generate && flag) throw new BenchOptionError(`--${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --generate`);
+      if (opts.generate && parsed.runtime === 'web') throw new BenchOptionError('--generate runs on onnxruntime-node only (--runtime node)');
+      const generate = opts.generate ? generateOptionsFromCli(opts, parsed, (k) => command.getOptionValueSource(k) === 'default') : undefined;
       const bar = process.stderr.isTTY ? progressBar(process.stderr) : undefined;
+      const onProgress = bar ? { onProgress: bar.update } : {};
       let result;
       try {
-        const onProgress = bar ? { onProgress: bar.update } : {};
-        result = generate ? await runGenerateBench(files, { ...generate, ...onProgress }) : await runBench(files, { ...parsed, dims, ...onProgress });
-      } catch (e) {
-        if (e instanceof BenchOptionError) throw new UsageError(e.message);
-        if (e instanceof RetargetError) throw e;
-        // bench errors name the model they came from when they know it
-        const named = files.find((f) => (e as Error).message.includes(f));
-        throw new RetargetError('bench', named ? (e as Error).message.replace(`${named}: `, '') : (e as Error).message, named ? { file: named } : {}, { cause: e });
+        // errors name the model they came from when they know it (BenchError); usage errors stay usage errors
+        result = await staged('bench', {}, () => (generate ? runGenerateBench(files, { ...generate, ...onProgress }) : runBench(files, { ...parsed, dims, ...onProgress })));
       } finally {
         bar?.done();
       }

@@ -1,10 +1,10 @@
 /** `retarget compare`: registered on the program by main.ts. */
 import { Command } from 'commander';
-import { compareResults, formatCompareMarkdown, parseThreshold, ThresholdError, type Thresholds } from '../bench/gate.js';
+import { compareResults, formatCompareMarkdown, parseThreshold, type Thresholds } from '../bench/gate.js';
 import { formatJUnit } from '../bench/junit.js';
 import { loadBenchResult } from '../bench/report.js';
 import { writeTextAtomic } from '../node/files.js';
-import { UsageError } from './shared.js';
+import { RefusedError } from '../errors.js';
 
 export function registerCompare(program: Command): void {
   program
@@ -18,17 +18,12 @@ export function registerCompare(program: Command): void {
     .option('--markdown <file>', 'also write the Markdown summary to a file')
     .option('--junit <file>', 'write JUnit XML (one testcase per model and check) for CI test reporters')
     .action((baselineFile: string, currentFile: string, opts: { maxRegression: string; maxSizeGrowth: string; maxAccuracyDrop: string; markdown?: string; junit?: string }) => {
-      let thresholds: Thresholds;
-      try {
-        thresholds = {
-          maxRegression: parseThreshold(opts.maxRegression, '--max-regression'),
-          maxSizeGrowth: parseThreshold(opts.maxSizeGrowth, '--max-size-growth'),
-          maxAccuracyDrop: parseThreshold(opts.maxAccuracyDrop, '--max-accuracy-drop'),
-        };
-      } catch (e) {
-        if (e instanceof ThresholdError) throw new UsageError(e.message);
-        throw e;
-      }
+      // a threshold that is not one is a ThresholdError: a usage error
+      const thresholds: Thresholds = {
+        maxRegression: parseThreshold(opts.maxRegression, '--max-regression'),
+        maxSizeGrowth: parseThreshold(opts.maxSizeGrowth, '--max-size-growth'),
+        maxAccuracyDrop: parseThreshold(opts.maxAccuracyDrop, '--max-accuracy-drop'),
+      };
       const comparison = compareResults(loadBenchResult(baselineFile), loadBenchResult(currentFile), thresholds);
       if (comparison.environmentDifferences.length) {
         process.stderr.write(`warning: the environments differ (${comparison.environmentDifferences.join('; ')}): the ratios compare different hardware or settings\n`);
@@ -38,6 +33,6 @@ export function registerCompare(program: Command): void {
       if (opts.markdown) writeTextAtomic(opts.markdown, markdown);
       if (opts.junit) writeTextAtomic(opts.junit, formatJUnit(comparison));
       const n = comparison.failures.length;
-      if (n) throw new Error(`${n} regression${n === 1 ? '' : 's'}: ${comparison.failures.join('; ')}`);
+      if (n) throw new RefusedError(undefined, `${n} regression${n === 1 ? '' : 's'}: ${comparison.failures.join('; ')}`);
     });
 }

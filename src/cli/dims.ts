@@ -1,5 +1,8 @@
 /** `--dim batch=1,seq=64` (repeatable) -> { batch: 1, seq: 64 } */
-export class DimSpecError extends Error {}
+import { UsageError } from '../errors.js';
+
+/** A --dim spec that is not NAME=SIZE: a usage error. */
+export class DimSpecError extends UsageError {}
 
 export function parseDims(specs: string[]): Record<string, number> {
   const out: Record<string, number> = {};

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
- * The `retarget` command. Exit codes: 0 ok, 1 failure (bad model, unreadable file, ...), 2 usage.
- * Errors are one line naming the file and the problem; `--verbose` adds the stack trace.
+ * The `retarget` command. Exit codes: 0 ok, 1 failure (bad model, unreadable file, refused, ...), 2 usage.
+ * Errors are one line naming the file and the problem; `--verbose` adds the stack trace. Commands
+ * throw typed errors (src/errors.ts); reportError (shared.ts) is the one place that prints them.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import { registerCompile } from './compile-command.js';
 import { registerInspect } from './inspect-command.js';
 import { registerConvert } from './convert-command.js';
@@ -16,7 +17,7 @@ import { registerTargets } from './targets-command.js';
 import { registerCheck } from './check-command.js';
 import { registerCompare } from './compare-command.js';
 import { registerReport } from './report-command.js';
-import { OptionError, RetargetError } from '../errors.js';
+import { reportError } from './shared.js';
 import { registerSplit } from './split-command.js';
 import { registerPlayground } from './playground-command.js';
 
@@ -67,29 +68,12 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  const verbose = argv.includes('--verbose');
   try {
     await program.parseAsync(argv, { from: 'user' });
     // a command may report failure without an error (validate: outputs differ)
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
-    if (e instanceof CommanderError) {
-      // help and version exit with 0; commander has already printed usage errors
-      return e.exitCode === 0 ? 0 : 2;
-    }
-    if (e instanceof OptionError) {
-      process.stderr.write(`retarget: ${e.message}\n`);
-      return 2;
-    }
-    if (e instanceof RetargetError) {
-      process.stderr.write(`retarget: ${e.format()}\n`);
-      if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
-      return 1;
-    }
-    const err = e as Error;
-    process.stderr.write(`retarget: ${err.message.split('\n')[0]}\n`);
-    if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
-    return 1;
+    return reportError(e, argv.includes('--verbose'));
   }
 }
 

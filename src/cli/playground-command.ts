@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { UsageError } from './shared.js';
+import { RetargetError } from '../errors.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -93,8 +94,8 @@ export function registerPlayground(program: Command): void {
         server = await servePlayground({ host: opts.host, port });
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
-        if (err.code === 'EADDRINUSE') throw new Error(`playground: ${opts.host}:${port} is in use (--port 0 picks a free port)`);
-        throw new Error(`playground: ${err.message}`);
+        if (err.code === 'EADDRINUSE') throw new RetargetError(undefined, `playground: ${opts.host}:${port} is in use (--port 0 picks a free port)`, {}, { cause: e });
+        throw new RetargetError(undefined, `playground: ${err.message}`, {}, { cause: e });
       }
       process.stdout.write(`retarget playground: ${server.url}\n(serving ${playgroundRoot()}; Ctrl-C stops it)\n`);
       // serve until interrupted

@@ -1,9 +1,8 @@
 /** `retarget report`: registered on the program by main.ts. */
 import { Command } from 'commander';
 import { renderReportHtml } from '../bench/html.js';
-import { buildReport, formatReportMarkdown, loadBenchResult, loadPrices, ReportUsageError, type Report } from '../bench/report.js';
+import { buildReport, formatReportMarkdown, loadBenchResult, loadPrices, type Report } from '../bench/report.js';
 import { writeTextAtomic } from '../node/files.js';
-import { UsageError } from './shared.js';
 
 export function registerReport(program: Command): void {
   program
@@ -17,13 +16,8 @@ export function registerReport(program: Command): void {
     .action((files: string[], opts: { prices?: string; baseline?: string; markdown?: string; html?: string }) => {
       const prices = opts.prices ? loadPrices(opts.prices) : {};
       const inputs = files.map((file) => ({ file, result: loadBenchResult(file) }));
-      let report: Report;
-      try {
-        report = buildReport(inputs, prices, opts.baseline !== undefined ? { baseline: opts.baseline } : {});
-      } catch (e) {
-        if (e instanceof ReportUsageError) throw new UsageError(e.message);
-        throw e;
-      }
+      // a --baseline that names no machine is a ReportUsageError: a usage error
+      const report: Report = buildReport(inputs, prices, opts.baseline !== undefined ? { baseline: opts.baseline } : {});
       for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
       const markdown = formatReportMarkdown(report);
       process.stdout.write(markdown);

@@ -1,25 +1,39 @@
-/** What the commands share: the usage error, JSON output, option parsing helpers. */
-import { DimSpecError, parseDims } from './dims.js';
-import { OptionError } from '../errors.js';
+/** What the commands share: the one error handler, JSON output, option parsing helpers. */
+import { CommanderError } from 'commander';
+import { parseDims } from './dims.js';
+import { asReported, atStage, UsageError, type Stage } from '../errors.js';
 
-/** A usage error: the CLI prints it and exits with 2 (as for every OptionError). */
-export class UsageError extends OptionError {}
+export { UsageError };
+
+/**
+ * The CLI's one error handler: any thrown value -> one line on stderr (`retarget: ` and the error's
+ * format()), the stack with --verbose, and the exit code its type carries (2 usage, 1 the rest).
+ */
+export function reportError(e: unknown, verbose: boolean, write: (text: string) => void = (t) => { process.stderr.write(t); }): number {
+  // help and version exit with 0; commander has already printed its usage errors
+  if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+  const err = asReported(e);
+  write(`retarget: ${err.format()}\n`);
+  if (verbose && err.stack) write(`${err.stack}\n`);
+  return err.exitCode;
+}
 
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
 }
 
 /**
- * Errors from deep inside (onnxruntime's own messages, say) do not name the model: prefix the file
- * the command was given, unless the message already names it or it is a usage error.
+ * Errors from deep inside (onnxruntime's own messages, say) do not name the model: the action's
+ * errors name the file the command was given (usage errors stay as they are), at `stage` when they
+ * have none.
  */
-export function namingFile<O>(action: (file: string, opts: O) => Promise<void>): (file: string, opts: O) => Promise<void> {
+export function namingFile<O>(action: (file: string, opts: O) => Promise<void>, stage?: Stage): (file: string, opts: O) => Promise<void> {
   return async (file, opts) => {
     try {
       await action(file, opts);
     } catch (e) {
-      if (e instanceof UsageError || !(e instanceof Error) || e.message.includes(file)) throw e;
-      throw new Error(`${file}: ${e.message}`);
+      if (e instanceof UsageError) throw e;
+      throw atStage(e, stage, { file });
     }
   };
 }
@@ -28,11 +42,7 @@ export function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
+/** --dim specs (a DimSpecError is a usage error). */
 export function parseDimsOrUsage(specs: string[]): Record<string, number> {
-  try {
-    return parseDims(specs);
-  } catch (e) {
-    if (e instanceof DimSpecError) throw new UsageError(e.message);
-    throw e;
-  }
+  return parseDims(specs);
 }

@@ -4,14 +4,9 @@ import path from 'node:path';
 import { ExternalDataError, checkExternalLocation, type ExternalDataReader } from '../onnx/external.js';
 import { parseModel, serializeModel, type ParsedModel, type SerializeOptions } from '../io.js';
 import type { Model } from '../ir/model.js';
-import { RetargetError } from '../errors.js';
+import { atStage, FileAccessError, FileError } from '../errors.js';
 
-/** An error reading or writing a file, reported to users as `FILE: reading the model: message`. */
-export class FileError extends RetargetError {
-  constructor(readonly file: string, message: string, stage: 'read' | 'write' = 'read') {
-    super(stage, message, { file });
-  }
-}
+export { FileError, FileAccessError };
 
 /**
  * Reads external data relative to `dir`. Locations are checked (relative, no `..`), then resolved
@@ -72,21 +67,21 @@ function describeFsError(e: NodeJS.ErrnoException): string {
   }
 }
 
-/** Read and parse a model file, with its external data. Errors are FileErrors naming the file. */
+/** Read and parse a model file, with its external data. Errors are RetargetErrors naming the file (FileAccessError: unreadable; BadModelError: malformed). */
 export function readModel(file: string): LoadedModel {
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(file);
   } catch (e) {
-    throw new FileError(file, `cannot read: ${describeFsError(e as NodeJS.ErrnoException)}`);
+    throw new FileAccessError(file, 'read', describeFsError(e as NodeJS.ErrnoException), { cause: e });
   }
   const reader = fsExternalReader(path.dirname(path.resolve(file))) as ExternalDataReader & { close(): void };
   try {
     const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
     return { ...parseModel(u8, { externalData: reader }), path: file, fileSize: bytes.length };
   } catch (e) {
-    if (e instanceof Error && !(e instanceof TypeError) && !(e instanceof ReferenceError)) throw new FileError(file, e.message);
-    throw e;
+    // a malformed model (BadModelError from the codec or the IR) gains the file; a bug becomes an InternalError
+    throw atStage(e, 'read', { file });
   } finally {
     reader.close();
   }
@@ -125,8 +120,7 @@ export function writeModel(model: Model, file: string, opts: WriteOptions = {}):
   try {
     out = serializeModel(model, serializeOpts);
   } catch (e) {
-    if (e instanceof Error && !(e instanceof TypeError)) throw new FileError(file, e.message, 'write');
-    throw e;
+    throw atStage(e, 'write', { file });
   }
   const targets: { final: string; tmp: string; chunks: Uint8Array[] }[] = [];
   const tmpName = (p: string): string => path.join(path.dirname(p), `.${path.basename(p)}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
@@ -148,7 +142,7 @@ export function writeModel(model: Model, file: string, opts: WriteOptions = {}):
     for (const t of targets) fs.renameSync(t.tmp, t.final);
   } catch (e) {
     for (const t of targets) fs.rmSync(t.tmp, { force: true });
-    throw new FileError(file, `cannot write: ${describeFsError(e as NodeJS.ErrnoException)}`, 'write');
+    throw new FileAccessError(file, 'write', describeFsError(e as NodeJS.ErrnoException), { cause: e });
   }
   return {
     path: file,
@@ -165,6 +159,6 @@ export function writeTextAtomic(file: string, text: string): void {
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw new FileError(file, `cannot write: ${describeFsError(e as NodeJS.ErrnoException)}`, 'write');
+    throw new FileAccessError(file, 'write', describeFsError(e as NodeJS.ErrnoException), { cause: e });
   }
 }

@@ -13,6 +13,7 @@
  */
 import protobuf from 'protobufjs';
 import { ONNX_PROTO } from './schema.js';
+import { BadModelError, InternalError } from '../errors.js';
 
 export type Int64 = number | bigint;
 
@@ -72,7 +73,7 @@ function messageInfo(type: protobuf.Type): MessageInfo {
     } else {
       kind = field.type as ScalarKind;
       if (!['string', 'bytes', 'int32', 'int64', 'uint64', 'float', 'double', 'bool'].includes(kind)) {
-        throw new Error(`schema: unsupported field type ${field.type} in ${type.name}.${field.name}`);
+        throw new InternalError(undefined, `schema: unsupported field type ${field.type} in ${type.name}.${field.name}`);
       }
     }
     const f: FieldInfo = { id: field.id, name: field.name, kind, repeated: field.repeated, message, oneof: !!field.partOf };
@@ -89,7 +90,8 @@ export function schema(name: string): MessageInfo {
 
 // ---------------------------------------------------------------- decoding
 
-export class ProtoDecodeError extends Error {}
+/** The bytes are not a well-formed protobuf of the schema: a bad input model. */
+export class ProtoDecodeError extends BadModelError {}
 
 type Reader = protobuf.Reader & { buf: Uint8Array };
 
@@ -226,11 +228,10 @@ export function decode<T = Message>(name: string, bytes: Uint8Array): T {
     return decodeMessage(r, bytes.length, schema(name), 0) as T;
   } catch (e) {
     const msg = (e as Error).message;
-    if (e instanceof ProtoDecodeError) throw new ProtoDecodeError(`corrupt protobuf (${msg})`);
-    if (e instanceof RangeError || /index out of range/.test(msg)) {
-      throw new ProtoDecodeError(`truncated or corrupt protobuf (${msg})`);
-    }
-    throw new ProtoDecodeError(`corrupt protobuf (${msg})`);
+    // protobufjs reports reading past the end as a RangeError ('index out of range'), and other
+    // malformed input as plain Errors ('invalid wire type', 'invalid varint encoding')
+    if (e instanceof RangeError) throw new ProtoDecodeError(`truncated or corrupt protobuf (${msg})`, {}, { cause: e });
+    throw new ProtoDecodeError(`corrupt protobuf (${msg})`, {}, { cause: e });
   }
 }
 
@@ -321,7 +322,7 @@ class ChunkWriter {
   string(s: string, byteLength: number): void {
     this.ensure(byteLength);
     const { written } = textEncoder.encodeInto(s, this.buf.subarray(this.pos, this.pos + byteLength));
-    if (written !== byteLength) throw new Error('utf8 length mismatch');
+    if (written !== byteLength) throw new InternalError(undefined, 'utf8 length mismatch');
     this.pos += byteLength;
   }
 

@@ -8,9 +8,11 @@
  * model's folder; the Node reader also checks where links resolve.
  */
 import type { Int64 } from './codec.js';
+import { BadModelError } from '../errors.js';
 import { DATA_LOCATION_EXTERNAL, type GraphProto, type ModelProto, type NodeProto, type StringStringEntryProto, type TensorProto } from './proto.js';
 
-export class ExternalDataError extends Error {}
+/** External data that is missing, out of range, or at an unsafe location: a bad input model. */
+export class ExternalDataError extends BadModelError {}
 
 export interface ExternalDataReader {
   /** `length` bytes of `location` (relative to the model's folder, already checked) from `offset`; to the end when length is undefined. */
