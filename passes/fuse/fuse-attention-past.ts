@@ -66,8 +66,9 @@ import type { Sym } from '../../src/analysis/symbolic.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
 import {
-  elemTypeOf, fmtShape, isFail, matchPaddingMask, matchScores, oneUse, peelScale, producedBy, shapeOf, symEq, type Fail,
+  fmtShape, isFail, matchPaddingMask, matchScores, oneUse, peelScale, producedBy, symEq, type Fail,
 } from '../lib/attention/match.js';
+import { elemTypeOf, shapeOf } from '../lib/query.js';
 import { matchCacheConcat, matchCausalWithPast, matchHeadsInput, type CacheConcat, type HeadsInput } from '../lib/attention/past.js';
 import { emitRotary, RotaryShared } from '../lib/attention/rotary.js';
 

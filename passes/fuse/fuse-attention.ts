@@ -36,10 +36,9 @@ import type { Pass, PassContext } from '../../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
 import {
-  elemTypeOf, fmtShape, isFail, matchCausalAdditive, matchCausalWhere, matchHeads, matchPaddingMask,
-  matchProjection, matchScores, oneUse, producedBy, shapeOf, sliceProjection, splitSizes, symEq,
-  type Fail, type Heads, type PaddingMask, type Projection,
+  fmtShape, isFail, matchCausalAdditive, matchCausalWhere, matchHeads, matchPaddingMask, matchProjection, matchScores, oneUse, producedBy, sliceProjection, splitSizes, symEq, type Fail, type Heads, type PaddingMask, type Projection,
 } from '../lib/attention/match.js';
+import { elemTypeOf, shapeOf } from '../lib/query.js';
 
 interface AttentionMatch {
   softmax: Node;

@@ -20,6 +20,7 @@ import type { Node, Value } from '../../src/ir/graph.js';
 import { rulePass, type PassContext, type Rule } from '../../src/pass/pass.js';
 import type { Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
+import { tensorTypeOf } from '../lib/query.js';
 
 const MS = 'com.microsoft';
 
@@ -53,14 +54,14 @@ function match(gelu: Node, ctx: PassContext, tanh: boolean): Caps | null {
     ctx.explain(`${add}: bias '${bias.name}' has shape [${bt.dims.join(', ')}], not 1-D`);
     return null;
   }
-  const xt = ctx.shapes().types.get(x);
-  const shape = xt?.kind === 'tensor' ? xt.shape : undefined;
+  const xt = tensorTypeOf(ctx.shapes(), x);
+  const shape = xt?.shape;
   const last = shape?.[shape.length - 1];
   if (!shape || shape.length === 0 || last?.value !== bt.dims[0]) {
     ctx.explain(`${add}: bias '${bias.name}' has length ${bt.dims[0]}, and the last dim of '${x.name}' is ${last ? String(last) : 'unknown'}: not a bias over the last dim`);
     return null;
   }
-  if (xt?.kind !== 'tensor' || xt.elemType !== DataType.FLOAT || bt.dataType !== DataType.FLOAT) {
+  if (xt?.elemType !== DataType.FLOAT || bt.dataType !== DataType.FLOAT) {
     ctx.explain(`${add}: '${x.name}' or bias '${bias.name}' is not float32 (ONNX Runtime's BiasGelu/FastGelu kernels take float32)`);
     return null;
   }

@@ -27,6 +27,7 @@ import { Tensor } from '../../src/ir/tensor.js';
 import { rulePass, type PassContext, type Rule } from '../../src/pass/pass.js';
 import type { Patch } from '../../src/pass/patch.js';
 import { constant, constantValue, matchNode, op, opt, v } from '../../src/pass/pattern.js';
+import { rankOf } from '../lib/query.js';
 
 const pattern = op(
   'BatchNormalization',
@@ -192,8 +193,7 @@ function planMatMul(c: Caps, ctx: PassContext): Plan | undefined {
   const wt = constantValue(c.w)!;
   const w = floats(c.w);
   if (!w || wt.dims.length !== 2) return undefined;
-  const xt = ctx.shapes().types.get(c.x);
-  const rank = xt?.kind === 'tensor' ? xt.shape?.length : undefined;
+  const rank = rankOf(ctx.shapes(), c.x);
   if (rank !== 2) {
     ctx.explain(`${c.bn}: MatMul input '${c.x.name}' has rank ${rank ?? '?'}, not 2: the BatchNormalization channel axis is not the MatMul's last dim`);
     return undefined;

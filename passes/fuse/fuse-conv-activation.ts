@@ -23,7 +23,7 @@ import { attrFloat, attr, type Attribute } from '../../src/ir/attribute.js';
 import { DataType } from '../../src/ir/dtype.js';
 import type { Node, Value } from '../../src/ir/graph.js';
 import { rulePass, type PassContext, type Rule } from '../../src/pass/pass.js';
-import { constantValue } from '../../src/pass/pattern.js';
+import { FLOAT32_64, scalarOf, tensorTypeOf } from '../lib/query.js';
 
 const MS = 'com.microsoft';
 
@@ -38,10 +38,7 @@ type Caps = { conv: Node; act: Node; z?: Value; activation: string; params: numb
 
 /** A one-element float constant's value; `fallback` when the input is missing; undefined when not constant. */
 function bound(v: Value | undefined, fallback: number): number | undefined {
-  if (!v) return fallback;
-  const t = constantValue(v);
-  if (!t || t.elementCount !== 1 || (t.dataType !== DataType.FLOAT && t.dataType !== DataType.DOUBLE)) return undefined;
-  return Number(t.toTypedArray()[0]);
+  return v ? scalarOf(v, FLOAT32_64) : fallback;
 }
 
 /** activation_params of `act`, or a reason why it cannot be fused. */
@@ -65,11 +62,6 @@ function activationParams(act: Node, ctx: PassContext): number[] | string {
 
 function singleUse(v: Value): boolean {
   return v.uses.length === 1 && !v.isReturned;
-}
-
-function tensorType(v: Value, ctx: PassContext) {
-  const t = ctx.shapes().types.get(v);
-  return t?.kind === 'tensor' ? t : undefined;
 }
 
 const rule: Rule<Caps> = {
@@ -106,13 +98,14 @@ const rule: Rule<Caps> = {
       return null;
     }
     if (conv.inputs.length > 3 || [...conv.attributes.values()].some((a) => a.refAttrName !== undefined)) return null;
-    const xt = conv.inputs[0] && tensorType(conv.inputs[0], ctx);
+    const xt = tensorTypeOf(ctx.shapes(), conv.inputs[0]);
     if (xt?.elemType !== DataType.FLOAT) {
       ctx.explain(`${conv}: input element type is not float32 (ONNX Runtime's FusedConv takes float32), not fused with ${act}`);
       return null;
     }
     if (z) {
-      const yt = tensorType(y, ctx), zt = tensorType(z, ctx);
+      const info = ctx.shapes();
+      const yt = tensorTypeOf(info, y), zt = tensorTypeOf(info, z);
       const same = yt?.shape && zt?.shape && zt.elemType === yt.elemType && yt.shape.length === zt.shape.length && yt.shape.every((d, i) => d.equals(zt.shape![i]!));
       if (!same) {
         const show = (t: typeof yt): string => (t?.shape ? `[${t.shape.map(String).join(', ')}]` : 'unknown');

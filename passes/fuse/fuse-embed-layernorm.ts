@@ -28,10 +28,10 @@ import { attrFloat, attrInt } from '../../src/ir/attribute.js';
 import { DataType } from '../../src/ir/dtype.js';
 import type { Node, Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import { rulePass, type PassContext, type Rule } from '../../src/pass/pass.js';
+import { rulePass, type Rule } from '../../src/pass/pass.js';
 import { constantValue } from '../../src/pass/pattern.js';
-import type { Sym } from '../../src/analysis/symbolic.js';
 import { shapesOf } from '../lib/layernorm-pattern.js';
+import { elemTypeOf, scalarOf, shapeOf } from '../lib/query.js';
 
 interface Lookup { gather: Node; table: Value; ids: Value }
 type Caps = {
@@ -41,14 +41,6 @@ type Caps = {
   };
 };
 
-function symShape(val: Value, ctx: PassContext): Sym[] | undefined {
-  const t = shapesOf(ctx)?.types.get(val);
-  return t?.kind === 'tensor' ? t.shape : undefined;
-}
-function elemType(val: Value, ctx: PassContext): number | undefined {
-  const t = shapesOf(ctx)?.types.get(val);
-  return t?.kind === 'tensor' ? t.elemType : undefined;
-}
 
 /** Leaves of the Add tree under `sum` (Adds whose outputs feed only the tree), up to `max`. */
 function addLeaves(sum: Value, max: number): { leaves: Value[]; adds: Node[] } | undefined {
@@ -81,8 +73,7 @@ function positionsProblem(val: Value): string | undefined {
     if (!p || p.domain !== '') return `'${cur.name}' is not computed by Range or Slice`;
     if (['Unsqueeze', 'Reshape', 'Squeeze', 'Cast', 'Identity'].includes(p.opType)) { cur = p.inputs[0]!; continue; }
     if (p.opType === 'Range') {
-      const start = constantValue(p.inputs[0]), delta = constantValue(p.inputs[2]);
-      if (!start || !delta || Number(start.toTypedArray()[0]) !== 0 || Number(delta.toTypedArray()[0]) !== 1) return `${p} does not start at 0 with step 1`;
+      if (scalarOf(p.inputs[0]) !== 0 || scalarOf(p.inputs[2]) !== 1) return `${p} does not start at 0 with step 1`;
       return undefined;
     }
     if (p.opType === 'Slice') {
@@ -118,7 +109,8 @@ const rule: Rule<Caps> = {
     const what = `embedding sum '${sum.name}' feeding ${ln}`;
     const fail = (why: string): null => { ctx.explain(`${what}: ${why}`); return null; };
     if (ln.outputs.slice(1).some((o) => o && (o.uses.length || o.isGraphOutput))) return fail(`${ln}'s mean/inv_std_var outputs are used`);
-    const xs = symShape(sum, ctx);
+    const info = shapesOf(ctx);
+    const xs = shapeOf(info, sum);
     if (!xs || xs.length !== 3) return fail(`sum has shape ${xs ? `[${xs.join(',')}]` : 'unknown'}, not [B, S, H]`);
     const axis = attrInt(ln.attr('axis'), -1);
     if (axis !== -1 && axis !== 2) return fail(`${ln} normalizes from axis ${axis}, not the last axis`);
@@ -139,7 +131,7 @@ const rule: Rule<Caps> = {
     const posProblems: string[] = [];
     let pos: Lookup | undefined;
     for (const l of lookups) {
-      const s = symShape(l.ids, ctx);
+      const s = shapeOf(info, l.ids);
       if (!s || !((s.length === 1 && s[0]!.equals(seq)) || (s.length === 2 && s[0]!.value === 1 && s[1]!.equals(seq)))) continue;
       const problem = positionsProblem(l.ids);
       if (problem) posProblems.push(`${l.gather}: ${problem}`);
@@ -149,8 +141,8 @@ const rule: Rule<Caps> = {
     const rest = lookups.filter((l) => l !== pos);
     if (rest.length === 0) return null;
     for (const l of rest) {
-      const s = symShape(l.ids, ctx);
-      const et = elemType(l.ids, ctx);
+      const s = shapeOf(info, l.ids);
+      const et = elemTypeOf(info, l.ids);
       if (!s || s.length !== 2 || !s[0]!.equals(xs[0]!) || !s[1]!.equals(seq)) return fail(`${l.gather} ids '${l.ids.name}' are not [B, S] like the sum`);
       if (et !== DataType.INT64 && et !== DataType.INT32) return fail(`${l.gather} ids '${l.ids.name}' are not int32/int64`);
     }
@@ -166,7 +158,7 @@ const rule: Rule<Caps> = {
   },
   rewrite: ({ m }, patch, ctx) => {
     ctx.requireOpset('com.microsoft', 1);
-    const int32 = (ids: Value): Value => (elemType(ids, ctx) === DataType.INT32 ? ids : patch.add('Cast', [ids], { to: DataType.INT32 }, { name: `${ids.name}_int32` }));
+    const int32 = (ids: Value): Value => (elemTypeOf(shapesOf(ctx), ids) === DataType.INT32 ? ids : patch.add('Cast', [ids], { to: DataType.INT32 }, { name: `${ids.name}_int32` }));
     const beta = m.beta ?? patch.constant(Tensor.float32(new Float32Array(m.h), [m.h]), `${m.ln.name}_beta`);
     const prefix = m.ln.name.endsWith('LayerNormalization') ? m.ln.name.slice(0, -'LayerNormalization'.length) : `${m.ln.name}_`;
     const outs = patch.addN('EmbedLayerNormalization', [

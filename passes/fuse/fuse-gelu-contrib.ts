@@ -16,7 +16,8 @@
  */
 import { DataType } from '../../src/ir/dtype.js';
 import { rulePass, type Rule } from '../../src/pass/pass.js';
-import { elemTypeOf, matchGelu, type GeluMatch } from './fuse-gelu.js';
+import { elemTypeOf } from '../lib/query.js';
+import { matchGelu, type GeluMatch } from './fuse-gelu.js';
 
 const MS = 'com.microsoft';
 
@@ -26,7 +27,7 @@ const rule: Rule<GeluMatch> = {
   match: (node, ctx) => {
     const m = matchGelu(node, ctx);
     if (!m) return null;
-    const et = elemTypeOf(m.x, ctx);
+    const et = elemTypeOf(ctx.shapes(), m.x);
     if (et !== DataType.FLOAT) {
       ctx.explain(`${m.root}: a GELU of '${m.x.name}' whose element type is ${et ?? 'unknown'}, not float32 (the type ONNX Runtime's Gelu/FastGelu kernels take)`);
       return null;

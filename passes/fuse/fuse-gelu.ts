@@ -28,7 +28,7 @@
 import { DataType } from '../../src/ir/dtype.js';
 import type { Node, Value } from '../../src/ir/graph.js';
 import { rulePass, type PassContext, type Rule } from '../../src/pass/pass.js';
-import { constantValue } from '../../src/pass/pattern.js';
+import { elemTypeOf, FLOAT32_64, scalarOf } from '../lib/query.js';
 
 export type GeluMatch = {
   /** the GELU's input */
@@ -43,12 +43,7 @@ const SQRT_2_PI = Math.sqrt(2 / Math.PI);
 const CUBIC = 0.044715;
 
 /** A scalar constant (one element, float32 or float64), or undefined. */
-export function scalarConstant(v: Value | undefined): number | undefined {
-  const t = constantValue(v);
-  if (!t || t.elementCount !== 1) return undefined;
-  if (t.dataType !== DataType.FLOAT && t.dataType !== DataType.DOUBLE) return undefined;
-  return Number(t.toTypedArray()[0]);
-}
+export const scalarConstant = (v: Value | undefined): number | undefined => scalarOf(v, FLOAT32_64);
 
 function near(value: number | undefined, want: number): boolean {
   return value !== undefined && Math.abs(value - want) <= 1e-3 * Math.abs(want);
@@ -93,8 +88,7 @@ const fmt = (n: number): string => String(Math.round(n * 1e6) / 1e6);
 function cubeOf(v: Value): Value | undefined {
   const pow = binary(v, 'Pow');
   if (pow) {
-    const t = constantValue(pow.inputs[1]);
-    return t && t.elementCount === 1 && Number(t.toTypedArray()[0]) === 3 ? pow.inputs[0] : undefined;
+    return scalarOf(pow.inputs[1]) === 3 ? pow.inputs[0] : undefined;
   }
   const m = binary(v, 'Mul');
   if (!m) return undefined;
@@ -252,12 +246,6 @@ export function matchGelu(anchor: Node, ctx: PassContext): GeluMatch | undefined
   return root ? { x, root, approximate } : undefined;
 }
 
-/** The element type of `v` as inferred, or undefined. */
-export function elemTypeOf(v: Value, ctx: PassContext): number | undefined {
-  const t = ctx.shapes().types.get(v);
-  return t?.kind === 'tensor' ? t.elemType : undefined;
-}
-
 const GELU_TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.BFLOAT16]);
 
 const rule: Rule<GeluMatch> = {
@@ -270,7 +258,7 @@ const rule: Rule<GeluMatch> = {
       ctx.explain(`${m.root}: a GELU (${m.approximate === 'none' ? 'erf' : 'tanh'} form) of '${m.x.name}', but the model's opset is ${ctx.opset()}: Gelu needs opset 20 (fuse-gelu-contrib emits com.microsoft ops)`);
       return null;
     }
-    const et = elemTypeOf(m.x, ctx);
+    const et = elemTypeOf(ctx.shapes(), m.x);
     if (et === undefined || !GELU_TYPES.has(et)) {
       ctx.explain(`${m.root}: a GELU of '${m.x.name}' whose element type is ${et ?? 'unknown'}, not one Gelu takes`);
       return null;

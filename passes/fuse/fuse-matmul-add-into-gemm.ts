@@ -19,6 +19,7 @@ import type { Node, Value } from '../../src/ir/graph.js';
 import type { Sym } from '../../src/analysis/symbolic.js';
 import { rulePass, type PassContext, type Rule } from '../../src/pass/pass.js';
 import { alt, op, v } from '../../src/pass/pattern.js';
+import { tensorTypeOf } from '../lib/query.js';
 
 type Caps = { a: Value; b: Value; c: Value; mm: Node; node: Node };
 
@@ -27,10 +28,10 @@ const pattern = alt(op('Add', mm(), v('c')).as('node'), op('Add', v('c'), mm()).
 
 const TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE]);
 
-function shapeOf(val: Value, ctx: PassContext): { elemType: number; shape: Sym[] } | undefined {
-  const t = ctx.shapes().types.get(val);
-  if (t?.kind !== 'tensor' || !t.shape) return undefined;
-  return { elemType: t.elemType, shape: t.shape };
+/** The inferred type of `val` when its shape is known. */
+function shaped(val: Value, ctx: PassContext): { elemType: number; shape: Sym[] } | undefined {
+  const t = tensorTypeOf(ctx.shapes(), val);
+  return t?.shape ? { elemType: t.elemType, shape: t.shape } : undefined;
 }
 
 const isOne = (d: Sym): boolean => d.value === 1;
@@ -44,7 +45,7 @@ const rule: Rule<Caps> = {
     const caps: Record<string, unknown> = {};
     if (!pattern.matchValue(out, caps) || caps.node !== node) return null;
     const c = caps as Caps;
-    const a = shapeOf(c.a, ctx), b = shapeOf(c.b, ctx), cs = shapeOf(c.c, ctx), y = shapeOf(c.mm.outputs[0]!, ctx);
+    const a = shaped(c.a, ctx), b = shaped(c.b, ctx), cs = shaped(c.c, ctx), y = shaped(c.mm.outputs[0]!, ctx);
     if (!a || !b || !cs || !y) return null;
     if (a.shape.length !== 2 || b.shape.length !== 2 || y.shape.length !== 2) {
       ctx.explain(`${c.mm}: MatMul of ranks ${a.shape.length} and ${b.shape.length}: not a Gemm`);

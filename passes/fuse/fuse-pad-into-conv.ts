@@ -20,6 +20,7 @@ import { DataType } from '../../src/ir/dtype.js';
 import type { Node, Value } from '../../src/ir/graph.js';
 import { rulePass, type PassContext, type Rule } from '../../src/pass/pass.js';
 import { constantValue } from '../../src/pass/pattern.js';
+import { rankOf, scalarOf } from '../lib/query.js';
 
 type Caps = { node: Node; pad: Node; x: Value; pads: number[] };
 
@@ -30,22 +31,12 @@ function ints(val: Value | undefined): number[] | undefined {
   return Array.from(t.toTypedArray() as ArrayLike<number | bigint>, (x) => Number(x));
 }
 
+/** The pad values read: float constants (half ones decoded, so -0 is zero too). */
+const FLOAT_TYPES: readonly number[] = [DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.BFLOAT16];
+
 /** Is the constant scalar (or one-element) `val` zero? Absent counts as zero. */
 function isZero(val: Value | undefined): boolean {
-  if (!val) return true;
-  const t = constantValue(val);
-  if (!t || t.elementCount !== 1) return false;
-  const a = t.toTypedArray();
-  switch (t.dataType) {
-    case DataType.FLOAT: case DataType.DOUBLE: return Number(a[0]) === 0;
-    case DataType.FLOAT16: case DataType.BFLOAT16: return ((a[0] as number) & 0x7fff) === 0;
-    default: return false;
-  }
-}
-
-function rankOf(val: Value, ctx: PassContext): number | undefined {
-  const t = ctx.shapes().types.get(val);
-  return t?.kind === 'tensor' ? t.shape?.length : undefined;
+  return !val || scalarOf(val, FLOAT_TYPES) === 0;
 }
 
 /** The Pad's padding per axis as [begins..., ends...] over all axes of its input, or undefined when it cannot be folded. */
@@ -62,7 +53,7 @@ function padAmounts(pad: Node, ctx: PassContext): number[] | undefined {
   const axesVal = opset >= 18 ? pad.inputs[3] : undefined;
   if (!axesVal) return pads;
   const axes = ints(axesVal);
-  const rank = rankOf(pad.inputs[0]!, ctx);
+  const rank = rankOf(ctx.shapes(), pad.inputs[0]);
   if (!axes || rank === undefined || pads.length !== 2 * axes.length) return undefined;
   const full = new Array<number>(2 * rank).fill(0);
   for (let i = 0; i < axes.length; i++) {

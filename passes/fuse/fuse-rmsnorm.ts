@@ -40,11 +40,12 @@
 import { attrInt } from '../../src/ir/attribute.js';
 import { DataType, dataTypeName } from '../../src/ir/dtype.js';
 import type { Node, Value } from '../../src/ir/graph.js';
-import { fromBfloat16Bits, fromFloat16Bits, toBfloat16Bits, toFloat16Bits } from '../../src/ir/half.js';
+import { toBfloat16Bits, toFloat16Bits } from '../../src/ir/half.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { rulePass, type PassContext, type Rule } from '../../src/pass/pass.js';
 import { alt, constantValue, op, opt, v, type OpPattern } from '../../src/pass/pattern.js';
-import { elemTypeOf, lastDim, NORM_FLOAT_TYPES, reduceAxes, shapesOf } from '../lib/layernorm-pattern.js';
+import { lastDim, NORM_FLOAT_TYPES, reduceAxes, shapesOf } from '../lib/layernorm-pattern.js';
+import { elemTypeOf, rankOf, scalarOf } from '../lib/query.js';
 
 // the core, matched backwards from the normalizing node n
 const square = alt(op('Pow', v('xf'), v('exponent')).as('square'), op('Mul', v('xf'), v('xf')).as('square'));
@@ -77,25 +78,9 @@ interface Match {
 
 type Caps = { m: Match };
 
-/** The single number in a constant of a float or integer type, or undefined. */
-function scalarOf(val: Value | undefined): number | undefined {
-  const t = constantValue(val);
-  if (!t || t.elementCount !== 1) return undefined;
-  const raw = t.toTypedArray()[0];
-  if (raw === undefined) return undefined;
-  switch (t.dataType) {
-    case DataType.FLOAT: case DataType.DOUBLE: case DataType.INT32: case DataType.INT64: return Number(raw);
-    case DataType.FLOAT16: return fromFloat16Bits(Number(raw));
-    case DataType.BFLOAT16: return fromBfloat16Bits(Number(raw));
-    default: return undefined;
-  }
-}
-
-function rankOf(val: Value, ctx: PassContext): number | undefined {
-  const t = shapesOf(ctx)?.types.get(val);
-  if (t?.kind === 'tensor' && t.shape) return t.shape.length;
-  return val.type?.kind === 'tensor' ? val.type.shape?.length : undefined;
-}
+/** The element types an RMSNorm's scalar constants (exponents, eps) are read from: floats (half ones decoded) and integers. */
+const SCALAR_TYPES: readonly number[] = [DataType.FLOAT, DataType.DOUBLE, DataType.INT32, DataType.INT64, DataType.FLOAT16, DataType.BFLOAT16];
+const scalar = (val: Value | undefined): number | undefined => scalarOf(val, SCALAR_TYPES);
 
 /** A tensor of `n` ones of a float element type. */
 function ones(elemType: number, n: number): Tensor {
@@ -156,18 +141,18 @@ function matchRmsNorm(node: Node, ctx: PassContext): Match | null {
 
   const what = `RMSNorm of '${xf.name}' at ${node}`;
   const fail = (why: string): null => { ctx.explain(`${what}: ${why}`); return null; };
-  const rank = rankOf(xf, ctx);
+  const rank = rankOf(shapesOf(ctx), xf);
   // a scalar constant of higher rank than x would broadcast the result to a higher rank
   for (const c of [core.exponent, core.rootExponent, core.inverseExponent, core.numerator, core.eps]) {
     const dims = constantValue(c)?.dims;
     if (c && dims && rank !== undefined && dims.length > rank) return fail(`constant '${c.name}' has rank ${dims.length}, more than the input's ${rank}`);
   }
 
-  if (core.exponent !== undefined && scalarOf(core.exponent) !== 2) return fail(`${core.square}: exponent is ${scalarOf(core.exponent) ?? `'${core.exponent.name}', not a constant scalar`}, not 2`);
-  if (core.rootExponent !== undefined && scalarOf(core.rootExponent) !== 0.5) return fail(`${core.root}: exponent is ${scalarOf(core.rootExponent) ?? 'not a constant scalar'}, not 0.5 (a square root)`);
-  if (core.inverseExponent !== undefined && scalarOf(core.inverseExponent) !== -0.5) return fail(`${core.inverse}: exponent is ${scalarOf(core.inverseExponent) ?? 'not a constant scalar'}, not -0.5 (an inverse square root)`);
-  if (core.numerator !== undefined && scalarOf(core.numerator) !== 1) return fail(`${core.inverse}: numerator '${core.numerator.name}' is not the constant 1`);
-  const epsilon = scalarOf(core.eps);
+  if (core.exponent !== undefined && scalar(core.exponent) !== 2) return fail(`${core.square}: exponent is ${scalar(core.exponent) ?? `'${core.exponent.name}', not a constant scalar`}, not 2`);
+  if (core.rootExponent !== undefined && scalar(core.rootExponent) !== 0.5) return fail(`${core.root}: exponent is ${scalar(core.rootExponent) ?? 'not a constant scalar'}, not 0.5 (a square root)`);
+  if (core.inverseExponent !== undefined && scalar(core.inverseExponent) !== -0.5) return fail(`${core.inverse}: exponent is ${scalar(core.inverseExponent) ?? 'not a constant scalar'}, not -0.5 (an inverse square root)`);
+  if (core.numerator !== undefined && scalar(core.numerator) !== 1) return fail(`${core.inverse}: numerator '${core.numerator.name}' is not the constant 1`);
+  const epsilon = scalar(core.eps);
   if (epsilon === undefined) return fail(`${core.addEps}: epsilon '${core.eps.name}' is not a constant scalar`);
   if (!(epsilon >= 0)) return fail(`${core.addEps}: epsilon is ${epsilon}, negative`);
 
@@ -179,7 +164,7 @@ function matchRmsNorm(node: Node, ctx: PassContext): Match | null {
   if (axes === 'all' || axes.length !== 1) return fail(`${mean}: reduces over axes ${axes === 'all' ? '(all)' : `[${axes.join(',')}]`}, not the last axis only`);
   if (axes[0] !== -1 && (rank === undefined || axes[0] !== rank - 1)) return fail(`${mean}: reduces over axis ${axes[0]} of a rank-${rank ?? '?'} input, not the last axis`);
 
-  const floatType = elemTypeOf(xf, ctx);
+  const floatType = elemTypeOf(shapesOf(ctx), xf);
   if (floatType === undefined || !NORM_FLOAT_TYPES.includes(floatType)) return fail(`input '${xf.name}' has element type ${floatType === undefined ? 'unknown' : dataTypeName(floatType)}, not a float type`);
 
   // the intermediates feed only the pattern
@@ -198,7 +183,7 @@ function matchRmsNorm(node: Node, ctx: PassContext): Match | null {
   const castIn = xf.producer;
   if (castIn?.opType === 'Cast' && castIn.domain === '' && floatType === DataType.FLOAT && !xf.isReturned && xf.uses.every((u) => inner.has(u.node))) {
     const x0 = castIn.inputs[0]!;
-    const t0 = elemTypeOf(x0, ctx);
+    const t0 = elemTypeOf(shapesOf(ctx), x0);
     const castOut = soleUser(out, 'Cast');
     if ((t0 === DataType.FLOAT16 || t0 === DataType.FLOAT) && castOut && attrInt(castOut.attr('to')) === t0) {
       x = x0;

@@ -25,10 +25,11 @@
 import { attrFloat, attrInt } from '../../src/ir/attribute.js';
 import { DataType } from '../../src/ir/dtype.js';
 import type { Node, Value } from '../../src/ir/graph.js';
-import { rulePass, type PassContext, type Rule } from '../../src/pass/pass.js';
+import { rulePass, type Rule } from '../../src/pass/pass.js';
 import { constantValue } from '../../src/pass/pattern.js';
 import type { Sym } from '../../src/analysis/symbolic.js';
 import { shapesOf } from '../lib/layernorm-pattern.js';
+import { elemTypeOf, shapeOf } from '../lib/query.js';
 
 type Caps = {
   m: {
@@ -40,11 +41,6 @@ type Caps = {
 function oneD(val: Value | undefined, h: number | undefined): boolean {
   const t = constantValue(val);
   return !!t && t.dims.length === 1 && (h === undefined || t.dims[0] === h);
-}
-
-function shapeOf(val: Value, ctx: PassContext): { elemType?: number; shape?: Sym[] } {
-  const t = shapesOf(ctx)?.types.get(val);
-  return t?.kind === 'tensor' ? { elemType: t.elemType, ...(t.shape ? { shape: t.shape } : {}) } : {};
 }
 
 const fmt = (s: Sym[] | undefined): string => (s ? `[${s.join(',')}]` : 'unknown');
@@ -64,22 +60,23 @@ const rule: Rule<Caps> = {
     const epsilon = attrFloat(ln.attr('epsilon'), 1e-5)!;
     const [a0, b0] = addNode.inputs as [Value, Value];
     if (constantValue(a0) || constantValue(b0)) return fail(`one side of the Add is a constant (a bias, not a residual sum)`);
-    const sa = shapeOf(a0, ctx), sb = shapeOf(b0, ctx), ss = shapeOf(sum, ctx);
-    if (!ss.shape || ss.shape.length !== 3) return fail(`'${sum.name}' has shape ${fmt(ss.shape)}, not 3-D [batch, seq, hidden]`);
+    const info = shapesOf(ctx);
+    const sa = shapeOf(info, a0), sb = shapeOf(info, b0), ss = shapeOf(info, sum);
+    if (!ss || ss.length !== 3) return fail(`'${sum.name}' has shape ${fmt(ss)}, not 3-D [batch, seq, hidden]`);
     const axis = attrInt(ln.attr('axis'), -1);
     if (axis !== -1 && axis !== 2) return fail(`${ln} normalizes from axis ${axis}, not the last axis`);
-    const h = ss.shape[2]!.value;
-    if (h === undefined) return fail(`hidden size of '${sum.name}' ${fmt(ss.shape)} is not static`);
+    const h = ss[2]!.value;
+    if (h === undefined) return fail(`hidden size of '${sum.name}' ${fmt(ss)} is not static`);
     if (!oneD(gamma, h) || (beta && !oneD(beta, h))) return fail(`gamma/beta of ${ln} are not constant 1-D [${h}]`);
-    const elemType = ss.elemType;
+    const elemType = elemTypeOf(info, sum);
     if (elemType !== DataType.FLOAT && elemType !== DataType.FLOAT16) return fail(`element type ${elemType ?? 'unknown'} is not float32/float16`);
     // which side is the [B, S, H] input and which the skip ([B, S, H] or [1, S, H])
-    const same = (x: Sym[] | undefined): boolean => !!x && x.length === 3 && x.every((d, i) => d.equals(ss.shape![i]!));
-    const bcast = (x: Sym[] | undefined): boolean => !!x && x.length === 3 && x[0]!.value === 1 && x[1]!.equals(ss.shape![1]!) && x[2]!.equals(ss.shape![2]!);
+    const same = (x: Sym[] | undefined): boolean => !!x && x.length === 3 && x.every((d, i) => d.equals(ss[i]!));
+    const bcast = (x: Sym[] | undefined): boolean => !!x && x.length === 3 && x[0]!.value === 1 && x[1]!.equals(ss[1]!) && x[2]!.equals(ss[2]!);
     let input: Value, skip: Value;
-    if (same(sa.shape) && (same(sb.shape) || bcast(sb.shape))) { input = a0; skip = b0; }
-    else if (same(sb.shape) && bcast(sa.shape)) { input = b0; skip = a0; }
-    else return fail(`Add operands have shapes ${fmt(sa.shape)} and ${fmt(sb.shape)}: need [B,S,H] and [B,S,H] or [1,S,H]`);
+    if (same(sa) && (same(sb) || bcast(sb))) { input = a0; skip = b0; }
+    else if (same(sb) && bcast(sa)) { input = b0; skip = a0; }
+    else return fail(`Add operands have shapes ${fmt(sa)} and ${fmt(sb)}: need [B,S,H] and [B,S,H] or [1,S,H]`);
     // a bias added to one side (the side with the full shape)
     let bias: Value | undefined;
     for (const side of [input, skip]) {
@@ -89,7 +86,7 @@ const rule: Rule<Caps> = {
       if (ci < 0) continue;
       const c = p.inputs[ci]!, other = p.inputs[1 - ci]!;
       if (!oneD(c, h)) { ctx.explain(`${what}: ${p} not folded in as the bias: '${c.name}' is not constant 1-D [${h}]`); continue; }
-      if (!(side === input ? same : (x: Sym[] | undefined) => same(x) || bcast(x))(shapeOf(other, ctx).shape)) continue;
+      if (!(side === input ? same : (x: Sym[] | undefined) => same(x) || bcast(x))(shapeOf(info, other))) continue;
       bias = c;
       if (side === input) input = other; else skip = other;
     }

@@ -18,6 +18,7 @@ import type { Node, Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Pass } from '../../src/pass/pass.js';
 import { constantValue } from '../../src/pass/pattern.js';
+import { tensorTypeOf } from '../lib/query.js';
 
 function single(v: Value | undefined, user: Node): boolean {
   return !!v && v.uses.length === 1 && v.uses[0]!.node === user && !v.isReturned;
@@ -43,8 +44,8 @@ export const unflattenGemm: Pass = {
       if (attrInt(gemm.attr('transA'), 0) !== 0) continue;
       const x = flat.inputs[0]!;
       const y = back.outputs[0]!;
-      const xt = info.types.get(x), yt = info.types.get(y);
-      if (xt?.kind !== 'tensor' || yt?.kind !== 'tensor' || !xt.shape || !yt.shape || xt.elemType !== DataType.FLOAT) continue;
+      const xt = tensorTypeOf(info, x), yt = tensorTypeOf(info, y);
+      if (!xt?.shape || !yt?.shape || xt.elemType !== DataType.FLOAT) continue;
       if (xt.shape.length < 3 || yt.shape.length !== xt.shape.length) continue;
       // y must be x's leading dims followed by N: the flatten/unflatten is the identity on them
       if (!xt.shape.slice(0, -1).every((d, i) => d.equals(yt.shape![i]!))) {

@@ -18,10 +18,11 @@ import { Tensor } from '../../src/ir/tensor.js';
 import type { PassContext } from '../../src/pass/pass.js';
 import type { Patch } from '../../src/pass/patch.js';
 import { alt, constant, constantValue, op, opt, v, type OpPattern } from '../../src/pass/pattern.js';
+import { elemTypeOf, FLOAT32_64, rankOf, scalarOf, staticDims, tensorScalar } from './query.js';
 
 export const NORM_FLOAT_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16];
 
-const isOne = (t: Tensor): boolean => t.elementCount === 1 && Number(t.toTypedArray()[0]) === 1 && (t.dataType === DataType.FLOAT || t.dataType === DataType.DOUBLE);
+const isOne = (t: Tensor): boolean => tensorScalar(t, FLOAT32_64) === 1;
 
 const square = alt(op('Pow', v('d'), constant('exponent')).as('pow'), op('Mul', v('d'), v('d')).as('pow'));
 const meanSquare = op('ReduceMean', square, opt(v('axes2'))).as('rm2').out('variance');
@@ -68,30 +69,14 @@ export function reduceAxes(rm: Node, ctx: PassContext): number[] | 'all' | undef
   return axes;
 }
 
-function rankOf(val: Value, ctx: PassContext): number | undefined {
-  const t = shapesOf(ctx)?.types.get(val);
-  if (t?.kind === 'tensor' && t.shape) return t.shape.length;
-  return val.type?.kind === 'tensor' ? val.type.shape?.length : undefined;
-}
-
 /** Shape analysis, or undefined when it fails on this model. */
 export function shapesOf(ctx: PassContext): ReturnType<PassContext['shapes']> | undefined {
   return ctx.shapesOrExplain();
 }
 
-/** The static size of the last dim of `val`, if known. */
+/** The static size of the last dim of `val` (inferred, else declared), if known. */
 export function lastDim(val: Value, ctx: PassContext): number | undefined {
-  const t = shapesOf(ctx)?.types.get(val);
-  if (t?.kind === 'tensor' && t.shape?.length) return t.shape[t.shape.length - 1]!.value;
-  const s = val.type?.kind === 'tensor' ? val.type.shape : undefined;
-  const d = s?.[s.length - 1];
-  return typeof d === 'number' ? d : undefined;
-}
-
-export function elemTypeOf(val: Value, ctx: PassContext): number | undefined {
-  const t = shapesOf(ctx)?.types.get(val);
-  if (t?.kind === 'tensor' && t.elemType) return t.elemType;
-  return val.type?.kind === 'tensor' ? val.type.elemType : undefined;
+  return staticDims(shapesOf(ctx), val)?.at(-1);
 }
 
 /** "a ReduceMean over the last axis only, keeping dims": the reason it is not, or undefined. */
@@ -100,17 +85,14 @@ function lastAxisProblem(rm: Node, input: Value, ctx: PassContext): string | und
   const axes = reduceAxes(rm, ctx);
   if (axes === undefined) return `${rm}: axes are not constant`;
   if (axes === 'all' || axes.length !== 1) return `${rm}: reduces over axes ${axes === 'all' ? '(all)' : `[${axes.join(',')}]`}, not the last axis only`;
-  const rank = rankOf(input, ctx);
+  const rank = rankOf(shapesOf(ctx), input);
   if (axes[0] === -1 || (rank !== undefined && axes[0] === rank - 1)) return undefined;
   return `${rm}: reduces over axis ${axes[0]} of a rank-${rank ?? '?'} input, not the last axis`;
 }
 
-function scalarOf(val: Value | undefined): number | undefined {
-  const t = constantValue(val);
-  if (!t || t.elementCount !== 1) return undefined;
-  if (!([DataType.FLOAT, DataType.DOUBLE, DataType.INT32, DataType.INT64] as number[]).includes(t.dataType)) return undefined;
-  return Number(t.toTypedArray()[0]);
-}
+/** The element types a norm's scalar constants (eps, exponent) are read from. */
+const SCALAR_TYPES: readonly number[] = [DataType.FLOAT, DataType.DOUBLE, DataType.INT32, DataType.INT64];
+const scalar = (val: Value | undefined): number | undefined => scalarOf(val, SCALAR_TYPES);
 
 /**
  * A constant that broadcasts along the last axis only: dims [..1, H] (rank at most the input's) or
@@ -187,15 +169,15 @@ export function matchNorm(node: Node, ctx: PassContext): NormMatch | null {
   const what = `${kind === 'layernorm' ? 'LayerNorm' : 'RMSNorm'} of '${x.name}' at ${node}`;
   const fail = (why: string): null => { ctx.explain(`${what}: ${why}`); return null; };
 
-  if (caps.exponent !== undefined && scalarOf(caps.exponent) !== 2) return fail(`${caps.pow}: exponent is ${scalarOf(caps.exponent) ?? 'not a scalar'}, not 2`);
-  const eps = scalarOf(caps.eps);
+  if (caps.exponent !== undefined && scalar(caps.exponent) !== 2) return fail(`${caps.pow}: exponent is ${scalar(caps.exponent) ?? 'not a scalar'}, not 2`);
+  const eps = scalar(caps.eps);
   if (eps === undefined || !(eps >= 0)) return fail(`${caps.addEps}: epsilon '${caps.eps.name}' is not a non-negative float scalar`);
   for (const [rm, input] of [[caps.rm1, x], [caps.rm2, caps.pow.outputs[0]!]] as [Node | undefined, Value][]) {
     if (!rm) continue;
     const problem = lastAxisProblem(rm, input, ctx);
     if (problem) return fail(problem);
   }
-  const elemType = elemTypeOf(x, ctx);
+  const elemType = elemTypeOf(shapesOf(ctx), x);
   if (elemType === undefined || !NORM_FLOAT_TYPES.includes(elemType)) return fail(`input '${x.name}' has element type ${elemType ?? 'unknown'}, not a float type`);
 
   // intermediate values must feed only the pattern (else the fused op saves nothing)
@@ -219,7 +201,7 @@ export function matchNorm(node: Node, ctx: PassContext): NormMatch | null {
 
   // forward: gamma, then beta
   let hidden = lastDim(x, ctx);
-  const rank = rankOf(x, ctx);
+  const rank = rankOf(shapesOf(ctx), x);
   let out = node.outputs[0]!;
   let gamma: NormMatch['gamma'];
   let beta: NormMatch['beta'];

@@ -4,10 +4,11 @@
  * passes undoing each other). It times each pass, counts its changes, can verify the IR after every
  * pass, dump it after chosen passes, and stop after N rewrites to bisect a bad rewrite.
  */
+import { isStandardOp } from '../onnx/standard-ops.js';
 import { evaluateNode } from '../analysis/evaluator.js';
 import { inferShapes, type InferResult } from '../analysis/infer.js';
 import { RULES } from '../analysis/ops/index.js';
-import { evaluateWithRuntime } from '../analysis/runtime-eval.js';
+import { evaluateWithRuntime, RuntimeEvalError } from '../analysis/runtime-eval.js';
 import type { Graph, Node } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
 import { printModel } from '../ir/printer.js';
@@ -15,7 +16,8 @@ import type { Tensor } from '../ir/tensor.js';
 import { verifyModel, VerifyError } from '../ir/verify.js';
 import type { Pass, PassContext, PassOptions } from './pass.js';
 import { Patch } from './patch.js';
-import { RetargetError } from '../errors.js';
+import { kernelFor } from '../target.js';
+import { InternalError, isBug, RetargetError, UsageError } from '../errors.js';
 
 export interface FixedPoint {
   fixedPoint: Pass[];
@@ -60,11 +62,28 @@ export interface RunReport {
   warnings: string[];
 }
 
-/** A pass failed (threw, or left an IR that does not verify): stage 'pass', naming it. */
+/** A pass failed (threw, or left an IR that does not verify): stage 'pass', naming it (and the node, when known). */
 export class PassError extends RetargetError {
-  constructor(pass: string, message: string, cause?: unknown) {
-    super('pass', message, { pass }, cause === undefined ? undefined : { cause });
+  constructor(pass: string, message: string, cause?: unknown, node?: string) {
+    super('pass', message, { pass, ...(node !== undefined ? { node } : {}) }, cause === undefined ? undefined : { cause });
   }
+}
+
+/**
+ * What a pass threw, typed: a usage error stays one; an error that knows its stage keeps it (one
+ * without a stage becomes the pass's, naming it); a bug becomes an InternalError of the pass; any
+ * other error a PassError.
+ */
+export function passFailure(pass: string, e: unknown): Error {
+  if (e instanceof UsageError) return e;
+  if (e instanceof RetargetError) {
+    if (e.stage === undefined || e.stage === 'pass') e.where = { pass, ...e.where };
+    return e.atStage('pass');
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  const err = isBug(e) ? new InternalError('pass', message, { pass }, { cause: e }) : new PassError(pass, message, e);
+  if (e instanceof Error && e.stack) err.stack = e.stack;
+  return err;
 }
 
 class Context implements PassContext {
@@ -124,6 +143,7 @@ class Context implements PassContext {
       return await evaluateWithRuntime(runtime, node, inputs, opset, domains);
     } catch (e) {
       // the runtime refusing a node (no kernel, bad inputs) means it is not folded, nothing worse
+      if (!(e instanceof RuntimeEvalError)) throw e;
       this.explain(`${node}: not evaluated by the runtime (${(e as Error).message.split('\n')[0]})`);
       return undefined;
     }
@@ -146,9 +166,10 @@ class Context implements PassContext {
 
   supports(domain: string, op: string): boolean {
     const caps = this.options.target?.capabilities;
-    if (!caps) return true;
-    const d = domain === '' ? 'ai.onnx' : domain;
-    return caps.domains.includes(d) && `${d}::${op}` in caps.kernels;
+    // a target without a table runs any op, unless it promises standard ONNX only (level 1: portable)
+    if (!caps) return this.options.target?.maxLevel === 1 ? isStandardOp(domain, op, this.opset('')) : true;
+    // the kernel at the opset the model imports for the domain (none imported yet: the newest), as the final check judges it
+    return kernelFor(caps, op, domain, this.model.opsetVersion(domain)) !== undefined;
   }
 
   patch(graph: Graph): Patch {
@@ -210,8 +231,7 @@ export class PassManager {
         try {
           n = await pass.run(g, ctx);
         } catch (e) {
-          if (e instanceof RetargetError) throw e;
-          throw new PassError(pass.name, (e as Error).message ?? String(e), e);
+          throw passFailure(pass.name, e);
         }
         if (n > 0) {
           changes += n;

@@ -4,10 +4,9 @@
  * a first-input element type the kernel lists. Nodes that call model-local functions are checked through the
  * function's body instead.
  *
- * The op's schema version is approximated by the opset the model (or the function) imports for the node's
- * domain, since ONNX's per-op version history is not available here. A range [since, last] covers opset v
- * when since <= v and (last is null, or v <= last, or it is the op's newest range: an op whose newest kernel
- * ends at `last` may simply not have changed since).
+ * The kernel is found by `lookupKernel` (src/target.ts, the one lookup `kernelFor` and the pass context's
+ * `supports()` use too), at the opset the model (or the function) imports for the node's domain: a row
+ * [since, last] covers since..last, and a version past the end of the op's newest row is covered by that row.
  *
  * ai.onnx Constant needs no kernel: ONNX Runtime turns Constant nodes into initializers when it loads the
  * graph (so OperatorKernels.md has no Constant row), and onnx-tensorrt lists it as supported.
@@ -29,12 +28,13 @@
  * violation: it is listed in `withCasts` ("runs, with casts": correct, at the price of the casts on every
  * run). The op's schema is not modelled: a type the schema rejects (an invalid model) is not caught here.
  */
-import { inferShapes, RULES, type SymType } from '../../src/analysis/index.js';
+import { inferShapes, RULES, type InferResult } from '../../src/analysis/index.js';
 import { evaluateNode } from '../../src/analysis/evaluator.js';
 import { dataTypeBits, dataTypeName } from '../../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../../src/ir/graph.js';
 import type { Func, Model, OpsetImport } from '../../src/ir/model.js';
-import type { Capabilities } from '../../src/target.js';
+import { kernelDomain, kernelTakes, lookupKernel, type Capabilities } from '../../src/target.js';
+import { elemTypeOf, staticDims } from '../../passes/lib/query.js';
 
 export interface Violation {
   /** the node's name, or `<op>#<id>` when it has none */
@@ -80,53 +80,16 @@ export interface PlacementReport {
   withCasts: WithCasts[];
 }
 
-type Range = [number, number | null, string[] | null];
-
-const normDomain = (d: string | undefined): string => (d === undefined || d === '' ? 'ai.onnx' : d);
-
 function opsetOf(imports: OpsetImport[], domain: string): number | undefined {
-  return imports.find((o) => normDomain(o.domain) === domain)?.version;
-}
-
-function describeRanges(ranges: Range[]): string {
-  return [...ranges]
-    .sort((a, b) => a[0] - b[0])
-    .map(([s, l]) => (l === null ? `${s}+` : s === l ? `${s}` : `${s}-${l}`))
-    .join(', ');
-}
-
-/** The range covering opset `v`, or undefined. */
-function coveringRange(ranges: Range[], v: number): Range | undefined {
-  const newestSince = Math.max(...ranges.map((r) => r[0]));
-  // prefer an exact cover; fall back to the newest range for versions past its end
-  return (
-    ranges.find(([s, l]) => s <= v && (l === null || v <= l)) ??
-    ranges.find(([s]) => s <= v && s === newestSince)
-  );
-}
-
-function elemTypeOf(v: Value | undefined, inferred: Map<Value, SymType> | undefined): number | undefined {
-  if (!v) return undefined;
-  const t = inferred?.get(v);
-  if (t?.kind === 'tensor') return t.elemType;
-  if (v.type?.kind === 'tensor' && v.type.elemType !== 0) return v.type.elemType;
-  return undefined;
+  return imports.find((o) => kernelDomain(o.domain) === domain)?.version;
 }
 
 const isFloat = (t: number | undefined): boolean => t !== undefined && /^b?float/.test(dataTypeName(t));
 
 /** Static byte size of a tensor value, or undefined when its shape (or element size) is not known. */
-function byteSize(v: Value, inferred: Map<Value, SymType> | undefined): number | undefined {
-  const t = inferred?.get(v);
-  let elemType: number | undefined;
-  let dims: (number | undefined)[] | undefined;
-  if (t?.kind === 'tensor' && t.shape) {
-    elemType = t.elemType;
-    dims = t.shape.map((d) => d.value);
-  } else if (v.type?.kind === 'tensor' && v.type.shape) {
-    elemType = v.type.elemType;
-    dims = v.type.shape.map((d) => (typeof d === 'number' ? d : undefined));
-  }
+function byteSize(v: Value, info: InferResult | undefined): number | undefined {
+  const dims = staticDims(info, v);
+  const elemType = elemTypeOf(info, v);
   if (!dims || elemType === undefined || dims.some((d) => d === undefined)) return undefined;
   const bits = dataTypeBits(elemType);
   if (bits === undefined) return undefined;
@@ -145,14 +108,14 @@ type Placement = 'ep' | 'cpu' | 'none';
  * on its CPU fallback (`caps.cpuFallback`), or nowhere (a violation).
  */
 export function checkPlacement(model: Model, caps: Capabilities): PlacementReport {
-  let inferred: Map<Value, SymType> | undefined;
+  let info: InferResult | undefined;
   try {
-    inferred = inferShapes(model, RULES, { evaluate: evaluateNode, apply: false }).types;
+    info = inferShapes(model, RULES, { evaluate: evaluateNode, apply: false });
   } catch {
-    inferred = undefined; // fall back to the types the model declares
+    info = undefined; // fall back to the types the model declares
   }
   const functions = new Map<string, Func>();
-  for (const f of model.functions) functions.set(`${normDomain(f.domain)}::${f.name}::${f.overload ?? ''}`, f);
+  for (const f of model.functions) functions.set(`${kernelDomain(f.domain)}::${f.name}::${f.overload ?? ''}`, f);
   const violations: Violation[] = [];
   const cpuNodes: { node: Node; reason: string }[] = [];
   const withCasts: WithCasts[] = [];
@@ -165,23 +128,14 @@ export function checkPlacement(model: Model, caps: Capabilities): PlacementRepor
   /** Why `table` cannot run `node` (undefined when it can; then `castBy` says whether through casts). */
   const whyNot = (node: Node, domain: string, imports: OpsetImport[], table: Capabilities): string | undefined => {
     castBy = undefined;
-    if (!table.domains.map(normDomain).includes(domain)) return `domain ${domain} not supported`;
-    const ranges = table.kernels[`${domain}::${node.opType}`];
-    if (!ranges || ranges.length === 0) return 'op not implemented';
-    const v = opsetOf(imports, domain) ?? opsetOf(model.opsetImports, domain);
-    let range: Range | undefined;
-    if (v === undefined) {
-      range = [...ranges].sort((a, b) => b[0] - a[0])[0];
-    } else {
-      range = coveringRange(ranges, v);
-      if (!range) return `opset ${v} not covered (kernels ${describeRanges(ranges)})`;
-    }
-    const allowed = range?.[2];
+    const found = lookupKernel(table, node.opType, domain, opsetOf(imports, domain) ?? opsetOf(model.opsetImports, domain));
+    if (!found.row) return found.reason;
+    const allowed = found.row[2];
     if (!allowed) return undefined;
-    const t = elemTypeOf(node.inputs[0], inferred);
-    if (t === undefined || t === 0) return undefined;
+    const t = elemTypeOf(info, node.inputs[0]);
+    if (t === undefined) return undefined;
     const name = dataTypeName(t);
-    if (allowed.includes(name)) return undefined;
+    if (kernelTakes(found.row, name)) return undefined;
     const to = table.castsTo?.[name];
     if (to !== undefined && allowed.includes(to)) {
       castBy = { from: name, to };
@@ -195,7 +149,7 @@ export function checkPlacement(model: Model, caps: Capabilities): PlacementRepor
   };
 
   const checkNode = (node: Node, imports: OpsetImport[]): void => {
-    const domain = normDomain(node.domain);
+    const domain = kernelDomain(node.domain);
     const overload = typeof node.extra['overload'] === 'string' ? node.extra['overload'] : '';
     const fn = functions.get(`${domain}::${node.opType}::${overload}`);
     if (fn) {
@@ -241,7 +195,7 @@ export function checkPlacement(model: Model, caps: Capabilities): PlacementRepor
     let bytes = 0;
     let unknown = false;
     const add = (v: Value): void => {
-      const b = byteSize(v, inferred);
+      const b = byteSize(v, info);
       if (b === undefined) unknown = true;
       else bytes += b;
     };
@@ -249,13 +203,13 @@ export function checkPlacement(model: Model, caps: Capabilities): PlacementRepor
     for (const v of node.inputs) {
       if (!v || seen.has(v)) continue;
       seen.add(v);
-      if (isFloat(elemTypeOf(v, inferred)) && onEp(v.producer)) add(v);
+      if (isFloat(elemTypeOf(info, v)) && onEp(v.producer)) add(v);
     }
     for (const v of node.outputs) {
-      if (!v || !isFloat(elemTypeOf(v, inferred))) continue;
+      if (!v || !isFloat(elemTypeOf(info, v))) continue;
       if (v.uses.some((u) => onEp(u.node))) add(v);
     }
-    return { node: nameOf(node), op: node.opType, domain: normDomain(node.domain), reason, crossBytes: unknown ? 'unknown' : bytes };
+    return { node: nameOf(node), op: node.opType, domain: kernelDomain(node.domain), reason, crossBytes: unknown ? 'unknown' : bytes };
   });
   return { violations, cpuPlaced, withCasts };
 }

@@ -21,7 +21,8 @@ import { DataType } from '../../../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../../../src/ir/graph.js';
 import { Tensor } from '../../../src/ir/tensor.js';
 import { constantValue } from '../../../src/pass/pattern.js';
-import { elemTypeOf, fmtShape, isFail, matchHeads, oneUse, peelScale, producedBy, shapeOf, symEq, type Fail } from './match.js';
+import { fmtShape, isFail, matchHeads, oneUse, peelScale, producedBy, symEq, type Fail } from './match.js';
+import { elemTypeOf, shapeOf } from '../query.js';
 
 /** float32's lowest value: transformers' torch.finfo(float32).min, the fill of its additive masks. */
 export const LOWEST = -3.4028234663852886e38;

@@ -14,6 +14,7 @@ import { DataType } from '../../../src/ir/dtype.js';
 import type { Node, Value } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/ir/tensor.js';
 import { constantValue } from '../../../src/pass/pattern.js';
+import { scalarOf, shapeOf } from '../query.js';
 
 export type Fail = string;
 export const isFail = (x: unknown): x is Fail => typeof x === 'string';
@@ -29,15 +30,9 @@ export function oneUse(v: Value): boolean {
   return v.uses.length === 1 && !v.isReturned;
 }
 
-export function shapeOf(info: InferResult, v: Value | undefined): Sym[] | undefined {
-  const t = v ? info.types.get(v) : undefined;
-  return t?.kind === 'tensor' ? t.shape : undefined;
-}
-
-export function elemTypeOf(info: InferResult, v: Value | undefined): number | undefined {
-  const t = v ? info.types.get(v) : undefined;
-  return t?.kind === 'tensor' ? t.elemType : undefined;
-}
+// the graph queries, importable from here as before (passes/lib/query.ts has the one implementation);
+// scalarConst is scalarOf: a one-element constant of any numeric type, float16 decoded
+export { elemTypeOf, scalarOf as scalarConst, shapeOf } from '../query.js';
 
 export function symEq(a: Sym | undefined, b: Sym | undefined): boolean {
   return a !== undefined && b !== undefined && a.equals(b);
@@ -63,21 +58,14 @@ export function tensorNumbers(t: Tensor): number[] | undefined {
   }
 }
 
-/** A scalar constant (one element, any rank), or undefined. */
-export function scalarConst(v: Value | undefined): number | undefined {
-  const t = constantValue(v);
-  if (!t || t.elementCount !== 1) return undefined;
-  return tensorNumbers(t)?.[0];
-}
-
 /** A scalar Mul/Div of `v` (one use) by a constant: [the other operand, factor], or undefined. */
 export function scalarFactor(v: Value): [Value, number] | undefined {
   const n = producedBy(v, 'Mul', 'Div');
   if (!n || !oneUse(v)) return undefined;
   const [a, b] = n.inputs as [Value, Value];
-  const cb = scalarConst(b);
+  const cb = scalarOf(b);
   if (cb !== undefined && !constantValue(a)) return [a, n.opType === 'Div' ? 1 / cb : cb];
-  const ca = scalarConst(a);
+  const ca = scalarOf(a);
   if (n.opType === 'Mul' && ca !== undefined && !constantValue(b)) return [b, ca];
   return undefined;
 }
@@ -289,7 +277,7 @@ export function matchPaddingMask(info: InferResult, m: Value): PaddingMask | Fai
   if (!mul) return `'${m.name}' is not (1 - mask) * c`;
   let f: number | undefined, rest: Value | undefined;
   for (const [i, j] of [[0, 1], [1, 0]] as const) {
-    const c = scalarConst(mul.inputs[j]);
+    const c = scalarOf(mul.inputs[j]);
     if (c !== undefined && !constantValue(mul.inputs[i])) { f = c; rest = mul.inputs[i]; break; }
   }
   if (f === undefined || !rest) return `${mul}: no scalar constant factor`;
@@ -299,7 +287,7 @@ export function matchPaddingMask(info: InferResult, m: Value): PaddingMask | Fai
     const n = cur.producer;
     if (!n || n.domain !== '') break;
     if (n.opType === 'Cast' || (n.opType === 'Unsqueeze')) { cur = n.inputs[0]!; continue; }
-    if (n.opType === 'Sub' && !sawSub && scalarConst(n.inputs[0]) === 1) { sawSub = true; cur = n.inputs[1]!; continue; }
+    if (n.opType === 'Sub' && !sawSub && scalarOf(n.inputs[0]) === 1) { sawSub = true; cur = n.inputs[1]!; continue; }
     break;
   }
   if (!sawSub) return `${mul}: not (1 - mask) * ${f}`;
@@ -364,7 +352,7 @@ export const NEG_LIMIT = -1e4;
  */
 export function matchCausalWhere(info: InferResult, where: Node, seq: Sym): Value | Fail {
   const [cond, a, b] = where.inputs as [Value, Value, Value];
-  const na = scalarConst(a), nb = scalarConst(b);
+  const na = scalarOf(a), nb = scalarOf(b);
   const scoresFirst = nb !== undefined && na === undefined;
   const neg = scoresFirst ? nb : na;
   const scores = scoresFirst ? a : b;
@@ -394,7 +382,7 @@ export function matchCausalAdditive(info: InferResult, m: Value, seq: Sym): true
   const tri = producedBy(cur, 'Trilu');
   if (tri) {
     if (attrInt(tri.attr('upper'), 1) !== 1) return `${tri}: not upper`;
-    const k = tri.inputs[1] ? scalarConst(tri.inputs[1]) ?? symInts(info, tri.inputs[1])?.[0] : 0;
+    const k = tri.inputs[1] ? scalarOf(tri.inputs[1]) ?? symInts(info, tri.inputs[1])?.[0] : 0;
     if (k !== 1) return `${tri}: k is ${k ?? '?'}, not 1`;
     const cos = producedBy(tri.inputs[0], 'ConstantOfShape');
     const val = cos?.attr('value');

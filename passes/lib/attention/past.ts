@@ -14,9 +14,9 @@ import type { Node, Value } from '../../../src/ir/graph.js';
 import type { Tensor } from '../../../src/ir/tensor.js';
 import { constantValue } from '../../../src/pass/pattern.js';
 import {
-  constNumbers, elemTypeOf, fmtShape, isFail, matchHeads, NEG_LIMIT, producedBy, scalarConst, shapeOf,
-  oneUse, symEq, tensorNumbers, type Fail, type Heads,
+  constNumbers, fmtShape, isFail, matchHeads, NEG_LIMIT, producedBy, oneUse, symEq, tensorNumbers, type Fail, type Heads,
 } from './match.js';
+import { elemTypeOf, scalarOf, shapeOf } from '../query.js';
 import { looksRotary, matchRotary, type RotaryMatch } from './rotary.js';
 
 /** A value's contents as symbolic integers: constants, or what shape inference knows. */
@@ -263,7 +263,7 @@ function window(info: InferResult, opset: number, v: Value): { t: Tensor; row: S
  */
 export function matchCausalWithPast(info: InferResult, opset: number, where: Node, qLen: Sym, kLen: Sym): CausalWhere | Fail {
   const [cond, a, b] = where.inputs as [Value, Value, Value];
-  const na = scalarConst(a), nb = scalarConst(b);
+  const na = scalarOf(a), nb = scalarOf(b);
   if ((na === undefined) === (nb === undefined)) return `${where}: not one scalar fill value and the scores`;
   const keepWhenTrue = nb !== undefined;
   const fillNumber = keepWhenTrue ? nb : na!;

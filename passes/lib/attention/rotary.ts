@@ -24,7 +24,8 @@ import type { Node, Value } from '../../../src/ir/graph.js';
 import { Tensor } from '../../../src/ir/tensor.js';
 import type { Patch } from '../../../src/pass/patch.js';
 import { constantValue } from '../../../src/pass/pattern.js';
-import { elemTypeOf, fmtShape, isFail, oneUse, producedBy, scalarConst, shapeOf, symEq, symInts, tensorNumbers, type Fail } from './match.js';
+import { fmtShape, isFail, oneUse, producedBy, symEq, symInts, tensorNumbers, type Fail } from './match.js';
+import { elemTypeOf, scalarOf, shapeOf } from '../query.js';
 
 /** A rotary embedding y = x * cos + rotate_half(x) * sin over the last axis of a rank-4 x. */
 export interface RotaryMatch {
@@ -104,8 +105,8 @@ function negated(v: Value | undefined): Value | undefined {
   if (neg) return neg.inputs[0];
   const mul = producedBy(v, 'Mul');
   if (!mul) return undefined;
-  if (scalarConst(mul.inputs[1]) === -1) return mul.inputs[0];
-  if (scalarConst(mul.inputs[0]) === -1) return mul.inputs[1];
+  if (scalarOf(mul.inputs[1]) === -1) return mul.inputs[0];
+  if (scalarOf(mul.inputs[0]) === -1) return mul.inputs[1];
   return undefined;
 }
 
