@@ -96,9 +96,16 @@ export function modelStats(model: Model): ModelStats {
   return { nodes, opHistogram, initializers, parameters, parameterBytes, bytesByDtype: byDtype };
 }
 
-function lookup(name: string, target: Target, plugins: readonly Pass[]): Pass {
+/** A pass by name (built-in or plugin); unknown names are a usage error. */
+function known(name: string, plugins: readonly Pass[]): Pass {
   const pass = findPass(name, plugins);
   if (!pass) throw new CompileError(`unknown pass '${name}' (known: ${[...plugins, ...PASSES].map((p) => p.name).sort().join(', ')})`);
+  return pass;
+}
+
+/** A pass for the target's pipeline: known, and within the target's level. */
+function lookup(name: string, target: Target, plugins: readonly Pass[]): Pass {
+  const pass = known(name, plugins);
   if (pass.level > target.maxLevel) throw new CompileError(`pass '${name}' is level ${pass.level}; target '${target.name}' allows level ${target.maxLevel} at most`);
   return pass;
 }
@@ -107,7 +114,8 @@ function lookup(name: string, target: Target, plugins: readonly Pass[]): Pass {
 export function resolvePipeline(target: Target, opts: Pick<CompileOptions, 'passes' | 'disablePasses' | 'plugins'> = {}): PipelineStep[] {
   const plugins = opts.plugins ?? [];
   const disabled = new Set(opts.disablePasses ?? []);
-  for (const d of disabled) lookup(d, { ...target, maxLevel: 3 }, plugins);
+  // --disable-pass names a pass that exists (the target may not run it: disabling it is then a no-op)
+  for (const d of disabled) known(d, plugins);
   if (opts.passes) return opts.passes.filter((n) => !disabled.has(n)).map((n) => lookup(n, target, plugins));
   const steps: PipelineStep[] = [];
   const keep = (n: string): boolean => !disabled.has(n);
@@ -154,8 +162,9 @@ export async function compile(model: Model, target: Target, opts: CompileOptions
       const what = found.map(([op, n]) => `${n} ${op}`).join(', ');
       throw new RefusedError('pass', `the model is already quantized (${what}); --quantize ${mode} would quantize it twice: compile it without --quantize`, { pass: QUANTIZE_PASSES[mode] });
     }
-    // the quantization pass runs whatever the target's level: the target's quantizeModes admitted the mode
-    const quantizer = lookup(stage!.pass, { ...target, maxLevel: 3 }, opts.plugins ?? []);
+    // the quantization stage is a property of the mode, not of the target's pipeline: it runs whatever
+    // the target's level, because the target's quantizeModes admitted the mode (checked above)
+    const quantizer = known(stage!.pass, opts.plugins ?? []);
     // static: the calibration stage runs the model just before the pass and hands it the statistics
     steps.push(mode === 'static' ? withCalibration(quantizer) : quantizer);
     for (const name of stage!.after) steps.push(lookup(name, target, []));

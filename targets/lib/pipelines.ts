@@ -138,7 +138,7 @@ export const ORT_FUSIONS: PipelineSpec[] = [
  */
 export const ORT_CPU_FUSIONS: PipelineSpec[] = ORT_FUSIONS.filter((s) => s !== 'fuse-skip-layernorm');
 
-/** Fusions that a runtime without com.microsoft ops still benefits from: none beyond the portable ones. */
+/** A target's pipeline: the parts above, in order. */
 export function pipeline(...parts: PipelineSpec[][]): PipelineSpec[] {
   return parts.flat();
 }
