@@ -167,7 +167,9 @@ export async function compile(model: Model, target: Target, opts: CompileOptions
     const quantizer = known(stage!.pass, opts.plugins ?? []);
     // static: the calibration stage runs the model just before the pass and hands it the statistics
     steps.push(mode === 'static' ? withCalibration(quantizer) : quantizer);
-    for (const name of stage!.after) steps.push(lookup(name, target, []));
+    // the fusions it disabled run after it only where the target's pipeline has them
+    const own = new Set((target.pipeline as PipelineSpec[]).flatMap((s) => (typeof s === 'string' ? [s] : s.fixedPoint)));
+    for (const name of stage!.after) if (!stage!.disables.includes(name) || own.has(name)) steps.push(lookup(name, target, []));
   }
   const before = modelStats(model);
   const run = await new PassManager(steps, { ...opts, target }).run(model);
