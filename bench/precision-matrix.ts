@@ -1,5 +1,5 @@
 /**
- * npm run bench:precision-matrix [MODEL_DIR ...] [--runs N] [--threads N] [--no-time]
+ * npm run bench:precision-matrix [MODEL_DIR ...] [--runs N] [--threads N] [--no-time] [--no-fixtures]
  *
  * Input precision x target, as a user meets it: each model (fp32, fp16 as a GPU export leaves it,
  * ONNX Runtime's dynamic-quantizer form, a hand-built QOperator model, and the project's own static
@@ -10,7 +10,7 @@
  * `retarget bench ORIGINAL COMPILED` (interleaved, 1 thread by default): the compiled model's p50
  * time over the original's, with its 95% CI (< 1: faster). Prints a Markdown table.
  *
- * Default models: the fixtures below; MODEL_DIR adds folders holding model.onnx (and test_data_set_*),
+ * Default models: the fixtures below (--no-fixtures: none); MODEL_DIR adds folders holding model.onnx (and test_data_set_*),
  * e.g. the mobilenet_v2 variants fixtures/precision.py makes in /tmp/precision/mobilenet_v2/.
  */
 import { execFileSync } from 'node:child_process';
@@ -113,7 +113,7 @@ function timeRatio(original: string, compiled: string, target: string): string {
   return `${m.p50.toFixed(3)} [${m.ci95[0].toFixed(2)}, ${m.ci95[1].toFixed(2)}]`;
 }
 
-const inputs = [...FIXTURES, ...ownOutputs(), ...extra.map((d) => ({ name: path.basename(path.dirname(path.resolve(d))), precision: path.basename(path.resolve(d)), dir: path.resolve(d) }))];
+const inputs = [...(args.includes('--no-fixtures') ? [] : [...FIXTURES, ...ownOutputs()]), ...extra.map((d) => ({ name: path.basename(path.dirname(path.resolve(d))), precision: path.basename(path.resolve(d)), dir: path.resolve(d) }))];
 process.stdout.write(`# input precision x target (retarget compile MODEL -t TARGET, no other flag; time ratio compiled/original, ${THREADS} thread(s), ${RUNS} runs each, interleaved)\n\n`);
 process.stdout.write('| model | arrives as | target | compile | nodes | validation (compile\'s own) | time vs original |\n|---|---|---|---|---|---|---|\n');
 const rows: Row[] = [];
