@@ -8,7 +8,7 @@
 import type { Target } from '../src/target.js';
 import { ortCpu } from './capabilities/ort-cpu.js';
 import { ortCuda } from './capabilities/ort-cuda.js';
-import { FINAL_CLEANUP, FLOAT_FROM_INTEGER, NHWC_LAYOUT, ORT_FUSIONS, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
+import { FINAL_CLEANUP, FLOAT_FROM_INTEGER, LEGALIZE, NHWC_LAYOUT, ORT_FUSIONS, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
 
 export const cuda: Target = {
   name: 'cuda',
@@ -21,7 +21,7 @@ export const cuda: Target = {
   // ORT always registers the CPU EP behind CUDA: nodes without a CUDA kernel run there (CPU-placed, a warning)
   capabilities: { ...ortCuda, cpuFallback: ortCpu },
   quantization: { mode: 'fp16', source: 'ORT CUDA EP: fp16 tensor-core kernels; keep fp32 for ops that overflow (Softmax input, LayerNorm statistics)' },
-  pipeline: pipeline(FLOAT_FROM_INTEGER, PORTABLE_PIPELINE, NHWC_LAYOUT, ORT_FUSIONS, FINAL_CLEANUP),
+  pipeline: pipeline(LEGALIZE, FLOAT_FROM_INTEGER, PORTABLE_PIPELINE, NHWC_LAYOUT, ORT_FUSIONS, FINAL_CLEANUP),
   sessionOptions: {
     graphOptimizationLevel: 'all',
     'cuda:prefer_nhwc': 1,

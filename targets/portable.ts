@@ -3,7 +3,7 @@
  * CoreML tools). Cleanup, constant and shape folding, merges and the classic conv/BN folds.
  */
 import type { Target } from '../src/target.js';
-import { FINAL_CLEANUP, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
+import { FINAL_CLEANUP, LEGALIZE, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
 
 export const portable: Target = {
   name: 'portable',
@@ -13,5 +13,5 @@ export const portable: Target = {
   quantizeModes: [],
   layout: 'NCHW',
   quantization: { mode: 'none', source: 'no quantization: the model stays fp32 for any runtime' },
-  pipeline: pipeline(PORTABLE_PIPELINE, FINAL_CLEANUP),
+  pipeline: pipeline(LEGALIZE, PORTABLE_PIPELINE, FINAL_CLEANUP),
 };

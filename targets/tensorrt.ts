@@ -5,7 +5,7 @@
  */
 import type { Target } from '../src/target.js';
 import { tensorrt as caps } from './capabilities/tensorrt.js';
-import { FINAL_CLEANUP, INT8_SYMMETRIC_QDQ, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
+import { FINAL_CLEANUP, INT8_SYMMETRIC_QDQ, LEGALIZE, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
 
 export const tensorrt: Target = {
   name: 'tensorrt',
@@ -24,6 +24,6 @@ export const tensorrt: Target = {
     mode: 'static', activations: 'int8', weights: 'int8', symmetricActivations: true, symmetricWeights: true, perChannel: true, reduceRange: false,
     source: 'TensorRT developer guide, explicit quantization: symmetric int8 Q/DQ, zero point 0, per-channel weights',
   },
-  pipeline: pipeline(INT8_SYMMETRIC_QDQ, PORTABLE_PIPELINE, FINAL_CLEANUP),
+  pipeline: pipeline(LEGALIZE, INT8_SYMMETRIC_QDQ, PORTABLE_PIPELINE, FINAL_CLEANUP),
   sessionOptions: { 'trt:trt_fp16_enable': 1, 'trt:trt_int8_enable': 1, 'trt:trt_engine_cache_enable': 1 },
 };

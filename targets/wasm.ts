@@ -4,7 +4,7 @@
  */
 import type { Target } from '../src/target.js';
 import { ortWasm } from './capabilities/ort-wasm.js';
-import { FINAL_CLEANUP, FLOAT32_COMPUTE, ORT_FUSIONS, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
+import { FINAL_CLEANUP, FLOAT32_COMPUTE, LEGALIZE, ORT_FUSIONS, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
 
 export const wasm: Target = {
   name: 'wasm',
@@ -17,6 +17,6 @@ export const wasm: Target = {
   // no cpuFallback: the WASM EP is ORT's CPU EP itself; what its table lacks runs nowhere in the page
   capabilities: ortWasm,
   quantization: { mode: 'dynamic', activations: 'uint8', weights: 'int8', symmetricWeights: true, perChannel: false, reduceRange: false, source: 'onnxruntime-web WASM: MLAS int8 kernels with wasm SIMD; int4 MatMulNBits for transformer weights' },
-  pipeline: pipeline(FLOAT32_COMPUTE, PORTABLE_PIPELINE, ORT_FUSIONS, FINAL_CLEANUP),
+  pipeline: pipeline(LEGALIZE, FLOAT32_COMPUTE, PORTABLE_PIPELINE, ORT_FUSIONS, FINAL_CLEANUP),
   sessionOptions: { executionProviders: 'wasm', graphOptimizationLevel: 'all', 'env.wasm.simd': true },
 };

@@ -5,7 +5,7 @@
 import type { Target } from '../src/target.js';
 import { ortWasm } from './capabilities/ort-wasm.js';
 import { ortWebgpu } from './capabilities/ort-webgpu.js';
-import { FINAL_CLEANUP, FLOAT_FROM_INTEGER, ORT_FUSIONS, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
+import { FINAL_CLEANUP, FLOAT_FROM_INTEGER, LEGALIZE, ORT_FUSIONS, PORTABLE_PIPELINE, pipeline } from './lib/pipelines.js';
 
 export const webgpu: Target = {
   name: 'webgpu',
@@ -19,6 +19,6 @@ export const webgpu: Target = {
   // there (CPU-placed, a warning), as shape arithmetic such as ConstantOfShape does by design
   capabilities: { ...ortWebgpu, cpuFallback: ortWasm },
   quantization: { mode: 'fp16', source: 'onnxruntime-web WebGPU EP: fp16 shaders (shader-f16); halves download size' },
-  pipeline: pipeline(FLOAT_FROM_INTEGER, PORTABLE_PIPELINE, ORT_FUSIONS, FINAL_CLEANUP),
+  pipeline: pipeline(LEGALIZE, FLOAT_FROM_INTEGER, PORTABLE_PIPELINE, ORT_FUSIONS, FINAL_CLEANUP),
   sessionOptions: { executionProviders: 'webgpu', graphOptimizationLevel: 'all', preferredLayout: 'NHWC' },
 };

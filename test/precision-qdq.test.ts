@@ -84,7 +84,7 @@ describe('qdq-to-int8-symmetric', () => {
     const compiled = cloneModel(original);
     const report = await compile(compiled, target('tensorrt'), { runtime: onnxruntimeNode, verifyEach: true });
     // after qoperator-to-qdq (QLinearConv / QLinearMatMul written as QDQ first; nothing to do here)
-    expect(report.pipeline.slice(0, 3)).toEqual(['qoperator-to-qdq', 'dequantize-integer-ops', 'qdq-to-int8-symmetric']);
+    expect(report.pipeline.slice(0, 4)).toEqual(['lower-contrib-ops', 'qoperator-to-qdq', 'dequantize-integer-ops', 'qdq-to-int8-symmetric']);
     // 3 activation pairs, 1 bias dequantized, 1 weight requantized (zero point 3); the int8 conv weight kept
     expect(report.passes.find((p) => p.name === 'qdq-to-int8-symmetric')!.changes).toBe(5);
     expect(qdqTypes(compiled)).toEqual(['DequantizeLinear:int8', 'QuantizeLinear:int8']);

@@ -108,94 +108,110 @@ type Placement = 'ep' | 'cpu' | 'none';
  * on its CPU fallback (`caps.cpuFallback`), or nowhere (a violation).
  */
 export function checkPlacement(model: Model, caps: Capabilities): PlacementReport {
-  let info: InferResult | undefined;
+  const placer = new Placer(model, caps, inferOrUndefined(model));
+  placer.checkGraph(model.graph, model.opsetImports);
+  return { violations: placer.violations, cpuPlaced: placer.cpuPlaced(), withCasts: placer.withCasts };
+}
+
+/** The model's shapes and types, or undefined when inference fails (then the types the model declares count). */
+function inferOrUndefined(model: Model): InferResult | undefined {
   try {
-    info = inferShapes(model, RULES, { evaluate: evaluateNode, apply: false });
+    return inferShapes(model, RULES, { evaluate: evaluateNode, apply: false });
   } catch {
-    info = undefined; // fall back to the types the model declares
+    return undefined;
   }
-  const functions = new Map<string, Func>();
-  for (const f of model.functions) functions.set(`${kernelDomain(f.domain)}::${f.name}::${f.overload ?? ''}`, f);
-  const violations: Violation[] = [];
-  const cpuNodes: { node: Node; reason: string }[] = [];
-  const withCasts: WithCasts[] = [];
-  /** set by whyNot when the table it last judged runs the node through casts */
-  let castBy: { from: string; to: string } | undefined;
-  const placement = new Map<Node, Placement>();
-  const active = new Set<Func>();
-  const nameOf = (node: Node): string => node.name || `${node.opType}#${node.id}`;
+}
 
-  /** Why `table` cannot run `node` (undefined when it can; then `castBy` says whether through casts). */
-  const whyNot = (node: Node, domain: string, imports: OpsetImport[], table: Capabilities): string | undefined => {
-    castBy = undefined;
-    const found = lookupKernel(table, node.opType, domain, opsetOf(imports, domain) ?? opsetOf(model.opsetImports, domain));
-    if (!found.row) return found.reason;
-    const allowed = found.row[2];
-    if (!allowed) return undefined;
-    const t = elemTypeOf(info, node.inputs[0]);
-    if (t === undefined) return undefined;
-    const name = dataTypeName(t);
-    if (kernelTakes(found.row, name)) return undefined;
-    const to = table.castsTo?.[name];
-    if (to !== undefined && allowed.includes(to)) {
-      castBy = { from: name, to };
-      return undefined;
-    }
-    return `type ${name} not supported (${allowed.join(', ')})`;
-  };
+/** What a table says of a node: why it cannot run it, or that it can (through casts, when `castBy` is set). */
+type Verdict = { reason: string } | { reason?: undefined; castBy?: { from: string; to: string } };
 
-  const checkGraph = (graph: Graph, imports: OpsetImport[]): void => {
-    for (const g of graph.allGraphs()) for (const node of g.nodes) checkNode(node, imports);
-  };
+/** One placement of a model: the nodes as placed so far, and what was found. */
+class Placer {
+  readonly violations: Violation[] = [];
+  readonly withCasts: WithCasts[] = [];
+  private readonly cpuNodes: { node: Node; reason: string }[] = [];
+  private readonly placement = new Map<Node, Placement>();
+  /** the model's functions, by `domain::name::overload` */
+  private readonly functions = new Map<string, Func>();
+  /** the functions whose bodies are being checked (a recursive call is not checked again) */
+  private readonly active = new Set<Func>();
 
-  const checkNode = (node: Node, imports: OpsetImport[]): void => {
+  constructor(private readonly model: Model, private readonly caps: Capabilities, private readonly info: InferResult | undefined) {
+    for (const f of model.functions) this.functions.set(`${kernelDomain(f.domain)}::${f.name}::${f.overload ?? ''}`, f);
+  }
+
+  checkGraph(graph: Graph, imports: OpsetImport[]): void {
+    for (const g of graph.allGraphs()) for (const node of g.nodes) this.checkNode(node, imports);
+  }
+
+  private checkNode(node: Node, imports: OpsetImport[]): void {
     const domain = kernelDomain(node.domain);
     const overload = typeof node.extra['overload'] === 'string' ? node.extra['overload'] : '';
-    const fn = functions.get(`${domain}::${node.opType}::${overload}`);
-    if (fn) {
-      if (active.has(fn)) return; // recursive call: the body is being checked already
-      active.add(fn);
-      checkGraph(fn.body, fn.opsetImports.length > 0 ? fn.opsetImports : model.opsetImports);
-      active.delete(fn);
-      return;
-    }
+    const fn = this.functions.get(`${domain}::${node.opType}::${overload}`);
+    if (fn) return this.checkCall(fn);
     if (domain === 'ai.onnx' && node.opType === 'Constant') return; // an initializer once loaded
     // a kernel that ignores inputs the node has: the EP still takes the node (no fallback) and computes something else
-    const most = caps.maxInputs?.[`${domain}::${node.opType}`];
+    const most = this.caps.maxInputs?.[`${domain}::${node.opType}`];
     const given = node.inputs.filter((x) => x !== undefined).length;
     if (most !== undefined && given > most) {
-      placement.set(node, 'none');
-      violations.push({ node: nameOf(node), op: node.opType, domain, reason: `the kernel reads ${most} input(s) and ignores the rest; this node has ${given}` });
+      this.placement.set(node, 'none');
+      this.violations.push({ node: nameOf(node), op: node.opType, domain, reason: `the kernel reads ${most} input(s) and ignores the rest; this node has ${given}` });
       return;
     }
-    const casts = (): void => {
-      if (castBy) withCasts.push({ node: nameOf(node), op: node.opType, domain, ...castBy });
-    };
-    const reason = whyNot(node, domain, imports, caps);
-    if (reason === undefined) {
-      placement.set(node, 'ep');
-      casts();
-      return;
+    const ep = this.judge(node, domain, imports, this.caps);
+    if (ep.reason === undefined) return this.place(node, 'ep', domain, ep.castBy);
+    const fallback = this.caps.cpuFallback;
+    const cpu = fallback ? this.judge(node, domain, imports, fallback) : undefined;
+    if (cpu && cpu.reason === undefined) {
+      this.cpuNodes.push({ node, reason: ep.reason });
+      return this.place(node, 'cpu', domain, cpu.castBy);
     }
-    const cpuReason = caps.cpuFallback ? whyNot(node, domain, imports, caps.cpuFallback) : undefined;
-    if (caps.cpuFallback && cpuReason === undefined) {
-      placement.set(node, 'cpu');
-      cpuNodes.push({ node, reason });
-      casts();
-      return;
-    }
-    placement.set(node, 'none');
-    violations.push({ node: nameOf(node), op: node.opType, domain, reason: caps.cpuFallback ? `${reason}; CPU EP: ${cpuReason}` : reason });
-  };
+    this.placement.set(node, 'none');
+    this.violations.push({ node: nameOf(node), op: node.opType, domain, reason: cpu ? `${ep.reason}; CPU EP: ${cpu.reason}` : ep.reason });
+  }
 
-  checkGraph(model.graph, model.opsetImports);
+  /** A node that calls a model-local function: checked through the function's body. */
+  private checkCall(fn: Func): void {
+    if (this.active.has(fn)) return; // recursive call: the body is being checked already
+    this.active.add(fn);
+    this.checkGraph(fn.body, fn.opsetImports.length > 0 ? fn.opsetImports : this.model.opsetImports);
+    this.active.delete(fn);
+  }
 
-  const onEp = (n: Node | undefined): boolean => n !== undefined && placement.get(n) === 'ep';
-  const cpuPlaced = cpuNodes.map(({ node, reason }): CpuPlaced => {
+  private place(node: Node, where: 'ep' | 'cpu', domain: string, castBy: { from: string; to: string } | undefined): void {
+    this.placement.set(node, where);
+    if (castBy) this.withCasts.push({ node: nameOf(node), op: node.opType, domain, ...castBy });
+  }
+
+  /** Whether `table` runs `node` (as it is, or through the casts its runtime inserts), or why not. */
+  private judge(node: Node, domain: string, imports: OpsetImport[], table: Capabilities): Verdict {
+    const found = lookupKernel(table, node.opType, domain, opsetOf(imports, domain) ?? opsetOf(this.model.opsetImports, domain));
+    if (!found.row) return { reason: found.reason };
+    const allowed = found.row[2];
+    if (!allowed) return {};
+    const t = elemTypeOf(this.info, node.inputs[0]);
+    if (t === undefined) return {};
+    const name = dataTypeName(t);
+    if (kernelTakes(found.row, name)) return {};
+    const to = table.castsTo?.[name];
+    if (to !== undefined && allowed.includes(to)) return { castBy: { from: name, to } };
+    return { reason: `type ${name} not supported (${allowed.join(', ')})` };
+  }
+
+  /** The CPU-placed nodes, with the bytes of the float tensors that cross between them and EP-placed nodes. */
+  cpuPlaced(): CpuPlaced[] {
+    return this.cpuNodes.map(({ node, reason }) => ({
+      node: nameOf(node), op: node.opType, domain: kernelDomain(node.domain), reason, crossBytes: this.crossBytes(node),
+    }));
+  }
+
+  /** Float inputs of `node` made by EP-placed nodes plus its float outputs read by EP-placed nodes, in bytes. */
+  private crossBytes(node: Node): number | 'unknown' {
+    const onEp = (n: Node | undefined): boolean => n !== undefined && this.placement.get(n) === 'ep';
     let bytes = 0;
     let unknown = false;
     const add = (v: Value): void => {
-      const b = byteSize(v, info);
+      const b = byteSize(v, this.info);
       if (b === undefined) unknown = true;
       else bytes += b;
     };
@@ -203,15 +219,19 @@ export function checkPlacement(model: Model, caps: Capabilities): PlacementRepor
     for (const v of node.inputs) {
       if (!v || seen.has(v)) continue;
       seen.add(v);
-      if (isFloat(elemTypeOf(info, v)) && onEp(v.producer)) add(v);
+      if (isFloat(elemTypeOf(this.info, v)) && onEp(v.producer)) add(v);
     }
     for (const v of node.outputs) {
-      if (!v || !isFloat(elemTypeOf(info, v))) continue;
+      if (!v || !isFloat(elemTypeOf(this.info, v))) continue;
       if (v.uses.some((u) => onEp(u.node))) add(v);
     }
-    return { node: nameOf(node), op: node.opType, domain: kernelDomain(node.domain), reason, crossBytes: unknown ? 'unknown' : bytes };
-  });
-  return { violations, cpuPlaced, withCasts };
+    return unknown ? 'unknown' : bytes;
+  }
+}
+
+/** The node's name, or `<op>#<id>` when it has none. */
+function nameOf(node: Node): string {
+  return node.name || `${node.opType}#${node.id}`;
 }
 
 /** One line about nodes that run through inserted casts: "3 node(s) run with casts: Conv x2, Relu x1 (float16 -> float32)". */

@@ -4,7 +4,7 @@
  */
 import type { QuantizationPreset, Target } from '../../src/target.js';
 import { ortCpu } from '../capabilities/ort-cpu.js';
-import { FINAL_CLEANUP, FLOAT32_COMPUTE, ORT_CPU_FUSIONS, PORTABLE_PIPELINE, pipeline } from './pipelines.js';
+import { FINAL_CLEANUP, FLOAT32_COMPUTE, LEGALIZE, ORT_CPU_FUSIONS, PORTABLE_PIPELINE, pipeline } from './pipelines.js';
 
 /**
  * ORT's guidance on int8 data types (onnxruntime.ai/docs/performance/model-optimizations/
@@ -27,7 +27,7 @@ export function ortCpuTarget(spec: Pick<Target, 'name' | 'description' | 'isa' |
     quantizeModes: ['dynamic', 'static', 'int4', 'fp16'],
     capabilities: ortCpu,
     // float16 models compute in float32: the CPU EP's float16 kernels are few (see FLOAT32_COMPUTE)
-    pipeline: pipeline(FLOAT32_COMPUTE, PORTABLE_PIPELINE, ORT_CPU_FUSIONS, FINAL_CLEANUP),
+    pipeline: pipeline(LEGALIZE, FLOAT32_COMPUTE, PORTABLE_PIPELINE, ORT_CPU_FUSIONS, FINAL_CLEANUP),
     ...spec,
     sessionOptions: {
       graphOptimizationLevel: 'all',

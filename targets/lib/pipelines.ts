@@ -6,6 +6,17 @@ import type { QuantizeMode } from '../../src/pass/pass.js';
 import type { PipelineSpec } from '../../src/target.js';
 
 /**
+ * Legalization, first in every pipeline: a model compiled for ONNX Runtime (com.microsoft fusions,
+ * MatMulNBits, QLinearAdd ..., cuda's NhwcConv; LayerNormalization where the target or opset lacks
+ * it) moved to a target without those kernels gets each such op written back in standard ONNX
+ * (passes/lower/lower-contrib-ops.ts). Before the precision passes, so that what it writes (the QDQ
+ * form of ORT's QOperator ops, float16 norms) is theirs to bring to the target's precision; before
+ * the folds (the Transposes around NhwcConv's Conv cancel between convolutions there). Nothing is
+ * fused into an op the target lacks later: ctx.patch refuses it.
+ */
+export const LEGALIZE: PipelineSpec[] = ['lower-contrib-ops'];
+
+/**
  * Precision for targets without fast float16 compute (ONNX Runtime's CPU EP, and the WASM EP, which is
  * the CPU EP): a float16 / bfloat16 model computes in float32, its weights converted once here, instead
  * of the runtime inserting Casts around every node it has no float16 kernel for on every inference.
@@ -42,12 +53,6 @@ export const INT8_SYMMETRIC_QDQ: PipelineSpec[] = ['qoperator-to-qdq', 'dequanti
 /** Standard-ONNX cleanup, folding and classic folds: every target starts with these. */
 export const PORTABLE_PIPELINE: PipelineSpec[] = [
   'fix-dims',
-  // legalization: a model compiled for ONNX Runtime (com.microsoft fusions, MatMulNBits, cuda's
-  // NhwcConv; LayerNormalization where the target or opset lacks it) moved to a target without those
-  // kernels: each such op written back in standard ONNX, before the folds see it (the Transposes
-  // around NhwcConv's Conv cancel between convolutions in the fixed point below). Nothing is fused
-  // into an op the target lacks later: ctx.patch refuses it.
-  'lower-contrib-ops',
   'eliminate-identity',
   'eliminate-dropout',
   {

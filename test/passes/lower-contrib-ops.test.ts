@@ -17,7 +17,9 @@ import { portable } from '../../targets/portable.js';
 import { tensorrt } from '../../targets/tensorrt.js';
 import { webgpu } from '../../targets/webgpu.js';
 import { x86Avx2 } from '../../targets/x86-avx2.js';
-import { checkPass, ops } from './harness.js';
+import { checkPass, ops, runModel } from './harness.js';
+import { cloneModel } from '../../src/ir/clone.js';
+import { PassManager } from '../../src/pass/manager.js';
 
 const MS = { domain: 'com.microsoft' };
 
@@ -196,5 +198,38 @@ describe('lower-contrib-ops: quantized ops keep their integer codes', () => {
   test('a target that runs the op keeps it', async () => {
     const { changes } = await checkPass(matMulNBits(64, 24, 32, 4, false), lowerContribOps, { target: x86Avx2, inputDims: { batch: 2, seq: 5 } });
     expect(changes).toBe(0);
+  });
+});
+
+describe('lower-contrib-ops: ORT\'s QOperator ops become their QDQ form (within one uint8 step of the kernel)', () => {
+  const u8 = (b: ModelBuilder, v: number, name: string) => b.constant(Tensor.fromTypedArray(DataType.UINT8, [], Uint8Array.of(v)), name);
+  const f = (b: ModelBuilder, v: number, name: string) => b.constant(Tensor.float32([v], []), name);
+  const qmodel = (build: (b: ModelBuilder, x: ReturnType<ModelBuilder['input']>) => ReturnType<ModelBuilder['node']>) => model((b) => {
+    const x = b.input('x', 'uint8', [2, 4, 6, 6]);
+    b.output(build(b, x), 'y');
+  }, 13);
+  const feeds = { x: Tensor.fromTypedArray(DataType.UINT8, [2, 4, 6, 6], Uint8Array.from(values(288, 61), (v) => Math.round((v + 1) * 127))) };
+
+  test.each([
+    ['QLinearAdd', (b: ModelBuilder, x: never) => b.node('QLinearAdd', [x, f(b, 0.02, 'as'), u8(b, 120, 'az'), x, f(b, 0.03, 'bs'), u8(b, 100, 'bz'), f(b, 0.05, 'ys'), u8(b, 128, 'yz')], {}, MS)],
+    ['QLinearMul', (b: ModelBuilder, x: never) => b.node('QLinearMul', [x, f(b, 0.02, 'as'), u8(b, 120, 'az'), x, f(b, 0.03, 'bs'), u8(b, 100, 'bz'), f(b, 0.05, 'ys'), u8(b, 128, 'yz')], {}, MS)],
+    ['QLinearSigmoid', (b: ModelBuilder, x: never) => b.node('QLinearSigmoid', [x, f(b, 0.05, 'xs'), u8(b, 128, 'xz'), f(b, 1 / 255, 'ys'), u8(b, 0, 'yz')], {}, MS)],
+    ['QLinearLeakyRelu', (b: ModelBuilder, x: never) => b.node('QLinearLeakyRelu', [x, f(b, 0.05, 'xs'), u8(b, 128, 'xz'), f(b, 0.04, 'ys'), u8(b, 100, 'yz')], { alpha: attr.float('alpha', 0.1) }, MS)],
+    ['QLinearGlobalAveragePool', (b: ModelBuilder, x: never) => b.node('QLinearGlobalAveragePool', [x, f(b, 0.05, 'xs'), u8(b, 128, 'xz'), f(b, 0.01, 'ys'), u8(b, 128, 'yz')], { channels_last: 0 }, MS)],
+    ['QLinearAveragePool', (b: ModelBuilder, x: never) => b.node('QLinearAveragePool', [x, f(b, 0.05, 'xs'), u8(b, 128, 'xz'), f(b, 0.04, 'ys'), u8(b, 128, 'yz')], { kernel_shape: [2, 2], strides: [2, 2] }, MS)],
+    ['QLinearConcat', (b: ModelBuilder, x: never) => b.node('QLinearConcat', [f(b, 0.05, 'ys'), u8(b, 128, 'yz'), x, f(b, 0.05, 's1'), u8(b, 128, 'z1'), x, f(b, 0.03, 's2'), u8(b, 100, 'z2')], { axis: 1 }, MS)],
+  ] as [string, (b: ModelBuilder, x: never) => never][])('%s', async (_op, build) => {
+    // compareTensors is exact on integers: the requantized uint8 may differ by one step (rounding)
+    const m = qmodel(build as never);
+    const after = cloneModel(m);
+    await new PassManager([lowerContribOps], { target: portable, verifyEach: true }).run(after);
+    expect(after.graph.nodes.filter((n) => n.domain === 'com.microsoft')).toEqual([]);
+    expect(ops(after).QuantizeLinear).toBe(1);
+    const want = (await runModel(m, feeds)).y!.toTypedArray() as Uint8Array;
+    const got = (await runModel(after, feeds)).y!.toTypedArray() as Uint8Array;
+    expect(got.length).toBe(want.length);
+    const steps = Array.from(got, (g, i) => Math.abs(g - want[i]!));
+    expect(Math.max(...steps)).toBeLessThanOrEqual(1);
+    expect(steps.filter((d) => d > 0).length / steps.length).toBeLessThan(0.05);
   });
 });

@@ -7,6 +7,7 @@ import { ACTIVATION_LOWERINGS } from './activation.js';
 import { CONV_LOWERINGS } from './conv.js';
 import type { Lowering } from './lowering.js';
 import { NORM_LOWERINGS } from './norm.js';
+import { QLINEAR_LOWERINGS } from './qlinear.js';
 import { QUANTIZED_LOWERINGS } from './quantized.js';
 
 export const LOWERINGS: readonly Lowering[] = [
@@ -14,6 +15,7 @@ export const LOWERINGS: readonly Lowering[] = [
   ...ATTENTION_LOWERINGS,
   ...CONV_LOWERINGS,
   ...NORM_LOWERINGS,
+  ...QLINEAR_LOWERINGS,
   ...QUANTIZED_LOWERINGS,
 ];
 
