@@ -102,17 +102,20 @@ function permOf(n: Node): string | undefined {
   return a?.type === 'ints' ? a.value.map(Number).join(',') : undefined;
 }
 
-function matchPast(info: InferResult, ctx: PassContext, softmax: Node): PastMatch | Fail {
-  const probs = softmax.outputs[0]!;
+/** The scores' shape [b, H, s, t] when `softmax` is float32 over their last axis, or why not. */
+function checkSoftmax(info: InferResult, ctx: PassContext, softmax: Node): Sym[] | Fail {
   const scoresOut = softmax.inputs[0]!;
   const ss = shapeOf(info, scoresOut);
   if (!ss || ss.length !== 4) return `${softmax}: input ${fmtShape(ss)} is not [batch, heads, seq, past + seq]`;
   if (elemTypeOf(info, scoresOut) !== DataType.FLOAT) return `${softmax}: not float32`;
   const axis = attrInt(softmax.attr('axis'), ctx.opset() < 13 ? 1 : -1);
   if (axis !== -1 && axis !== 3) return `${softmax}: axis ${axis} is not the last`;
-  const qLen = ss[2]!, kLen = ss[3]!;
+  return ss;
+}
 
-  // P @ value, heads merged back
+/** P @ value, then the heads merged back: the value cache and Transpose(P @ value, [0,2,1,3]). */
+function matchOutput(info: InferResult, softmax: Node): { value: CacheConcat; merged: Value } | Fail {
+  const probs = softmax.outputs[0]!;
   if (!oneUse(probs)) return `${softmax}: output has ${probs.uses.length} uses${probs.isReturned ? ' and is a graph output' : ''}, not one MatMul with the values`;
   let p = probs;
   let pv = probs.uses[0]!.node;
@@ -123,66 +126,89 @@ function matchPast(info: InferResult, ctx: PassContext, softmax: Node): PastMatc
   const pvOut = pv.outputs[0]!;
   const back = oneUse(pvOut) ? pvOut.uses[0]!.node : undefined;
   if (!back || back.opType !== 'Transpose' || back.domain !== '' || permOf(back) !== '0,2,1,3') return `${pv}: output is not transposed back with perm [0,2,1,3] (alone)`;
-  const merged = back.outputs[0]!;
+  return { value, merged: back.outputs[0]! };
+}
 
-  // masks (outermost first as we walk), then scale, then q @ key^T
-  const outerFirst: MaskStep[] = [];
-  let cur = scoresOut;
-  let causal = false, padding = false, general = false;
+/** The masks found walking up from the scores, outermost first, and which kinds were seen. */
+interface MaskWalk {
+  outerFirst: MaskStep[];
+  /** the scores under the masks */
+  scores: Value;
+  causal: boolean;
+  padding: boolean;
+  general: boolean;
+}
+
+/** The masks on the scores `scoresOut` [b, H, s, t] (walking up to 6 steps: Where, Add, no-op Cast), or why one is not known. */
+function matchMasks(info: InferResult, ctx: PassContext, scoresOut: Value, ss: Sym[]): MaskWalk | Fail {
+  const qLen = ss[2]!, kLen = ss[3]!;
+  const walk: MaskWalk = { outerFirst: [], scores: scoresOut, causal: false, padding: false, general: false };
   for (let guard = 0; guard < 6; guard++) {
+    const cur = walk.scores;
     if (cur !== scoresOut && !oneUse(cur)) return `'${cur.name}' has other uses`;
-    if (cur.producer && isNoopCast(info, cur.producer)) { cur = cur.producer.inputs[0]!; continue; }
+    if (cur.producer && isNoopCast(info, cur.producer)) { walk.scores = cur.producer.inputs[0]!; continue; }
     const where = producedBy(cur, 'Where');
     if (where) {
-      if (causal) return `${where}: a second causal mask`;
+      if (walk.causal) return `${where}: a second causal mask`;
       const r = matchCausalWithPast(info, ctx.opset(), where, qLen, kLen);
       if (isFail(r)) return r;
-      causal = true;
-      outerFirst.push({ kind: 'causal', fill: r.fill, keepWhenTrue: r.keepWhenTrue });
-      cur = r.scores;
+      walk.causal = true;
+      walk.outerFirst.push({ kind: 'causal', fill: r.fill, keepWhenTrue: r.keepWhenTrue });
+      walk.scores = r.scores;
       continue;
     }
     const add = producedBy(cur, 'Add');
     if (!add) break;
-    let next: Value | undefined;
-    const why: string[] = [];
-    for (const [i, j] of [[0, 1], [1, 0]] as const) {
-      if (padding) { why.push('a second padding mask'); break; }
-      const m = add.inputs[j]!;
-      const r = matchPaddingMask(info, m);
-      if (isFail(r)) { why.push(r); continue; }
-      const rs = shapeOf(info, r.raw)!;
-      if (!symEq(rs[1], kLen)) { why.push(`mask '${r.raw.name}' ${fmtShape(rs)} is not [batch, ${kLen}]`); continue; }
-      padding = true;
-      outerFirst.push({ kind: 'add', mask: m });
-      next = add.inputs[i];
-      break;
-    }
-    if (!next && !general && !padding) {
-      // any other additive mask the attention op can take as attention_bias as it is: [b|1, H|1, s, t]
-      // (transformers' 4-D causal + padding masks, ALiBi-like biases), added to the scaled scores
-      for (const [i, j] of [[0, 1], [1, 0]] as const) {
-        const m = add.inputs[j]!, other = peelScale(add.inputs[i]!)[0];
-        if (!producedBy(other, 'MatMul', 'Where', 'Add', 'Cast') || producedBy(peelScale(m)[0], 'MatMul')) continue;
-        const ms = shapeOf(info, m);
-        if (!ms || ms.length !== 4 || !(ms[0]!.value === 1 || symEq(ms[0], ss[0])) || !(ms[1]!.value === 1 || symEq(ms[1], ss[1])) || !symEq(ms[2], qLen) || !symEq(ms[3], kLen)) {
-          why.push(`'${m.name}' ${fmtShape(ms)} is not an additive mask [batch or 1, heads or 1, ${qLen}, ${kLen}]`);
-          continue;
-        }
-        if (elemTypeOf(info, m) !== DataType.FLOAT) { why.push(`'${m.name}' is not float32`); continue; }
-        general = true;
-        outerFirst.push({ kind: 'add', mask: m, general: true });
-        next = add.inputs[i];
-        break;
-      }
-    }
-    if (!next) return `${add}: no operand is a mask this fusion knows (${why.join('; ')})`;
-    cur = next;
+    const next = peelAddMask(info, add, ss, walk);
+    if (isFail(next)) return next;
+    walk.scores = next;
   }
-  if (!causal && !general) return `${softmax}: no causal mask with past (Where over a lower-triangular buffer window) nor a 4-D additive mask on the scores: not decoder self-attention`;
-  const scores = matchScores(cur, softmax);
-  if (isFail(scores)) return scores;
-  const { qk, q: qv, k: kt, scale } = scores;
+  return walk;
+}
+
+/**
+ * The operand of `add` under a mask on the other one (recorded in `walk`): a padding mask, or
+ * failing that, while neither is there yet, a general additive mask; or why neither is one.
+ */
+function peelAddMask(info: InferResult, add: Node, ss: Sym[], walk: MaskWalk): Value | Fail {
+  const qLen = ss[2]!, kLen = ss[3]!;
+  const why: string[] = [];
+  for (const [i, j] of [[0, 1], [1, 0]] as const) {
+    if (walk.padding) { why.push('a second padding mask'); break; }
+    const m = add.inputs[j]!;
+    const r = matchPaddingMask(info, m);
+    if (isFail(r)) { why.push(r); continue; }
+    const rs = shapeOf(info, r.raw)!;
+    if (!symEq(rs[1], kLen)) { why.push(`mask '${r.raw.name}' ${fmtShape(rs)} is not [batch, ${kLen}]`); continue; }
+    walk.padding = true;
+    walk.outerFirst.push({ kind: 'add', mask: m });
+    return add.inputs[i]!;
+  }
+  if (!walk.general && !walk.padding) {
+    // any other additive mask the attention op can take as attention_bias as it is: [b|1, H|1, s, t]
+    // (transformers' 4-D causal + padding masks, ALiBi-like biases), added to the scaled scores
+    for (const [i, j] of [[0, 1], [1, 0]] as const) {
+      const m = add.inputs[j]!, other = peelScale(add.inputs[i]!)[0];
+      if (!producedBy(other, 'MatMul', 'Where', 'Add', 'Cast') || producedBy(peelScale(m)[0], 'MatMul')) continue;
+      const ms = shapeOf(info, m);
+      if (!ms || ms.length !== 4 || !(ms[0]!.value === 1 || symEq(ms[0], ss[0])) || !(ms[1]!.value === 1 || symEq(ms[1], ss[1])) || !symEq(ms[2], qLen) || !symEq(ms[3], kLen)) {
+        why.push(`'${m.name}' ${fmtShape(ms)} is not an additive mask [batch or 1, heads or 1, ${qLen}, ${kLen}]`);
+        continue;
+      }
+      if (elemTypeOf(info, m) !== DataType.FLOAT) { why.push(`'${m.name}' is not float32`); continue; }
+      walk.general = true;
+      walk.outerFirst.push({ kind: 'add', mask: m, general: true });
+      return add.inputs[i]!;
+    }
+  }
+  return `${add}: no operand is a mask this fusion knows (${why.join('; ')})`;
+}
+
+/**
+ * q and the key cache of scores = q @ Transpose(key, [0,1,3,2]), with the value cache: heads alike,
+ * [batch, s, hidden] float32 projections, t keys, caches of one length; q's projection shape too.
+ */
+function matchQueryKey(info: InferResult, qk: Node, qv: Value, kt: Value, value: CacheConcat, qLen: Sym, kLen: Sym): { q: HeadsInput; key: CacheConcat; qs: Sym[] } | Fail {
   const t = producedBy(kt, 'Transpose');
   if (!t || permOf(t) !== '0,1,3,2') return `${qk}: right operand '${kt.name}' is not Transpose(key, [0,1,3,2])`;
   if (!oneUse(kt)) return `${t}: output has other uses`;
@@ -203,10 +229,30 @@ function matchPast(info: InferResult, ctx: PassContext, softmax: Node): PastMatc
   const ts = shapeOf(info, key.all);
   if (!ts || !symEq(ts[2], kLen)) return `${key.concat}: key ${fmtShape(ts)} has not the scores' ${kLen} keys`;
   if (!symEq(shapeOf(info, key.past)?.[2], shapeOf(info, value.past)?.[2])) return `caches '${key.past.name}' and '${value.past.name}' have different lengths`;
+  return { q, key, qs };
+}
+
+function matchPast(info: InferResult, ctx: PassContext, softmax: Node): PastMatch | Fail {
+  const ss = checkSoftmax(info, ctx, softmax);
+  if (isFail(ss)) return ss;
+  const qLen = ss[2]!, kLen = ss[3]!;
+  const output = matchOutput(info, softmax);
+  if (isFail(output)) return output;
+  const { value, merged } = output;
+  // masks (outermost first as we walk), then scale, then q @ key^T
+  const walk = matchMasks(info, ctx, softmax.inputs[0]!, ss);
+  if (isFail(walk)) return walk;
+  if (!walk.causal && !walk.general) return `${softmax}: no causal mask with past (Where over a lower-triangular buffer window) nor a 4-D additive mask on the scores: not decoder self-attention`;
+  const scores = matchScores(walk.scores, softmax);
+  if (isFail(scores)) return scores;
+  const { qk, q: qv, k: kt, scale } = scores;
+  const qkey = matchQueryKey(info, qk, qv, kt, value, qLen, kLen);
+  if (isFail(qkey)) return qkey;
+  const { q, key, qs } = qkey;
   if (!Number.isFinite(scale) || scale === 0) return `scale ${scale} is not usable`;
   const hidden = q.heads * q.headSize;
   const reshapes = merged.uses.map((u) => u.node).filter((n) => isMergeReshape(info, n, merged, qs, hidden));
-  return { softmax, merged, q, key, value, heads: q.heads, headSize: q.headSize, scale, steps: outerFirst.reverse(), qLen, kLen, reshapes };
+  return { softmax, merged, q, key, value, heads: q.heads, headSize: q.headSize, scale, steps: walk.outerFirst.reverse(), qLen, kLen, reshapes };
 }
 
 /** Reshape(merged, [b, s, H*D]) as inferred: the attention output itself. */

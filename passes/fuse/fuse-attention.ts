@@ -88,15 +88,20 @@ function matchQkv(info: InferResult, ctx: PassContext, q: Heads, k: Heads, v: He
   return [pq, pk, pv];
 }
 
-function matchAttention(info: InferResult, ctx: PassContext, softmax: Node): AttentionMatch | Fail {
-  const probs = softmax.outputs[0]!;
+/** The scores' shape [b, H, s, s] when `softmax` is float32 over their last axis, or why not. */
+function checkSoftmax(info: InferResult, ctx: PassContext, softmax: Node): Sym[] | Fail {
   const scoresOut = softmax.inputs[0]!;
   const ss = shapeOf(info, scoresOut);
   if (!ss || ss.length !== 4) return `${softmax}: input ${fmtShape(ss)} is not [batch, heads, seq, seq]`;
   if (elemTypeOf(info, scoresOut) !== DataType.FLOAT) return `${softmax}: not float32`;
   const axis = attrInt(softmax.attr('axis'), ctx.opset() < 13 ? 1 : -1);
   if (axis !== -1 && axis !== 3) return `${softmax}: axis ${axis} is not the last`;
-  // P @ V, then heads merged back
+  return ss;
+}
+
+/** P @ V, then the heads merged back: V's heads and Transpose(P @ V, [0,2,1,3]). */
+function matchOutput(info: InferResult, softmax: Node): { vh: Heads; merged: Value } | Fail {
+  const probs = softmax.outputs[0]!;
   if (!oneUse(probs)) return `${softmax}: output has ${probs.uses.length} uses${probs.isReturned ? ' and is a graph output' : ''}, not one MatMul with V`;
   let p = probs;
   let pv = probs.uses[0]!.node;
@@ -107,51 +112,62 @@ function matchAttention(info: InferResult, ctx: PassContext, softmax: Node): Att
   const pvOut = pv.outputs[0]!;
   const back = oneUse(pvOut) ? pvOut.uses[0]!.node : undefined;
   if (!back || back.opType !== 'Transpose' || back.domain !== '' || permOf(back) !== '0,2,1,3') return `${pv}: output is not transposed back with perm [0,2,1,3] (alone)`;
-  const merged = back.outputs[0]!;
+  return { vh, merged: back.outputs[0]! };
+}
 
-  // masks, then scale, then Q @ K^T
-  let cur = scoresOut;
-  let causal = false;
-  let padding: PaddingMask | undefined;
-  let scale = 1;
-  const seq = ss[3]!;
-  if (!symEq(ss[2], seq)) return `${softmax}: scores ${fmtShape(ss)} are not square (query and key lengths differ)`;
+interface Masks {
+  /** the scores under the masks */
+  scores: Value;
+  causal: boolean;
+  padding?: PaddingMask;
+}
+
+/** The masks on the scores `scoresOut` (walking up to 6 steps: Where, Add, no-op Cast), or why one is not known. */
+function matchMasks(info: InferResult, scoresOut: Value, seq: Sym): Masks | Fail {
+  const masks: Masks = { scores: scoresOut, causal: false };
   for (let guard = 0; guard < 6; guard++) {
+    const cur = masks.scores;
     if (cur !== scoresOut && !oneUse(cur)) return `'${cur.name}' has other uses`;
-    if (cur.producer && isNoopCast(info, cur.producer)) { cur = cur.producer.inputs[0]!; continue; }
+    if (cur.producer && isNoopCast(info, cur.producer)) { masks.scores = cur.producer.inputs[0]!; continue; }
     const where = producedBy(cur, 'Where');
     if (where) {
-      if (causal) return `${where}: a second causal mask`;
+      if (masks.causal) return `${where}: a second causal mask`;
       const r = matchCausalWhere(info, where, seq);
       if (isFail(r)) return r;
-      causal = true;
-      cur = r;
+      masks.causal = true;
+      masks.scores = r;
       continue;
     }
     const add = producedBy(cur, 'Add');
     if (!add) break;
-    let next: Value | undefined;
-    const why: string[] = [];
-    for (const [i, j] of [[0, 1], [1, 0]] as const) {
-      const m = add.inputs[j]!;
-      const sm = shapeOf(info, m);
-      if (sm && sm.length >= 2 && symEq(sm[sm.length - 2], seq) && !causal) {
-        const r = matchCausalAdditive(info, m, seq);
-        if (r === true) { causal = true; next = add.inputs[i]; break; }
-        why.push(r);
-      } else if (!padding) {
-        const r = matchPaddingMask(info, m);
-        if (!isFail(r)) { padding = r; next = add.inputs[i]; break; }
-        why.push(r);
-      }
-    }
-    if (!next) return `${add}: no operand is a mask this fusion knows (${why.join('; ') || 'a second mask of the same kind'})`;
-    cur = next;
+    const next = peelAddMask(info, add, seq, masks);
+    if (isFail(next)) return next;
+    masks.scores = next;
   }
-  const scores = matchScores(cur, softmax);
-  if (isFail(scores)) return scores;
-  const { q: qv, k: kv } = scores;
-  scale *= scores.scale;
+  return masks;
+}
+
+/** The operand of `add` under a causal or padding mask on the other one (recorded in `masks`), or why neither is one. */
+function peelAddMask(info: InferResult, add: Node, seq: Sym, masks: Masks): Value | Fail {
+  const why: string[] = [];
+  for (const [i, j] of [[0, 1], [1, 0]] as const) {
+    const m = add.inputs[j]!;
+    const sm = shapeOf(info, m);
+    if (sm && sm.length >= 2 && symEq(sm[sm.length - 2], seq) && !masks.causal) {
+      const r = matchCausalAdditive(info, m, seq);
+      if (r === true) { masks.causal = true; return add.inputs[i]!; }
+      why.push(r);
+    } else if (!masks.padding) {
+      const r = matchPaddingMask(info, m);
+      if (!isFail(r)) { masks.padding = r; return add.inputs[i]!; }
+      why.push(r);
+    }
+  }
+  return `${add}: no operand is a mask this fusion knows (${why.join('; ') || 'a second mask of the same kind'})`;
+}
+
+/** The heads of q and k of q @ kT, alike with V's. */
+function matchQkHeads(info: InferResult, qv: Value, kv: Value, vh: Heads): { qh: Heads; kh: Heads } | Fail {
   const qh = matchHeads(info, qv, false);
   if (isFail(qh)) return `Q: ${qh}`;
   const kh = matchHeads(info, kv, true);
@@ -159,6 +175,27 @@ function matchAttention(info: InferResult, ctx: PassContext, softmax: Node): Att
   if (qh.heads !== kh.heads || qh.heads !== vh.heads || qh.headSize !== kh.headSize || qh.headSize !== vh.headSize) {
     return `q, k, v heads differ (${qh.heads}x${qh.headSize}, ${kh.heads}x${kh.headSize}, ${vh.heads}x${vh.headSize})`;
   }
+  return { qh, kh };
+}
+
+function matchAttention(info: InferResult, ctx: PassContext, softmax: Node): AttentionMatch | Fail {
+  const ss = checkSoftmax(info, ctx, softmax);
+  if (isFail(ss)) return ss;
+  const output = matchOutput(info, softmax);
+  if (isFail(output)) return output;
+  const { vh, merged } = output;
+  // masks, then scale, then Q @ K^T
+  const seq = ss[3]!;
+  if (!symEq(ss[2], seq)) return `${softmax}: scores ${fmtShape(ss)} are not square (query and key lengths differ)`;
+  const masks = matchMasks(info, softmax.inputs[0]!, seq);
+  if (isFail(masks)) return masks;
+  const { causal, padding } = masks;
+  const scores = matchScores(masks.scores, softmax);
+  if (isFail(scores)) return scores;
+  const scale = scores.scale;
+  const heads = matchQkHeads(info, scores.q, scores.k, vh);
+  if (isFail(heads)) return heads;
+  const { qh, kh } = heads;
   const qkv = matchQkv(info, ctx, qh, kh, vh);
   if (isFail(qkv)) return qkv;
   const [q, k, v] = qkv;

@@ -127,86 +127,113 @@ function prefixOf(n: Node): string {
   return i >= 0 ? n.name.slice(0, i + 1) : '';
 }
 
-function matchRmsNorm(node: Node, ctx: PassContext): Match | null {
+/** The float core ending at the normalizing node `node`, unless it is centered (a LayerNorm). */
+function matchCore(node: Node): Core | undefined {
   let core: Core | undefined;
   for (const p of normalize) {
     const c: Record<string, unknown> = {};
     if (p.matchNode(node, c)) { core = c as unknown as Core; break; }
   }
-  if (!core) return null;
-  const { xf } = core;
+  if (!core) return undefined;
   // centered: a LayerNorm (fuse-layernorm / fuse-layernorm-contrib take it), not an RMSNorm
-  const sub = xf.producer;
-  if (sub?.opType === 'Sub' && sub.domain === '' && sub.inputs[1]?.producer?.opType === 'ReduceMean' && sub.inputs[1].producer.inputs[0] === sub.inputs[0]) return null;
+  const sub = core.xf.producer;
+  if (sub?.opType === 'Sub' && sub.domain === '' && sub.inputs[1]?.producer?.opType === 'ReduceMean' && sub.inputs[1].producer.inputs[0] === sub.inputs[0]) return undefined;
+  return core;
+}
 
-  const what = `RMSNorm of '${xf.name}' at ${node}`;
-  const fail = (why: string): null => { ctx.explain(`${what}: ${why}`); return null; };
-  const rank = rankOf(shapesOf(ctx), xf);
+/** The scalar constants: no rank above x's, exponents 2, 0.5, -0.5, numerator 1; returns epsilon, or why not. */
+function checkScalars(core: Core, rank: number | undefined): number | string {
   // a scalar constant of higher rank than x would broadcast the result to a higher rank
   for (const c of [core.exponent, core.rootExponent, core.inverseExponent, core.numerator, core.eps]) {
     const dims = constantValue(c)?.dims;
-    if (c && dims && rank !== undefined && dims.length > rank) return fail(`constant '${c.name}' has rank ${dims.length}, more than the input's ${rank}`);
+    if (c && dims && rank !== undefined && dims.length > rank) return `constant '${c.name}' has rank ${dims.length}, more than the input's ${rank}`;
   }
-
-  if (core.exponent !== undefined && scalar(core.exponent) !== 2) return fail(`${core.square}: exponent is ${scalar(core.exponent) ?? `'${core.exponent.name}', not a constant scalar`}, not 2`);
-  if (core.rootExponent !== undefined && scalar(core.rootExponent) !== 0.5) return fail(`${core.root}: exponent is ${scalar(core.rootExponent) ?? 'not a constant scalar'}, not 0.5 (a square root)`);
-  if (core.inverseExponent !== undefined && scalar(core.inverseExponent) !== -0.5) return fail(`${core.inverse}: exponent is ${scalar(core.inverseExponent) ?? 'not a constant scalar'}, not -0.5 (an inverse square root)`);
-  if (core.numerator !== undefined && scalar(core.numerator) !== 1) return fail(`${core.inverse}: numerator '${core.numerator.name}' is not the constant 1`);
+  if (core.exponent !== undefined && scalar(core.exponent) !== 2) return `${core.square}: exponent is ${scalar(core.exponent) ?? `'${core.exponent.name}', not a constant scalar`}, not 2`;
+  if (core.rootExponent !== undefined && scalar(core.rootExponent) !== 0.5) return `${core.root}: exponent is ${scalar(core.rootExponent) ?? 'not a constant scalar'}, not 0.5 (a square root)`;
+  if (core.inverseExponent !== undefined && scalar(core.inverseExponent) !== -0.5) return `${core.inverse}: exponent is ${scalar(core.inverseExponent) ?? 'not a constant scalar'}, not -0.5 (an inverse square root)`;
+  if (core.numerator !== undefined && scalar(core.numerator) !== 1) return `${core.inverse}: numerator '${core.numerator.name}' is not the constant 1`;
   const epsilon = scalar(core.eps);
-  if (epsilon === undefined) return fail(`${core.addEps}: epsilon '${core.eps.name}' is not a constant scalar`);
-  if (!(epsilon >= 0)) return fail(`${core.addEps}: epsilon is ${epsilon}, negative`);
+  if (epsilon === undefined) return `${core.addEps}: epsilon '${core.eps.name}' is not a constant scalar`;
+  if (!(epsilon >= 0)) return `${core.addEps}: epsilon is ${epsilon}, negative`;
+  return epsilon;
+}
 
-  // ReduceMean over the last axis only, keeping it
-  const mean = core.mean;
-  if (attrInt(mean.attr('keepdims'), 1) !== 1) return fail(`${mean}: keepdims=0`);
+/** Why the ReduceMean does not reduce over the last axis only, keeping it (undefined: it does). */
+function checkMean(mean: Node, ctx: PassContext, rank: number | undefined): string | undefined {
+  if (attrInt(mean.attr('keepdims'), 1) !== 1) return `${mean}: keepdims=0`;
   const axes = reduceAxes(mean, ctx);
-  if (axes === undefined) return fail(`${mean}: axes are not constant`);
-  if (axes === 'all' || axes.length !== 1) return fail(`${mean}: reduces over axes ${axes === 'all' ? '(all)' : `[${axes.join(',')}]`}, not the last axis only`);
-  if (axes[0] !== -1 && (rank === undefined || axes[0] !== rank - 1)) return fail(`${mean}: reduces over axis ${axes[0]} of a rank-${rank ?? '?'} input, not the last axis`);
+  if (axes === undefined) return `${mean}: axes are not constant`;
+  if (axes === 'all' || axes.length !== 1) return `${mean}: reduces over axes ${axes === 'all' ? '(all)' : `[${axes.join(',')}]`}, not the last axis only`;
+  if (axes[0] !== -1 && (rank === undefined || axes[0] !== rank - 1)) return `${mean}: reduces over axis ${axes[0]} of a rank-${rank ?? '?'} input, not the last axis`;
+  return undefined;
+}
 
-  const floatType = elemTypeOf(shapesOf(ctx), xf);
-  if (floatType === undefined || !NORM_FLOAT_TYPES.includes(floatType)) return fail(`input '${xf.name}' has element type ${floatType === undefined ? 'unknown' : dataTypeName(floatType)}, not a float type`);
-
-  // the intermediates feed only the pattern
-  const inner = new Set<Node>([core.square, mean, core.addEps, node]);
+/** The pattern's nodes (the normalizing `node` last), or why an intermediate is also used outside them. */
+function innerNodes(core: Core, node: Node): Set<Node> | string {
+  const inner = new Set<Node>([core.square, core.mean, core.addEps, node]);
   if (core.root) inner.add(core.root);
   if (core.inverse) inner.add(core.inverse);
   const internal = [...inner].filter((n) => n !== node).map((n) => n.outputs[0]!);
   for (const val of internal) {
-    if (val.isReturned || val.uses.some((u) => !inner.has(u.node))) return fail(`intermediate '${val.name}' (${val.producer}) is also used outside the pattern`);
+    if (val.isReturned || val.uses.some((u) => !inner.has(u.node))) return `intermediate '${val.name}' (${val.producer}) is also used outside the pattern`;
   }
+  return inner;
+}
 
-  // the Cast pair: Cast(x -> float) in, Cast(-> x's type) out
-  let x = xf;
-  let out = node.outputs[0]!;
-  let elemType = floatType;
+/**
+ * The fused op's input, output and type: with the Cast pair Cast(x -> float) in, Cast(-> x's type)
+ * out absorbed when both are there (x float16 or float32), else the float core's.
+ */
+function absorbCasts(ctx: PassContext, xf: Value, node: Node, floatType: number, inner: Set<Node>): { x: Value; out: Value; elemType: number } {
+  const out = node.outputs[0]!;
   const castIn = xf.producer;
   if (castIn?.opType === 'Cast' && castIn.domain === '' && floatType === DataType.FLOAT && !xf.isReturned && xf.uses.every((u) => inner.has(u.node))) {
     const x0 = castIn.inputs[0]!;
     const t0 = elemTypeOf(shapesOf(ctx), x0);
     const castOut = soleUser(out, 'Cast');
     if ((t0 === DataType.FLOAT16 || t0 === DataType.FLOAT) && castOut && attrInt(castOut.attr('to')) === t0) {
-      x = x0;
-      out = castOut.outputs[0]!;
-      elemType = t0;
+      return { x: x0, out: castOut.outputs[0]!, elemType: t0 };
     }
   }
+  return { x: xf, out, elemType: floatType };
+}
 
-  // the weight
-  let hidden = lastDim(x, ctx);
-  let weight: Value | Tensor | undefined;
+/**
+ * The weight: the constant of the Mul after `out` (explained and left when it is not one), or ones
+ * over a static last dim; with the value the fused op replaces. A string: why there is none.
+ */
+function foldWeight(ctx: PassContext, what: string, x: Value, out: Value, elemType: number, rank: number | undefined): { weight: Value | Tensor; out: Value } | string {
+  const hidden = lastDim(x, ctx);
   const mul = soleUser(out, 'Mul');
   if (mul) {
     const w = mul.inputs[0] === out ? mul.inputs[1]! : mul.inputs[0]!;
     const r = asWeight(w, elemType, hidden, rank);
-    if (typeof r === 'string') ctx.explain(`${what}: ${mul} not folded in: ${r}`);
-    else { weight = r.weight; hidden = r.hidden; out = mul.outputs[0]!; }
+    if (typeof r !== 'string') return { weight: r.weight, out: mul.outputs[0]! };
+    ctx.explain(`${what}: ${mul} not folded in: ${r}`);
   }
-  if (!weight) {
-    if (hidden === undefined) return fail(`no weight and the last dim of '${x.name}' is not static: cannot make a weight of ones`);
-    weight = ones(elemType, hidden);
-  }
-  return { x, epsilon, elemType, weight, out, name: `${prefixOf(core.square)}SimplifiedLayerNormalization` };
+  if (hidden === undefined) return `no weight and the last dim of '${x.name}' is not static: cannot make a weight of ones`;
+  return { weight: ones(elemType, hidden), out };
+}
+
+function matchRmsNorm(node: Node, ctx: PassContext): Match | null {
+  const core = matchCore(node);
+  if (!core) return null;
+  const { xf } = core;
+  const what = `RMSNorm of '${xf.name}' at ${node}`;
+  const fail = (why: string): null => { ctx.explain(`${what}: ${why}`); return null; };
+  const rank = rankOf(shapesOf(ctx), xf);
+  const epsilon = checkScalars(core, rank);
+  if (typeof epsilon === 'string') return fail(epsilon);
+  const badMean = checkMean(core.mean, ctx, rank);
+  if (badMean) return fail(badMean);
+  const floatType = elemTypeOf(shapesOf(ctx), xf);
+  if (floatType === undefined || !NORM_FLOAT_TYPES.includes(floatType)) return fail(`input '${xf.name}' has element type ${floatType === undefined ? 'unknown' : dataTypeName(floatType)}, not a float type`);
+  const inner = innerNodes(core, node);
+  if (typeof inner === 'string') return fail(inner);
+  const { x, out, elemType } = absorbCasts(ctx, xf, node, floatType, inner);
+  const w = foldWeight(ctx, what, x, out, elemType, rank);
+  if (typeof w === 'string') return fail(w);
+  return { x, epsilon, elemType, weight: w.weight, out: w.out, name: `${prefixOf(core.square)}SimplifiedLayerNormalization` };
 }
 
 const rule: Rule<Caps> = {

@@ -45,20 +45,24 @@ import { DataType, dataTypeName } from '../../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
-import { UnsupportedOpError } from '../../src/pass/patch.js';
+import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
+import { kernelFor } from '../../src/target.js';
 
 const NAME = 'qdq-to-int8-symmetric';
 
 /**
- * The element types the target's own table lists for `op`'s first input (the union over its kernel
- * ranges), 'any' when it has no table or the row lists none, or undefined when it cannot run `op`.
+ * The element types the target's own table lists for `op`'s first input in the kernel row at the
+ * opset the model imports (`kernelFor`'s rule, as ctx.supports() and the final check judge it), 'any'
+ * when it has no table or the row lists none, or undefined when it cannot run `op`.
  */
 function tableTypes(ctx: PassContext, op: string): Set<string> | 'any' | undefined {
   if (!ctx.supports('', op)) return undefined;
-  const ranges = ctx.options.target?.capabilities?.kernels[`ai.onnx::${op}`];
-  if (!ranges || ranges.some((r) => r[2] === null)) return 'any';
-  return new Set(ranges.flatMap((r) => r[2] ?? []));
+  const caps = ctx.options.target?.capabilities;
+  if (!caps) return 'any';
+  const row = kernelFor(caps, op, '', ctx.opset(''));
+  if (!row) return undefined;
+  return row[2] === null ? 'any' : new Set(row[2]);
 }
 
 const count = (t: Tensor): number => t.dims.reduce((p, d) => p * d, 1);
@@ -171,6 +175,95 @@ function requantize(values: Float64Array, dims: number[], axis: number | undefin
   return { q, s };
 }
 
+/** The DequantizeLinear types the target takes, when it takes int8 and not all the model's types; else explains why there is nothing to do. */
+function rewritableDqTypes(ctx: PassContext): Set<string> | undefined {
+  const target = ctx.options.target ? `target '${ctx.options.target.name}'` : 'the target';
+  const dqTypes = tableTypes(ctx, 'DequantizeLinear');
+  if (dqTypes === undefined) {
+    ctx.explain(`${target} has no DequantizeLinear: no QDQ form runs there, nothing to re-express`);
+    return undefined;
+  }
+  if (dqTypes === 'any' || dqTypes.has('uint8') && dqTypes.has('int32')) {
+    ctx.explain(`${target} runs DequantizeLinear of uint8 and int32 (or has no type list): the QDQ model runs as it is`);
+    return undefined;
+  }
+  if (!dqTypes.has('int8')) {
+    ctx.explain(`${target}'s DequantizeLinear takes ${[...dqTypes].join(', ')}, not int8: no symmetric int8 form to rewrite into`);
+    return undefined;
+  }
+  return dqTypes;
+}
+
+const zero = (): Tensor => Tensor.fromTypedArray(DataType.INT8, [], new Int8Array(1));
+
+/** The uint8 pair `m` at `q` as an int8 symmetric one, the clamp the u8 pair applied kept. */
+function rewritePair(patch: Patch, ctx: PassContext, q: Node, m: PairMatch): void {
+  const base = q.inputs[0]!.name;
+  const s = patch.constant(Tensor.float32([m.scale], []), `${base}_scale_s8`);
+  const z = patch.constant(zero(), `${base}_zero_point_s8`);
+  // the u8 pair clamps to [lo, hi] (the static quantizer folds a Relu into that clamp): keep it
+  let x = q.inputs[0]!;
+  if (m.lo === 0) x = patch.add('Relu', [x], {}, { name: `${q.name || 'QuantizeLinear'}_clamp` });
+  else if (m.lo > -m.m || m.hi < m.m) {
+    x = ctx.opset('') >= 11
+      ? patch.add('Clip', [x, patch.constant(Tensor.float32([m.lo], []), `${base}_lo`), patch.constant(Tensor.float32([m.hi], []), `${base}_hi`)], {}, { name: `${q.name || 'QuantizeLinear'}_clamp` })
+      : patch.add('Clip', [x], { min: m.lo, max: m.hi }, { name: `${q.name || 'QuantizeLinear'}_clamp` });
+  }
+  const nq = patch.add('QuantizeLinear', [x, s, z], {}, { name: `${q.name || 'QuantizeLinear'}_s8` });
+  const ndq = patch.add('DequantizeLinear', [nq, s, z], {}, { name: `${m.dqs[0]!.name || 'DequantizeLinear'}_s8` });
+  for (const d of m.dqs) patch.replace(d.outputs[0]!, ndq);
+}
+
+/** The constant DequantizeLinear `m.dq` as a float constant (biases) or an int8 symmetric one (weights). */
+function rewriteConstant(patch: Patch, m: ConstMatch): void {
+  const dq = m.dq;
+  const base = dq.inputs[0]!.name;
+  if (m.kind === 'float') {
+    patch.replace(dq.outputs[0]!, patch.constant(Tensor.float32(Float32Array.from(m.values), m.dims), `${base}_dequantized`));
+    return;
+  }
+  const { q, s } = requantize(m.values, m.dims, m.axis);
+  const qv = patch.constant(Tensor.fromTypedArray(DataType.INT8, m.dims, q), `${base}_s8`);
+  const sv = patch.constant(Tensor.float32(s, m.axis === undefined ? [] : [s.length]), `${base}_scale_s8`);
+  const zv = patch.constant(m.axis === undefined ? zero() : Tensor.fromTypedArray(DataType.INT8, [s.length], new Int8Array(s.length)), `${base}_zero_point_s8`);
+  const nd = patch.add('DequantizeLinear', [qv, sv, zv], m.axis === undefined ? {} : { axis: m.axis }, { name: `${dq.name || 'DequantizeLinear'}_s8` });
+  patch.replace(dq.outputs[0]!, nd);
+}
+
+/** Changes made, and whether the rewrite budget (--stop-after-rewrites) ran out. */
+interface Progress { changes: number; stopped: boolean }
+
+/**
+ * Match each node of `nodes` (undefined: not for this pass; a string: explained) and rewrite it in a
+ * patch of its own; a rewrite the target refuses is explained and left.
+ */
+function rewriteEach<M>(
+  graph: Graph, ctx: PassContext, nodes: Node[], match: (n: Node) => M | string | undefined,
+  what: (m: M) => string, rewrite: (patch: Patch, n: Node, m: M) => void,
+): Progress {
+  let changes = 0;
+  for (const n of nodes) {
+    if (n.removed) continue;
+    const m = match(n);
+    if (m === undefined) continue;
+    if (typeof m === 'string') {
+      ctx.explain(m);
+      continue;
+    }
+    if (!ctx.allowRewrite(`${NAME}/${what(m)} at ${n}`)) return { changes, stopped: true };
+    const patch = ctx.patch(graph);
+    try {
+      rewrite(patch, n, m);
+    } catch (e) {
+      if (!(e instanceof UnsupportedOpError)) throw e;
+      ctx.explain(`${n}: ${e.message}`);
+      continue;
+    }
+    changes += patch.commit();
+  }
+  return { changes, stopped: false };
+}
+
 export const qdqToInt8Symmetric: Pass = {
   name: NAME,
   description: 'uint8 asymmetric activation Q/DQ pairs become int8 symmetric (zero point 0, the range kept), int8 weights with zero points requantized symmetric and int32 biases dequantized once, for targets that take int8 symmetric QDQ only (judged within int8 tolerance)',
@@ -182,87 +275,20 @@ export const qdqToInt8Symmetric: Pass = {
       if (graph === ctx.model.graph) ctx.explain('no QuantizeLinear or DequantizeLinear: nothing to re-express');
       return 0;
     }
-    const target = ctx.options.target ? `target '${ctx.options.target.name}'` : 'the target';
-    const dqTypes = tableTypes(ctx, 'DequantizeLinear');
-    if (dqTypes === undefined) {
-      ctx.explain(`${target} has no DequantizeLinear: no QDQ form runs there, nothing to re-express`);
-      return 0;
-    }
-    if (dqTypes === 'any' || dqTypes.has('uint8') && dqTypes.has('int32')) {
-      ctx.explain(`${target} runs DequantizeLinear of uint8 and int32 (or has no type list): the QDQ model runs as it is`);
-      return 0;
-    }
-    if (!dqTypes.has('int8')) {
-      ctx.explain(`${target}'s DequantizeLinear takes ${[...dqTypes].join(', ')}, not int8: no symmetric int8 form to rewrite into`);
-      return 0;
-    }
+    const dqTypes = rewritableDqTypes(ctx);
+    if (!dqTypes) return 0;
     let changes = 0;
-    const zero = (): Tensor => Tensor.fromTypedArray(DataType.INT8, [], new Int8Array(1));
     // activation pairs
     if (!dqTypes.has('uint8')) {
-      for (const q of qdq.filter(isQ)) {
-        if (q.removed) continue;
-        const m = matchPair(q);
-        if (m === undefined) continue;
-        if (typeof m === 'string') {
-          ctx.explain(m);
-          continue;
-        }
-        if (!ctx.allowRewrite(`${NAME}/activation-pair at ${q}`)) return changes;
-        const patch = ctx.patch(graph);
-        try {
-          const base = q.inputs[0]!.name;
-          const s = patch.constant(Tensor.float32([m.scale], []), `${base}_scale_s8`);
-          const z = patch.constant(zero(), `${base}_zero_point_s8`);
-          // the u8 pair clamps to [lo, hi] (the static quantizer folds a Relu into that clamp): keep it
-          let x = q.inputs[0]!;
-          if (m.lo === 0) x = patch.add('Relu', [x], {}, { name: `${q.name || 'QuantizeLinear'}_clamp` });
-          else if (m.lo > -m.m || m.hi < m.m) {
-            x = ctx.opset('') >= 11
-              ? patch.add('Clip', [x, patch.constant(Tensor.float32([m.lo], []), `${base}_lo`), patch.constant(Tensor.float32([m.hi], []), `${base}_hi`)], {}, { name: `${q.name || 'QuantizeLinear'}_clamp` })
-              : patch.add('Clip', [x], { min: m.lo, max: m.hi }, { name: `${q.name || 'QuantizeLinear'}_clamp` });
-          }
-          const nq = patch.add('QuantizeLinear', [x, s, z], {}, { name: `${q.name || 'QuantizeLinear'}_s8` });
-          const ndq = patch.add('DequantizeLinear', [nq, s, z], {}, { name: `${m.dqs[0]!.name || 'DequantizeLinear'}_s8` });
-          for (const d of m.dqs) patch.replace(d.outputs[0]!, ndq);
-        } catch (e) {
-          if (!(e instanceof UnsupportedOpError)) throw e;
-          ctx.explain(`${q}: ${e.message}`);
-          continue;
-        }
-        changes += patch.commit();
-      }
+      const pairs = rewriteEach(graph, ctx, qdq.filter(isQ), matchPair, () => 'activation-pair', (patch, q, m) => rewritePair(patch, ctx, q, m));
+      changes += pairs.changes;
+      if (pairs.stopped) return changes;
     }
     // constant DequantizeLinear: weights and biases
-    for (const dq of qdq.filter(isDq)) {
-      if (dq.removed) continue;
-      const m = matchConstant(dq, dqTypes);
-      if (m === undefined) continue;
-      if (typeof m === 'string') {
-        ctx.explain(m);
-        continue;
-      }
-      if (!ctx.allowRewrite(`${NAME}/${m.kind === 'float' ? 'dequantize-bias' : 'requantize-weight'} at ${dq}`)) return changes;
-      const patch = ctx.patch(graph);
-      const base = dq.inputs[0]!.name;
-      try {
-        if (m.kind === 'float') {
-          patch.replace(dq.outputs[0]!, patch.constant(Tensor.float32(Float32Array.from(m.values), m.dims), `${base}_dequantized`));
-        } else {
-          const { q, s } = requantize(m.values, m.dims, m.axis);
-          const qv = patch.constant(Tensor.fromTypedArray(DataType.INT8, m.dims, q), `${base}_s8`);
-          const sv = patch.constant(Tensor.float32(s, m.axis === undefined ? [] : [s.length]), `${base}_scale_s8`);
-          const zv = patch.constant(m.axis === undefined ? zero() : Tensor.fromTypedArray(DataType.INT8, [s.length], new Int8Array(s.length)), `${base}_zero_point_s8`);
-          const nd = patch.add('DequantizeLinear', [qv, sv, zv], m.axis === undefined ? {} : { axis: m.axis }, { name: `${dq.name || 'DequantizeLinear'}_s8` });
-          patch.replace(dq.outputs[0]!, nd);
-        }
-      } catch (e) {
-        if (!(e instanceof UnsupportedOpError)) throw e;
-        ctx.explain(`${dq}: ${e.message}`);
-        continue;
-      }
-      changes += patch.commit();
-    }
+    const constants = rewriteEach(graph, ctx, qdq.filter(isDq), (dq) => matchConstant(dq, dqTypes),
+      (m) => (m.kind === 'float' ? 'dequantize-bias' : 'requantize-weight'), (patch, _dq, m) => rewriteConstant(patch, m));
+    changes += constants.changes;
+    if (constants.stopped) return changes;
     if (changes) ctx.invalidate();
     return changes;
   },

@@ -205,88 +205,118 @@ export class PassManager {
   constructor(readonly steps: PipelineStep[], readonly options: ManagerOptions = {}) {}
 
   async run(model: Model): Promise<RunReport> {
-    const ctx = new Context(model, this.options);
-    const started = performance.now();
-    const totalPasses = this.steps.reduce((n, s) => n + ('fixedPoint' in s ? s.fixedPoint.length : 1), 0);
-    let position = 0;
-    const stats = new Map<string, PassStat>();
-    const warnings: string[] = [];
+    return new PipelineRun(model, this.steps, this.options).run();
+  }
+}
 
-    const runPass = async (pass: Pass): Promise<number> => {
-      this.options.onProgress?.(position, totalPasses, pass.name, performance.now() - started);
-      const stat: PassStat = stats.get(pass.name) ?? { name: pass.name, runs: 0, changes: 0, timeMs: 0 };
-      stats.set(pass.name, stat);
-      const missing = (pass.emits ?? []).filter((k) => { const [d, op] = k.split('::') as [string, string]; return !ctx.supports(d === 'ai.onnx' ? '' : d, op); });
-      if (missing.length) {
-        stat.skipped = `target '${this.options.target?.name}' cannot run ${missing.join(', ')}`;
-        return 0;
-      }
-      ctx.currentPass = pass.name;
-      const graphs: Graph[] = pass.subgraphs === 'recurse' ? [...model.allGraphs()] : [model.graph];
-      const t0 = performance.now();
-      let changes = 0;
-      for (const g of graphs) {
-        if (g.owner?.removed) continue;
-        let n: number;
-        try {
-          n = await pass.run(g, ctx);
-        } catch (e) {
-          throw passFailure(pass.name, e);
-        }
-        if (n > 0) {
-          changes += n;
-          ctx.invalidate();
-          // rewrites append their nodes at the end: restore topological order (stable)
-          g.toposort();
-        }
-        if (ctx.exhausted) break;
-      }
-      for (const g of graphs) g.compact();
-      stat.runs++;
-      stat.changes += changes;
-      stat.timeMs += performance.now() - t0;
-      if (this.options.verifyEach) {
-        const problems = verifyModel(model);
-        if (problems.length) throw new PassError(pass.name, `the IR does not verify after it: ${new VerifyError(problems).message}`);
-      }
-      if (this.options.dumpAfter?.includes(pass.name)) this.options.onDump?.(pass.name, printModel(model));
-      return changes;
-    };
+/** One run of a pipeline on a model: the context the passes share, the position, the stats and warnings so far. */
+class PipelineRun {
+  private readonly ctx: Context;
+  private readonly started = performance.now();
+  private readonly totalPasses: number;
+  /** the 1-based position in the pipeline of the pass running now (for onProgress) */
+  private position = 0;
+  private readonly stats = new Map<string, PassStat>();
+  private readonly warnings: string[] = [];
 
+  constructor(private readonly model: Model, private readonly steps: PipelineStep[], private readonly options: ManagerOptions) {
+    this.ctx = new Context(model, options);
+    this.totalPasses = steps.reduce((n, s) => n + ('fixedPoint' in s ? s.fixedPoint.length : 1), 0);
+  }
+
+  async run(): Promise<RunReport> {
+    const ctx = this.ctx;
     let stepBase = 0;
     for (const step of this.steps) {
       if (ctx.exhausted) break;
       const base = stepBase;
       stepBase += 'fixedPoint' in step ? step.fixedPoint.length : 1;
       if ('fixedPoint' in step) {
-        const seen = new Set<string>([fingerprint(model)]);
-        const max = step.maxIterations ?? 8;
-        for (let i = 0; i < max && !ctx.exhausted; i++) {
-          let changes = 0;
-          for (const [j, p] of step.fixedPoint.entries()) {
-            position = base + j + 1;
-            changes += await runPass(p);
-            if (ctx.exhausted) break;
-          }
-          if (changes === 0) break;
-          const fp = fingerprint(model);
-          if (seen.has(fp)) {
-            warnings.push(`passes ${step.fixedPoint.map((p) => p.name).join(', ')} undo each other (the graph came back to an earlier state); stopped after ${i + 1} iterations`);
-            break;
-          }
-          seen.add(fp);
-          if (i === max - 1) warnings.push(`passes ${step.fixedPoint.map((p) => p.name).join(', ')} still changing after ${max} iterations`);
-        }
+        await this.runFixedPoint(step, base);
       } else {
-        position = base + 1;
-        await runPass(step);
+        this.position = base + 1;
+        await this.runPass(step);
       }
     }
     return {
-      passes: [...stats.values()].map((s) => ({ ...s, timeMs: Math.round(s.timeMs * 100) / 100 })),
+      passes: [...this.stats.values()].map((s) => ({ ...s, timeMs: Math.round(s.timeMs * 100) / 100 })),
       rewrites: ctx.rewrites,
       ...(ctx.exhausted && ctx.lastRewrite ? { stoppedAt: ctx.lastRewrite } : {}),
-      warnings,
+      warnings: this.warnings,
     };
+  }
+
+  /** The group's passes, repeated until nothing changes, the graph comes back to an earlier state, or the cap. */
+  private async runFixedPoint(step: FixedPoint, base: number): Promise<void> {
+    const ctx = this.ctx;
+    const seen = new Set<string>([fingerprint(this.model)]);
+    const max = step.maxIterations ?? 8;
+    const names = (): string => step.fixedPoint.map((p) => p.name).join(', ');
+    for (let i = 0; i < max && !ctx.exhausted; i++) {
+      let changes = 0;
+      for (const [j, p] of step.fixedPoint.entries()) {
+        this.position = base + j + 1;
+        changes += await this.runPass(p);
+        if (ctx.exhausted) break;
+      }
+      if (changes === 0) break;
+      const fp = fingerprint(this.model);
+      if (seen.has(fp)) {
+        this.warnings.push(`passes ${names()} undo each other (the graph came back to an earlier state); stopped after ${i + 1} iterations`);
+        break;
+      }
+      seen.add(fp);
+      if (i === max - 1) this.warnings.push(`passes ${names()} still changing after ${max} iterations`);
+    }
+  }
+
+  /** One pass (skipped when the target cannot run an op it emits), timed and counted, then verified and dumped as asked. */
+  private async runPass(pass: Pass): Promise<number> {
+    const { ctx, options } = this;
+    options.onProgress?.(this.position, this.totalPasses, pass.name, performance.now() - this.started);
+    const stat: PassStat = this.stats.get(pass.name) ?? { name: pass.name, runs: 0, changes: 0, timeMs: 0 };
+    this.stats.set(pass.name, stat);
+    const missing = (pass.emits ?? []).filter((k) => { const [d, op] = k.split('::') as [string, string]; return !ctx.supports(d === 'ai.onnx' ? '' : d, op); });
+    if (missing.length) {
+      stat.skipped = `target '${options.target?.name}' cannot run ${missing.join(', ')}`;
+      return 0;
+    }
+    ctx.currentPass = pass.name;
+    const graphs: Graph[] = pass.subgraphs === 'recurse' ? [...this.model.allGraphs()] : [this.model.graph];
+    const t0 = performance.now();
+    const changes = await this.runOnGraphs(pass, graphs);
+    for (const g of graphs) g.compact();
+    stat.runs++;
+    stat.changes += changes;
+    stat.timeMs += performance.now() - t0;
+    if (options.verifyEach) {
+      const problems = verifyModel(this.model);
+      if (problems.length) throw new PassError(pass.name, `the IR does not verify after it: ${new VerifyError(problems).message}`);
+    }
+    if (options.dumpAfter?.includes(pass.name)) options.onDump?.(pass.name, printModel(this.model));
+    return changes;
+  }
+
+  /** `pass` on each graph (not those of a removed node), in order, until the rewrites run out: its changes. */
+  private async runOnGraphs(pass: Pass, graphs: Graph[]): Promise<number> {
+    const ctx = this.ctx;
+    let changes = 0;
+    for (const g of graphs) {
+      if (g.owner?.removed) continue;
+      let n: number;
+      try {
+        n = await pass.run(g, ctx);
+      } catch (e) {
+        throw passFailure(pass.name, e);
+      }
+      if (n > 0) {
+        changes += n;
+        ctx.invalidate();
+        // rewrites append their nodes at the end: restore topological order (stable)
+        g.toposort();
+      }
+      if (ctx.exhausted) break;
+    }
+    return changes;
   }
 }

@@ -33,6 +33,15 @@ export interface AttentionInput {
   rotary?: Node;
 }
 
+/** An input as matched: with its head count and head size. */
+type Input = AttentionInput & { heads: number; headSize: number };
+
+/** q, k, v and the caches k and v are the new entries of. */
+interface Inputs { q: Input; k: Input; v: Input; pastKey: Value; pastValue: Value }
+
+/** repeat_kv(x): x and how many times its heads are repeated. */
+type RepeatKv = { x: Value; rep: number };
+
 export interface GqaMatch {
   softmax: Node;
   q: AttentionInput;
@@ -86,7 +95,7 @@ function rotaryOf(v: Value | undefined): Node | undefined {
 }
 
 /** [RotaryEmbedding](Transpose(Reshape(proj, [b, s, h, D]), [0,2,1,3])). */
-function matchInput(info: InferResult, v: Value, what: string): (AttentionInput & { heads: number; headSize: number }) | Fail {
+function matchInput(info: InferResult, v: Value, what: string): Input | Fail {
   const rot = rotaryOf(v);
   let cur = v;
   if (rot) {
@@ -102,7 +111,7 @@ function matchInput(info: InferResult, v: Value, what: string): (AttentionInput 
 }
 
 /** repeat_kv(x) = Reshape(Expand(Unsqueeze(x, 2), [b, kv, n_rep, T, D]), [b, kv*n_rep, T, D]): returns x and n_rep. */
-function matchRepeatKv(info: InferResult, v: Value | undefined): { x: Value; rep: number } | Fail {
+function matchRepeatKv(info: InferResult, v: Value | undefined): RepeatKv | Fail {
   const r = producedBy(v, 'Reshape');
   if (!r) return `'${v?.name}' is not repeat_kv's Reshape (heads already match: MultiHeadAttention, not grouped)`;
   const e = producedBy(r.inputs[0], 'Expand');
@@ -139,7 +148,8 @@ function isMergeReshape(info: InferResult, n: Node, merged: Value, batch: Sym, s
   return !!os && os.length === 3 && symEq(os[0], batch) && symEq(os[1], seq) && os[2]!.value === hidden;
 }
 
-export function matchGqa(info: InferResult, softmax: Node, opset: number): GqaMatch | Fail {
+/** The scores' shape [b, N, s, T] and element type when `softmax` is over their last axis, float32; or why not. */
+function checkSoftmax(info: InferResult, softmax: Node, opset: number): { ss: Sym[]; elemType: number } | Fail {
   const axis = attrInt(softmax.attr('axis'), opset < 13 ? 1 : -1);
   const scoresIn = softmax.inputs[0]!;
   const ss = shapeOf(info, scoresIn);
@@ -147,7 +157,11 @@ export function matchGqa(info: InferResult, softmax: Node, opset: number): GqaMa
   if (axis !== -1 && axis !== 3) return `${softmax}: axis ${axis} is not the last`;
   const elemType = elemTypeOf(info, scoresIn);
   if (elemType === undefined || !ATTN_TYPES.includes(elemType)) return `${softmax}: not float32 (float16 attention is not matched: its masks use float16's lowest)`;
-  // P @ V, merged back
+  return { ss, elemType };
+}
+
+/** P @ repeat_kv(V), then the heads merged back: V's repeat_kv and Transpose(P @ V, [0,2,1,3]). */
+function matchOutput(info: InferResult, softmax: Node): { vr: RepeatKv; merged: Value } | Fail {
   let probs = softmax.outputs[0]!;
   if (!oneUse(probs)) return `${softmax}: output has other uses`;
   const castP = probs.uses[0]!.node;
@@ -159,9 +173,12 @@ export function matchGqa(info: InferResult, softmax: Node, opset: number): GqaMa
   const pvOut = pv.outputs[0]!;
   const back = oneUse(pvOut) ? pvOut.uses[0]!.node : undefined;
   if (!back || back.opType !== 'Transpose' || back.domain !== '' || permOf(back) !== '0,2,1,3') return `${pv}: output is not transposed back with perm [0,2,1,3] (alone)`;
-  const merged = back.outputs[0]!;
+  return { vr, merged: back.outputs[0]! };
+}
 
-  // scores = scale * (q @ k^T) + mask
+/** scores = scale * (q @ k^T) + mask: the mask, the scale (product of the factors), q, and K's repeat_kv. */
+function matchScaledScores(info: InferResult, softmax: Node): { mask: Value; scale: number; qv: Value; kr: RepeatKv } | Fail {
+  const scoresIn = softmax.inputs[0]!;
   if (!oneUse(scoresIn)) return `${softmax}: its input '${scoresIn.name}' has other uses`;
   const scores = skipCastsBack(info, scoresIn);
   const add = producedBy(scores, 'Add');
@@ -187,7 +204,11 @@ export function matchGqa(info: InferResult, softmax: Node, opset: number): GqaMa
   if (!ktT || permOf(ktT) !== '0,1,3,2' || !oneUse(kt)) return `${qk}: k operand '${kt.name}' is not Transpose(k, [0,1,3,2]) (alone)`;
   const kr = matchRepeatKv(info, ktT.inputs[0]);
   if (isFail(kr)) return `K: ${kr}`;
+  return { mask, scale, qv, kr };
+}
 
+/** q, and k and v as the new entries of their caches Concat(past, new): the inputs, heads alike and grouped. */
+function matchInputs(info: InferResult, qv: Value, kr: RepeatKv, vr: RepeatKv): Inputs | Fail {
   const q = matchInput(info, qv, 'Q');
   if (isFail(q)) return q;
   const kc = matchCacheConcat(kr.x, 'K');
@@ -199,12 +220,21 @@ export function matchGqa(info: InferResult, softmax: Node, opset: number): GqaMa
   const v = matchInput(info, vc.fresh, 'V');
   if (isFail(v)) return v;
   if (v.rotary) return `V: ${v.rotary} rotates the values`;
-
   const N = q.heads, kv = k.heads, D = q.headSize;
   if (v.heads !== kv || k.headSize !== D || v.headSize !== D) return `k, v heads ${k.heads}x${k.headSize}, ${v.heads}x${v.headSize} differ from each other or from q's head size ${D}`;
   if (kv >= N || N % kv !== 0) return `${N} query heads and ${kv} kv heads: not grouped-query attention (MultiHeadAttention's case when equal)`;
   if (kr.rep !== N / kv || vr.rep !== N / kv) return `repeat_kv repeats ${kr.rep} and ${vr.rep} times, not ${N / kv}`;
   if (D % 8 !== 0) return `head size ${D} is not a multiple of 8 (ORT's GroupQueryAttention requires it)`;
+  return { q, k, v, pastKey: kc.past, pastValue: vc.past };
+}
+
+/**
+ * The shapes agree: q, k, v projections [b, s, .], scores [b, N, s, T], caches [b, kv, T - s, D] and
+ * the mask [b|1, 1, s, T] of the scores' type. Returns b, s and T, or why not.
+ */
+function checkShapes(info: InferResult, ss: Sym[], elemType: number, inputs: Inputs, mask: Value): { batch: Sym; seq: Sym; total: Sym } | Fail {
+  const { q, k, v } = inputs;
+  const N = q.heads, kv = k.heads, D = q.headSize;
   const qs = shapeOf(info, q.proj), ks = shapeOf(info, k.proj), vs = shapeOf(info, v.proj);
   if (!qs || !ks || !vs || qs.length !== 3 || !symEq(qs[0], ks[0]) || !symEq(qs[0], vs[0]) || !symEq(qs[1], ks[1]) || !symEq(qs[1], vs[1])) {
     return `q, k, v projections ${fmtShape(qs)}, ${fmtShape(ks)}, ${fmtShape(vs)} differ in batch or sequence (not self-attention)`;
@@ -212,7 +242,7 @@ export function matchGqa(info: InferResult, softmax: Node, opset: number): GqaMa
   const [batch, seq] = qs as [Sym, Sym];
   const total = ss[3]!;
   if (!symEq(ss[0], batch) || ss[1]!.value !== N || !symEq(ss[2], seq)) return `scores ${fmtShape(ss)} are not [${batch}, ${N}, ${seq}, T]`;
-  for (const [name, past] of [['key', kc.past], ['value', vc.past]] as const) {
+  for (const [name, past] of [['key', inputs.pastKey], ['value', inputs.pastValue]] as const) {
     const ps = shapeOf(info, past);
     if (!ps || ps.length !== 4 || !symEq(ps[0], batch) || ps[1]!.value !== kv || ps[3]!.value !== D) return `past ${name} '${past.name}' ${fmtShape(ps)} is not [${batch}, ${kv}, past, ${D}]`;
     if (!symEq(ps[2]!.add(seq), total)) return `past ${name} '${past.name}' ${fmtShape(ps)}: past + ${seq} is not the key length ${total}`;
@@ -223,12 +253,32 @@ export function matchGqa(info: InferResult, softmax: Node, opset: number): GqaMa
     return `mask '${mask.name}' ${fmtShape(ms)} is not [${batch} or 1, 1, ${seq}, ${total}]`;
   }
   if (elemTypeOf(info, mask) !== elemType) return `mask '${mask.name}' is not of the scores' element type`;
+  return { batch, seq, total };
+}
+
+export function matchGqa(info: InferResult, softmax: Node, opset: number): GqaMatch | Fail {
+  const sm = checkSoftmax(info, softmax, opset);
+  if (isFail(sm)) return sm;
+  const { ss, elemType } = sm;
+  const output = matchOutput(info, softmax);
+  if (isFail(output)) return output;
+  const { vr, merged } = output;
+  const scores = matchScaledScores(info, softmax);
+  if (isFail(scores)) return scores;
+  const { mask, scale, qv, kr } = scores;
+  const inputs = matchInputs(info, qv, kr, vr);
+  if (isFail(inputs)) return inputs;
+  const { q, k, v } = inputs;
+  const dims = checkShapes(info, ss, elemType, inputs, mask);
+  if (isFail(dims)) return dims;
+  const { batch, seq, total } = dims;
+  const N = q.heads, D = q.headSize;
   if (!Number.isFinite(scale) || scale <= 0) return `scale ${scale} is not usable`;
   const reshapes = merged.uses.map((u) => u.node).filter((n) => isMergeReshape(info, n, merged, batch, seq, N * D));
   if (reshapes.length === 0) return `'${merged.name}' is not reshaped to [${batch}, ${seq}, ${N * D}]`;
   return {
-    softmax, q, k, v, pastKey: kc.past, pastValue: vc.past, presentKey: kr.x, presentValue: vr.x,
-    heads: N, kvHeads: kv, headSize: D, scale, mask, merged, reshapes, elemType, batch, seq, total,
+    softmax, q, k, v, pastKey: inputs.pastKey, pastValue: inputs.pastValue, presentKey: kr.x, presentValue: vr.x,
+    heads: N, kvHeads: k.heads, headSize: D, scale, mask, merged, reshapes, elemType, batch, seq, total,
   };
 }
 

@@ -45,12 +45,14 @@ function reduceAxes(node: Node, inputs: (Tensor | undefined)[], opset: number, i
   return attrInts(node.attr('axes'));
 }
 
+/** Reductions refused on integers (their results are not integers). */
+const FLOAT_ONLY = ['ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp'];
+
 function reduce(op: string, node: Node, inputs: (Tensor | undefined)[], opset: number): Arr {
   const a = fromTensor(need(inputs, 0));
   const k = kindOf(a.dt);
   if (k !== 'float' && k !== 'int' && k !== 'bigint') refuse(`${op} dtype ${a.dt}`);
-  const floatOnly = ['ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp'];
-  if (k !== 'float' && floatOnly.includes(op)) refuse(`${op} on integers`);
+  if (k !== 'float' && FLOAT_ONLY.includes(op)) refuse(`${op} on integers`);
   const inputFrom = op === 'ReduceSum' ? 13 : 18;
   const axes = reduceAxes(node, inputs, opset, inputFrom);
   const keepdims = attrInt(node.attr('keepdims'), 1) === 1;
@@ -63,46 +65,51 @@ function reduce(op: string, node: Node, inputs: (Tensor | undefined)[], opset: n
   const out = alloc(a.dt, outDims);
   const { index, outCount } = reduceIndex(a.dims, reduced);
   const n = count(a.dims);
-  const groupSize = outCount === 0 ? 0 : n / outCount;
-  const src = a.data as Store, dst = out.data as Store;
+  const groups: Groups = { index, outCount, n, groupSize: outCount === 0 ? 0 : n / outCount };
+  if (k === 'bigint') reduceBigint(op, a, groups, out.data as Store);
+  else reduceNumber(op, a, k, groups, out.data as Store);
+  return out;
+}
 
-  if (k === 'bigint') {
-    const big = src as unknown as BigInt64Array;
-    const acc: bigint[] = new Array<bigint>(outCount);
-    const unsigned = a.dt === DataType.UINT64;
-    const init = op === 'ReduceProd' ? 1n : op === 'ReduceMax' ? (unsigned ? 0n : -(2n ** 63n)) : op === 'ReduceMin' ? (unsigned ? 2n ** 64n - 1n : 2n ** 63n - 1n) : 0n;
-    acc.fill(init);
-    for (let i = 0; i < n; i++) {
-      const x = big[i]!, j = index[i]!;
-      switch (op) {
-        case 'ReduceSum': case 'ReduceMean': acc[j]! += x; break;
-        case 'ReduceProd': acc[j]! *= x; break;
-        case 'ReduceMax': if (x > acc[j]!) acc[j] = x; break;
-        case 'ReduceMin': if (x < acc[j]!) acc[j] = x; break;
-        case 'ReduceSumSquare': acc[j]! += x * x; break;
-        case 'ReduceL1': acc[j]! += x < 0n ? -x : x; break;
-        default: refuse(op);
-      }
+/** How the input's n elements fall into the output's outCount slots (index: each element's slot). */
+interface Groups { index: Int32Array; outCount: number; n: number; groupSize: number }
+
+/** `op` over int64 / uint64 elements, exact in bigint, into `dst`. */
+function reduceBigint(op: string, a: Arr, g: Groups, dst: Store): void {
+  const { index, outCount, n, groupSize } = g;
+  const big = a.data as unknown as BigInt64Array;
+  const acc: bigint[] = new Array<bigint>(outCount);
+  const unsigned = a.dt === DataType.UINT64;
+  const init = op === 'ReduceProd' ? 1n : op === 'ReduceMax' ? (unsigned ? 0n : -(2n ** 63n)) : op === 'ReduceMin' ? (unsigned ? 2n ** 64n - 1n : 2n ** 63n - 1n) : 0n;
+  acc.fill(init);
+  for (let i = 0; i < n; i++) {
+    const x = big[i]!, j = index[i]!;
+    switch (op) {
+      case 'ReduceSum': case 'ReduceMean': acc[j]! += x; break;
+      case 'ReduceProd': acc[j]! *= x; break;
+      case 'ReduceMax': if (x > acc[j]!) acc[j] = x; break;
+      case 'ReduceMin': if (x < acc[j]!) acc[j] = x; break;
+      case 'ReduceSumSquare': acc[j]! += x * x; break;
+      case 'ReduceL1': acc[j]! += x < 0n ? -x : x; break;
+      default: refuse(op);
     }
-    for (let j = 0; j < outCount; j++) {
-      let v = acc[j]!;
-      if (op === 'ReduceMean') { if (groupSize === 0) refuse('ReduceMean of nothing'); v /= BigInt(groupSize); }
-      dst[j] = v;
-    }
-    return out;
   }
+  for (let j = 0; j < outCount; j++) {
+    let v = acc[j]!;
+    if (op === 'ReduceMean') { if (groupSize === 0) refuse('ReduceMean of nothing'); v /= BigInt(groupSize); }
+    dst[j] = v;
+  }
+}
 
+/** `op` over float or (up to 32-bit) integer elements, accumulated in float64, into `dst`. */
+function reduceNumber(op: string, a: Arr, k: 'float' | 'int', g: Groups, dst: Store): void {
+  const { index, outCount, n, groupSize } = g;
+  const src = a.data as Store;
   const acc = new Float64Array(outCount);
   const [imin, imax] = INT_RANGE[a.dt] ?? [-Infinity, Infinity];
   const init = op === 'ReduceProd' ? 1 : op === 'ReduceMax' ? (k === 'float' ? -Infinity : imin) : op === 'ReduceMin' ? (k === 'float' ? Infinity : imax) : 0;
   acc.fill(init);
-  const logSumExp = op === 'ReduceLogSumExp';
-  let max: Float64Array | undefined;
-  if (logSumExp) {
-    // subtract the max of each group first, so exp cannot overflow
-    max = new Float64Array(outCount).fill(-Infinity);
-    for (let i = 0; i < n; i++) { const x = src[i] as number; if (x > max[index[i]!]! || Number.isNaN(x)) max[index[i]!] = x; }
-  }
+  const max = op === 'ReduceLogSumExp' ? groupMax(src, g) : undefined;
   for (let i = 0; i < n; i++) {
     const x = src[i] as number, j = index[i]!;
     switch (op) {
@@ -127,7 +134,13 @@ function reduce(op: string, node: Node, inputs: (Tensor | undefined)[], opset: n
     if (k !== 'float' && !Number.isSafeInteger(v)) refuse(`${op}: integer result beyond 2^53`);
     dst[j] = v;
   }
-  return out;
+}
+
+/** The max of each group (NaN when it has one): ReduceLogSumExp subtracts it first, so exp cannot overflow. */
+function groupMax(src: Store, g: Groups): Float64Array {
+  const max = new Float64Array(g.outCount).fill(-Infinity);
+  for (let i = 0; i < g.n; i++) { const x = src[i] as number; if (x > max[g.index[i]!]! || Number.isNaN(x)) max[g.index[i]!] = x; }
+  return max;
 }
 
 function argReduce(op: 'ArgMax' | 'ArgMin', node: Node, inputs: (Tensor | undefined)[]): Arr {
