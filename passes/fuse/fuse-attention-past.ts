@@ -57,7 +57,7 @@
  *     on padded query rows (uniform over all t keys instead of the j <= p + i ones), which is why
  *     the padding goes into attention_bias (as the original's sum), not key_padding_mask.
  */
-import { attr, attrInt, type Attribute } from '../../src/ir/attribute.js';
+import { attr, type Attribute } from '../../src/ir/attribute.js';
 import { DataType } from '../../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
@@ -66,7 +66,20 @@ import type { Sym } from '../../src/analysis/symbolic.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
 import {
-  fmtShape, isFail, matchPaddingMask, matchScores, oneUse, peelScale, producedBy, symEq, type Fail,
+  fmtShape,
+  isFail,
+  isNoopCast,
+  matchPaddingMask,
+  matchScores,
+  oneUse,
+  peelScale,
+  permOf,
+  probsTimesValues,
+  producedBy,
+  replaceMergedHeads,
+  softmaxScores,
+  symEq,
+  type Fail,
 } from '../lib/attention/match.js';
 import { elemTypeOf, shapeOf } from '../lib/query.js';
 import { matchCacheConcat, matchCausalWithPast, matchHeadsInput, type CacheConcat, type HeadsInput } from '../lib/attention/past.js';
@@ -92,41 +105,21 @@ interface PastMatch {
   reshapes: Node[];
 }
 
-/** Cast of a float32 value to float32. */
-function isNoopCast(info: InferResult, n: Node): boolean {
-  return n.opType === 'Cast' && n.domain === '' && attrInt(n.attr('to')) === DataType.FLOAT && elemTypeOf(info, n.inputs[0]) === DataType.FLOAT;
-}
 
-function permOf(n: Node): string | undefined {
-  const a = n.attr('perm');
-  return a?.type === 'ints' ? a.value.map(Number).join(',') : undefined;
-}
 
-/** The scores' shape [b, H, s, t] when `softmax` is float32 over their last axis, or why not. */
+/** The Softmax over [batch, heads, seq, past + seq] float32 scores. */
 function checkSoftmax(info: InferResult, ctx: PassContext, softmax: Node): Sym[] | Fail {
-  const scoresOut = softmax.inputs[0]!;
-  const ss = shapeOf(info, scoresOut);
-  if (!ss || ss.length !== 4) return `${softmax}: input ${fmtShape(ss)} is not [batch, heads, seq, past + seq]`;
-  if (elemTypeOf(info, scoresOut) !== DataType.FLOAT) return `${softmax}: not float32`;
-  const axis = attrInt(softmax.attr('axis'), ctx.opset() < 13 ? 1 : -1);
-  if (axis !== -1 && axis !== 3) return `${softmax}: axis ${axis} is not the last`;
-  return ss;
+  const ss = softmaxScores(info, softmax, ctx.opset(), 'batch, heads, seq, past + seq');
+  if (isFail(ss)) return ss;
+  return elemTypeOf(info, softmax.inputs[0]) !== DataType.FLOAT ? `${softmax}: not float32` : ss;
 }
 
-/** P @ value, then the heads merged back: the value cache and Transpose(P @ value, [0,2,1,3]). */
+/** P @ values (the value cache's Concat), then the heads merged back with Transpose([0,2,1,3]). */
 function matchOutput(info: InferResult, softmax: Node): { value: CacheConcat; merged: Value } | Fail {
-  const probs = softmax.outputs[0]!;
-  if (!oneUse(probs)) return `${softmax}: output has ${probs.uses.length} uses${probs.isReturned ? ' and is a graph output' : ''}, not one MatMul with the values`;
-  let p = probs;
-  let pv = probs.uses[0]!.node;
-  if (isNoopCast(info, pv) && oneUse(pv.outputs[0]!)) { p = pv.outputs[0]!; pv = p.uses[0]!.node; }
-  if (pv.opType !== 'MatMul' || pv.domain !== '' || pv.inputs[0] !== p || pv.inputs[1] === p) return `${softmax}: output feeds ${pv}, not the MatMul with the values`;
-  const value = matchCacheConcat(info, pv.inputs[1], 'value');
-  if (isFail(value)) return value;
-  const pvOut = pv.outputs[0]!;
-  const back = oneUse(pvOut) ? pvOut.uses[0]!.node : undefined;
-  if (!back || back.opType !== 'Transpose' || back.domain !== '' || permOf(back) !== '0,2,1,3') return `${pv}: output is not transposed back with perm [0,2,1,3] (alone)`;
-  return { value, merged: back.outputs[0]! };
+  const out = probsTimesValues(info, softmax, 'the values');
+  if (isFail(out)) return out;
+  const value = matchCacheConcat(info, out.values, 'value');
+  return isFail(value) ? value : { value, merged: out.merged };
 }
 
 /** The masks found walking up from the scores, outermost first, and which kinds were seen. */
@@ -342,12 +335,7 @@ function rewrite(patch: Patch, ctx: PassContext, shared: Shared, m: PastMatch, i
   ctx.requireOpset('com.microsoft', 1);
   patch.replace(m.key.all, presentKey);
   patch.replace(m.value.all, presentValue);
-  for (const r of m.reshapes) patch.replace(r.outputs[0]!, out);
-  const others = m.merged.uses.filter((u) => !m.reshapes.includes(u.node));
-  if (others.length || m.merged.isReturned) {
-    const shape = patch.constant(Tensor.int64([0, 0, heads, headSize]), `${base}/heads_shape`);
-    patch.replace(m.merged, patch.add('Reshape', [out, shape], {}, { name: `${base}/split_heads` }));
-  }
+  replaceMergedHeads(patch, m, out, heads, headSize, base);
 }
 
 /** A Softmax whose output feeds (maybe through a Cast) a MatMul with a Concat: attention over a cache. */

@@ -36,7 +36,27 @@ import type { Pass, PassContext } from '../../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
 import {
-  fmtShape, isFail, matchCausalAdditive, matchCausalWhere, matchHeads, matchPaddingMask, matchProjection, matchScores, oneUse, producedBy, sliceProjection, splitSizes, symEq, type Fail, type Heads, type PaddingMask, type Projection,
+  fmtShape,
+  isFail,
+  isNoopCast,
+  matchCausalAdditive,
+  matchCausalWhere,
+  matchHeads,
+  matchPaddingMask,
+  matchProjection,
+  matchScores,
+  oneUse,
+  probsTimesValues,
+  producedBy,
+  replaceMergedHeads,
+  sliceProjection,
+  softmaxScores,
+  splitSizes,
+  symEq,
+  type Fail,
+  type Heads,
+  type PaddingMask,
+  type Projection,
 } from '../lib/attention/match.js';
 import { elemTypeOf, shapeOf } from '../lib/query.js';
 
@@ -88,31 +108,19 @@ function matchQkv(info: InferResult, ctx: PassContext, q: Heads, k: Heads, v: He
   return [pq, pk, pv];
 }
 
-/** The scores' shape [b, H, s, s] when `softmax` is float32 over their last axis, or why not. */
+/** The Softmax over [batch, heads, seq, seq] float32 scores. */
 function checkSoftmax(info: InferResult, ctx: PassContext, softmax: Node): Sym[] | Fail {
-  const scoresOut = softmax.inputs[0]!;
-  const ss = shapeOf(info, scoresOut);
-  if (!ss || ss.length !== 4) return `${softmax}: input ${fmtShape(ss)} is not [batch, heads, seq, seq]`;
-  if (elemTypeOf(info, scoresOut) !== DataType.FLOAT) return `${softmax}: not float32`;
-  const axis = attrInt(softmax.attr('axis'), ctx.opset() < 13 ? 1 : -1);
-  if (axis !== -1 && axis !== 3) return `${softmax}: axis ${axis} is not the last`;
-  return ss;
+  const ss = softmaxScores(info, softmax, ctx.opset(), 'batch, heads, seq, seq');
+  if (isFail(ss)) return ss;
+  return elemTypeOf(info, softmax.inputs[0]) !== DataType.FLOAT ? `${softmax}: not float32` : ss;
 }
 
 /** P @ V, then the heads merged back: V's heads and Transpose(P @ V, [0,2,1,3]). */
 function matchOutput(info: InferResult, softmax: Node): { vh: Heads; merged: Value } | Fail {
-  const probs = softmax.outputs[0]!;
-  if (!oneUse(probs)) return `${softmax}: output has ${probs.uses.length} uses${probs.isReturned ? ' and is a graph output' : ''}, not one MatMul with V`;
-  let p = probs;
-  let pv = probs.uses[0]!.node;
-  if (isNoopCast(info, pv) && oneUse(pv.outputs[0]!)) { p = pv.outputs[0]!; pv = p.uses[0]!.node; }
-  if (pv.opType !== 'MatMul' || pv.domain !== '' || pv.inputs[0] !== p || pv.inputs[1] === p) return `${softmax}: output feeds ${pv}, not the MatMul with V`;
-  const vh = matchHeads(info, pv.inputs[1], false);
-  if (isFail(vh)) return `V: ${vh}`;
-  const pvOut = pv.outputs[0]!;
-  const back = oneUse(pvOut) ? pvOut.uses[0]!.node : undefined;
-  if (!back || back.opType !== 'Transpose' || back.domain !== '' || permOf(back) !== '0,2,1,3') return `${pv}: output is not transposed back with perm [0,2,1,3] (alone)`;
-  return { vh, merged: back.outputs[0]! };
+  const out = probsTimesValues(info, softmax, 'V');
+  if (isFail(out)) return out;
+  const vh = matchHeads(info, out.values, false);
+  return isFail(vh) ? `V: ${vh}` : { vh, merged: out.merged };
 }
 
 interface Masks {
@@ -214,15 +222,7 @@ function matchAttention(info: InferResult, ctx: PassContext, softmax: Node): Att
   return { softmax, merged, x: q.x, q, k, v, heads: qh.heads, headSize: qh.headSize, scale, causal, ...(padding ? { padding } : {}), reshapes };
 }
 
-/** Cast of a float32 value to float32. */
-function isNoopCast(info: InferResult, n: Node): boolean {
-  return n.opType === 'Cast' && n.domain === '' && attrInt(n.attr('to')) === DataType.FLOAT && elemTypeOf(info, n.inputs[0]) === DataType.FLOAT;
-}
 
-function permOf(n: Node): string | undefined {
-  const a = n.attr('perm');
-  return a?.type === 'ints' ? a.value.map(Number).join(',') : undefined;
-}
 
 /** Reshape(merged, [b, s, H*D]) as inferred: the Attention output itself. */
 function isMergeReshape(info: InferResult, n: Node, merged: Value, xs: Sym[], hidden: number): boolean {
@@ -264,12 +264,7 @@ function rewrite(graph: Graph, patch: Patch, ctx: PassContext, m: AttentionMatch
   }
   const out = patch.add('Attention', inputs, attrs, { domain: 'com.microsoft', name: `${base}/Attention` });
   ctx.requireOpset('com.microsoft', 1);
-  for (const r of m.reshapes) patch.replace(r.outputs[0]!, out);
-  const others = m.merged.uses.filter((u) => !m.reshapes.includes(u.node));
-  if (others.length || m.merged.isReturned) {
-    const shape = patch.constant(Tensor.int64([0, 0, heads, headSize]), `${base}/heads_shape`);
-    patch.replace(m.merged, patch.add('Reshape', [out, shape], {}, { name: `${base}/split_heads` }));
-  }
+  replaceMergedHeads(patch, m, out, heads, headSize, base);
 }
 
 /** A Softmax that looks like attention: its input comes from a MatMul, or its output feeds one. */

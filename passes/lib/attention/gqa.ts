@@ -16,12 +16,25 @@
 import type { InferResult } from '../../../src/analysis/infer.js';
 import { evaluateNode } from '../../../src/analysis/evaluator.js';
 import { Sym } from '../../../src/analysis/symbolic.js';
-import { attrInt, attrInts } from '../../../src/ir/attribute.js';
+import { attrInt } from '../../../src/ir/attribute.js';
 import { DataType } from '../../../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../../../src/ir/graph.js';
 import { Tensor } from '../../../src/ir/tensor.js';
 import { constantValue } from '../../../src/pass/pattern.js';
-import { fmtShape, isFail, matchHeads, oneUse, peelScale, producedBy, symEq, type Fail } from './match.js';
+import {
+  fmtShape,
+  isFail,
+  isNoopCast,
+  matchHeads,
+  oneUse,
+  peelScale,
+  permOf,
+  probsTimesValues,
+  producedBy,
+  softmaxScores,
+  symEq,
+  type Fail,
+} from './match.js';
 import { elemTypeOf, shapeOf } from '../query.js';
 
 /** float32's lowest value: transformers' torch.finfo(float32).min, the fill of its additive masks. */
@@ -72,10 +85,6 @@ export interface GqaMatch {
 /** float32 only: the masks this pass understands are float32's (lowest = finfo(float32).min) */
 const ATTN_TYPES: readonly number[] = [DataType.FLOAT];
 
-/** A Cast to the input's own type (softmax in float then .to(q.dtype) on a float32 model). */
-function isNoopCast(info: InferResult, n: Node | undefined): n is Node {
-  return !!n && !n.removed && n.opType === 'Cast' && n.domain === '' && attrInt(n.attr('to')) === elemTypeOf(info, n.inputs[0]);
-}
 
 function skipCastsBack(info: InferResult, v: Value): Value {
   let cur = v;
@@ -84,9 +93,6 @@ function skipCastsBack(info: InferResult, v: Value): Value {
 }
 
 
-function permOf(n: Node): string | undefined {
-  return attrInts(n.attr('perm'))?.join(',');
-}
 
 /** A com.microsoft RotaryEmbedding of rank-4 [b, heads, s, D] input (fuse-rotary's), producing `v`. */
 function rotaryOf(v: Value | undefined): Node | undefined {
@@ -148,32 +154,21 @@ function isMergeReshape(info: InferResult, n: Node, merged: Value, batch: Sym, s
   return !!os && os.length === 3 && symEq(os[0], batch) && symEq(os[1], seq) && os[2]!.value === hidden;
 }
 
-/** The scores' shape [b, N, s, T] and element type when `softmax` is over their last axis, float32; or why not. */
+/** The Softmax over [batch, heads, seq, total] scores of a type the kernel takes. */
 function checkSoftmax(info: InferResult, softmax: Node, opset: number): { ss: Sym[]; elemType: number } | Fail {
-  const axis = attrInt(softmax.attr('axis'), opset < 13 ? 1 : -1);
-  const scoresIn = softmax.inputs[0]!;
-  const ss = shapeOf(info, scoresIn);
-  if (!ss || ss.length !== 4) return `${softmax}: input ${fmtShape(ss)} is not [batch, heads, seq, total]`;
-  if (axis !== -1 && axis !== 3) return `${softmax}: axis ${axis} is not the last`;
-  const elemType = elemTypeOf(info, scoresIn);
+  const ss = softmaxScores(info, softmax, opset, 'batch, heads, seq, total');
+  if (isFail(ss)) return ss;
+  const elemType = elemTypeOf(info, softmax.inputs[0]);
   if (elemType === undefined || !ATTN_TYPES.includes(elemType)) return `${softmax}: not float32 (float16 attention is not matched: its masks use float16's lowest)`;
   return { ss, elemType };
 }
 
-/** P @ repeat_kv(V), then the heads merged back: V's repeat_kv and Transpose(P @ V, [0,2,1,3]). */
+/** P @ V (V's heads repeated for the groups), then the heads merged back with Transpose([0,2,1,3]). */
 function matchOutput(info: InferResult, softmax: Node): { vr: RepeatKv; merged: Value } | Fail {
-  let probs = softmax.outputs[0]!;
-  if (!oneUse(probs)) return `${softmax}: output has other uses`;
-  const castP = probs.uses[0]!.node;
-  if (isNoopCast(info, castP)) { probs = castP.outputs[0]!; if (!oneUse(probs)) return `'${probs.name}' has other uses`; }
-  const pv = probs.uses[0]!.node;
-  if (pv.opType !== 'MatMul' || pv.domain !== '' || pv.inputs[0] !== probs) return `${softmax}: output feeds ${pv}, not the MatMul with V`;
-  const vr = matchRepeatKv(info, pv.inputs[1]);
-  if (isFail(vr)) return `V: ${vr}`;
-  const pvOut = pv.outputs[0]!;
-  const back = oneUse(pvOut) ? pvOut.uses[0]!.node : undefined;
-  if (!back || back.opType !== 'Transpose' || back.domain !== '' || permOf(back) !== '0,2,1,3') return `${pv}: output is not transposed back with perm [0,2,1,3] (alone)`;
-  return { vr, merged: back.outputs[0]! };
+  const out = probsTimesValues(info, softmax, 'V');
+  if (isFail(out)) return out;
+  const vr = matchRepeatKv(info, out.values);
+  return isFail(vr) ? `V: ${vr}` : { vr, merged: out.merged };
 }
 
 /** scores = scale * (q @ k^T) + mask: the mask, the scale (product of the factors), q, and K's repeat_kv. */

@@ -12,9 +12,10 @@ import type { Sym } from '../../../src/analysis/symbolic.js';
 import { attrFloat, attrInt, attrInts } from '../../../src/ir/attribute.js';
 import { DataType } from '../../../src/ir/dtype.js';
 import type { Node, Value } from '../../../src/ir/graph.js';
-import type { Tensor } from '../../../src/ir/tensor.js';
+import { Tensor } from '../../../src/ir/tensor.js';
+import type { Patch } from '../../../src/pass/patch.js';
 import { constantValue } from '../../../src/pass/pattern.js';
-import { scalarOf, shapeOf } from '../query.js';
+import { elemTypeOf, scalarOf, shapeOf } from '../query.js';
 
 export type Fail = string;
 export const isFail = (x: unknown): x is Fail => typeof x === 'string';
@@ -402,4 +403,55 @@ export function matchCausalAdditive(info: InferResult, m: Value, seq: Sym): true
   }
   if (!squareOfSeq(info, m, seq)) return `'${m.name}' ${fmtShape(shapeOf(info, m))} is not [.., ${seq}, ${seq}]`;
   return true;
+}
+
+/** A Cast to its input's own element type (softmax in float, then .to(q.dtype) on a float32 model). */
+export function isNoopCast(info: InferResult, n: Node | undefined): n is Node {
+  return !!n && !n.removed && n.opType === 'Cast' && n.domain === '' && attrInt(n.attr('to')) === elemTypeOf(info, n.inputs[0]);
+}
+
+/** A Transpose's perm as 'a,b,c,d' (undefined without one). */
+export function permOf(n: Node): string | undefined {
+  return attrInts(n.attr('perm'))?.join(',');
+}
+
+/** The attention Softmax's scores: rank 4 (`expect` names the dims, for the message), softmax over the last axis. */
+export function softmaxScores(info: InferResult, softmax: Node, opset: number, expect: string): Sym[] | Fail {
+  const ss = shapeOf(info, softmax.inputs[0]);
+  if (!ss || ss.length !== 4) return `${softmax}: input ${fmtShape(ss)} is not [${expect}]`;
+  const axis = attrInt(softmax.attr('axis'), opset < 13 ? 1 : -1);
+  if (axis !== -1 && axis !== 3) return `${softmax}: axis ${axis} is not the last`;
+  return ss;
+}
+
+/**
+ * The probabilities times the values, then the heads merged back: Softmax (maybe through a no-op
+ * Cast) -> MatMul(P, values) -> Transpose([0,2,1,3]), each read alone. `values` names the MatMul's
+ * other operand in the messages.
+ */
+export function probsTimesValues(info: InferResult, softmax: Node, values: string): { values: Value | undefined; merged: Value } | Fail {
+  const probs = softmax.outputs[0]!;
+  if (!oneUse(probs)) return `${softmax}: output has ${probs.uses.length} uses${probs.isReturned ? ' and is a graph output' : ''}, not one MatMul with ${values}`;
+  let p = probs;
+  let pv = probs.uses[0]!.node;
+  if (isNoopCast(info, pv) && oneUse(pv.outputs[0]!)) { p = pv.outputs[0]!; pv = p.uses[0]!.node; }
+  if (pv.opType !== 'MatMul' || pv.domain !== '' || pv.inputs[0] !== p || pv.inputs[1] === p) return `${softmax}: output feeds ${pv}, not the MatMul with ${values}`;
+  const pvOut = pv.outputs[0]!;
+  const back = oneUse(pvOut) ? pvOut.uses[0]!.node : undefined;
+  if (!back || back.opType !== 'Transpose' || back.domain !== '' || permOf(back) !== '0,2,1,3') return `${pv}: output is not transposed back with perm [0,2,1,3] (alone)`;
+  return { values: pv.inputs[1], merged: back.outputs[0]! };
+}
+
+/**
+ * The fused op's output `out` [batch, seq, heads * headSize] takes the place of the merged heads:
+ * each Reshape that flattened them reads `out`; any other reader of the merged [b, s, heads, size]
+ * reads `out` split back into heads.
+ */
+export function replaceMergedHeads(patch: Patch, m: { merged: Value; reshapes: Node[] }, out: Value, heads: number, headSize: number, base: string): void {
+  for (const r of m.reshapes) patch.replace(r.outputs[0]!, out);
+  const others = m.merged.uses.filter((u) => !m.reshapes.includes(u.node));
+  if (others.length || m.merged.isReturned) {
+    const shape = patch.constant(Tensor.int64([0, 0, heads, headSize]), `${base}/heads_shape`);
+    patch.replace(m.merged, patch.add('Reshape', [out, shape], {}, { name: `${base}/split_heads` }));
+  }
 }
