@@ -9,7 +9,7 @@
 import { parseSym, Sym } from './analysis/symbolic.js';
 import { DataType } from './ir/dtype.js';
 import { toFloat16Bits } from './ir/half.js';
-import { constantValue } from './pass/pattern.js';
+import { constantValue, scalarOf } from './analysis/query.js';
 import type { Node, Value } from './ir/graph.js';
 import type { Model } from './ir/model.js';
 import { Tensor } from './ir/tensor.js';
@@ -94,10 +94,8 @@ function isIntInput(v: Value): boolean {
 
 /** A constant scalar's value, when it is a finite integer. */
 function integerScalar(v: Value | undefined): number | undefined {
-  const t = constantValue(v);
-  if (!t || t.elementCount !== 1 || t.dataType === DataType.STRING) return undefined;
-  const x = Number(t.toTypedArray()[0]);
-  return Number.isInteger(x) ? x : undefined;
+  const x = scalarOf(v);
+  return x !== undefined && Number.isInteger(x) ? x : undefined;
 }
 
 /**

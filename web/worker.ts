@@ -21,7 +21,7 @@ import { timeInterleaved } from '../src/bench/interleave.js';
 import { latencyStats, bootstrapRatioCI } from '../src/bench/stats.js';
 import { findTarget } from '../targets/index.js';
 import { halfFloatTypes } from '../passes/precision/model-precision.js';
-import { withInterfaceOf } from '../passes/precision/widen-to-float32.js';
+import { withInterfaceOf } from '../src/bench/interface.js';
 import { summarizeCpuPlaced } from '../targets/capabilities/check.js';
 import { ortWebRuntime } from '../src/web/ort-runtime.js';
 import type { CompileOutcome, FromWorker, LatencyResult, QuantizeChoice, TargetInfo, ToWorker } from './protocol.js';

@@ -11,17 +11,13 @@
  *   constant entry > 1 is trusted only when no symbol of the model was unified to that constant.
  */
 import { noopEliminationPass } from '../lib/noop-pass.js';
+import { shapeOf } from '../lib/query.js';
 import { Sym } from '../../src/analysis/symbolic.js';
 import type { InferResult } from '../../src/analysis/infer.js';
 import type { Value } from '../../src/ir/graph.js';
 import type { Pass } from '../../src/pass/pass.js';
 import { constantValue } from '../../src/pass/pattern.js';
 
-
-function symShape(v: Value, shapes: InferResult): Sym[] | undefined {
-  const t = shapes.types.get(v);
-  return t?.kind === 'tensor' ? t.shape : undefined;
-}
 
 /** Contents of a 1-D int64 shape operand: constant, or symbolic. */
 function shapeOperand(v: Value, shapes: InferResult): Sym[] | undefined {
@@ -50,8 +46,8 @@ export const eliminateNoopExpand: Pass = noopEliminationPass({
     if (!x || !s || !y) return false;
     const shapes = ctx.shapesOrExplain();
     if (!shapes) return false;
-    const xs = symShape(x, shapes);
-    const ys = symShape(y, shapes);
+    const xs = shapeOf(shapes, x);
+    const ys = shapeOf(shapes, y);
     const target = shapeOperand(s, shapes);
     if (!xs || !ys || !target || target.length > xs.length || ys.length !== xs.length) return false;
     const off = xs.length - target.length;

@@ -7,15 +7,9 @@
  *   expression (e.g. [batch, seq, 32] -> [batch, seq, 32], the target built from Shape(x)).
  */
 import { noopEliminationPass } from '../lib/noop-pass.js';
+import { shapeOf } from '../lib/query.js';
 import type { Sym } from '../../src/analysis/symbolic.js';
-import type { Value } from '../../src/ir/graph.js';
-import type { Pass, PassContext } from '../../src/pass/pass.js';
-
-function symShape(v: Value | undefined, ctx: PassContext): Sym[] | undefined {
-  if (!v) return undefined;
-  const t = ctx.shapesOrExplain()?.types.get(v);
-  return t?.kind === 'tensor' ? t.shape : undefined;
-}
+import type { Pass } from '../../src/pass/pass.js';
 
 function sameShape(a: Sym[] | undefined, b: Sym[] | undefined): boolean {
   return a !== undefined && b !== undefined && a.length === b.length && a.every((d, i) => d.equals(b[i]!));
@@ -25,5 +19,5 @@ export const eliminateNoopReshape: Pass = noopEliminationPass({
   name: 'eliminate-noop-reshape',
   description: 'remove Reshape whose output shape equals its input shape',
   ops: ['Reshape'],
-  isNoop: (node, ctx) => sameShape(symShape(node.inputs[0]!, ctx), symShape(node.outputs[0]!, ctx)),
+  isNoop: (node, ctx) => sameShape(shapeOf(ctx.shapesOrExplain(), node.inputs[0]!), shapeOf(ctx.shapesOrExplain(), node.outputs[0]!)),
 });

@@ -8,19 +8,14 @@
  *   unchanged, and the output shape equals the input shape (e.g. [1, 1, 5] with perm [1, 0, 2]).
  */
 import { noopEliminationPass } from '../lib/noop-pass.js';
-import type { Sym } from '../../src/analysis/symbolic.js';
+import { shapeOf } from '../lib/query.js';
 import { attrInts } from '../../src/ir/attribute.js';
 import type { Value } from '../../src/ir/graph.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
 
-function symShape(v: Value, ctx: PassContext): Sym[] | undefined {
-  const t = ctx.shapesOrExplain()?.types.get(v);
-  return t?.kind === 'tensor' ? t.shape : undefined;
-}
-
 function isNoop(perm: number[] | undefined, x: Value, ctx: PassContext): boolean {
   if (perm && perm.every((p, i) => p === i)) return true;
-  const shape = symShape(x, ctx);
+  const shape = shapeOf(ctx.shapesOrExplain(), x);
   if (!shape) return false;
   if (!perm) return shape.length <= 1;
   if (perm.length !== shape.length) return false;

@@ -15,18 +15,13 @@ import { attrInt } from '../../src/ir/attribute.js';
 import { DataType } from '../../src/ir/dtype.js';
 import type { Node, Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import type { Sym } from '../../src/analysis/symbolic.js';
-import { rulePass, type Pass, type PassContext, type Rule } from '../../src/pass/pass.js';
+import { rulePass, type Pass, type Rule } from '../../src/pass/pass.js';
 import { constantValue } from '../../src/pass/pattern.js';
+import { shapeOf } from '../lib/query.js';
 
 const INNER = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze']);
 
 type Caps = { x: Value; inner: Node; outer: Node; shape: Value | Tensor };
-
-function shapeOf(val: Value, ctx: PassContext): Sym[] | undefined {
-  const t = ctx.shapesOrExplain()?.types.get(val);
-  return t?.kind === 'tensor' ? t.shape : undefined;
-}
 
 function ints(t: Tensor): number[] | undefined {
   if (t.dataType !== DataType.INT64 || t.dims.length !== 1) return undefined;
@@ -54,8 +49,8 @@ const rule: Rule<Caps> = {
     const allowZero = ctx.opset() >= 14 && attrInt(outer.attr('allowzero'), 0) !== 0;
     if (allowZero || !s2.includes(0)) return { x, inner, outer, shape: s2v };
     // 0 copies the input's dim: the same in x and y, or known statically
-    const xs = shapeOf(x, ctx);
-    const ys = shapeOf(y, ctx);
+    const xs = shapeOf(ctx.shapesOrExplain(), x);
+    const ys = shapeOf(ctx.shapesOrExplain(), y);
     const fixed = s2.slice();
     for (let i = 0; i < s2.length; i++) {
       if (s2[i] !== 0) continue;

@@ -24,23 +24,13 @@ import { Tensor } from '../../src/ir/tensor.js';
 import type { Patch } from '../../src/pass/patch.js';
 import { rulePass, type Pass, type PassContext, type Rule } from '../../src/pass/pass.js';
 import { constantValue } from '../../src/pass/pattern.js';
+import { staticDims } from '../lib/query.js';
 
 type Kind = 'Squeeze' | 'Unsqueeze';
 
 type Caps =
   | { kind: 'cancel'; x: Value; outer: Node }
   | { kind: 'merge'; op: Kind; x: Value; outer: Node; axes: number[] };
-
-function shapeOf(val: Value, ctx: PassContext): (number | undefined)[] | undefined {
-  const t = ctx.shapesOrExplain()?.types.get(val);
-  let s: { value: number | undefined }[] | undefined = t?.kind === 'tensor' ? t.shape : undefined;
-  if (!s) {
-    const t = val.type;
-    if (t?.kind === 'tensor' && t.shape) return t.shape.map((d) => (typeof d === 'number' ? d : undefined));
-    return undefined;
-  }
-  return s.map((d) => d.value);
-}
 
 /** Axes of a Squeeze/Unsqueeze: a list, null when absent (Squeeze: all 1-dims), undefined when unknown. */
 function axesOf(node: Node): number[] | null | undefined {
@@ -70,7 +60,7 @@ function others(axes: number[], rank: number): number[] {
 /** Squeeze axes: given ones, or the static 1-dims of the input when absent. */
 function squeezeAxes(node: Node, ctx: PassContext): { axes: number[]; rank: number } | undefined {
   const x = node.inputs[0]!;
-  const shape = shapeOf(x, ctx);
+  const shape = staticDims(ctx.shapesOrExplain(), x);
   if (!shape) return undefined;
   const axes = axesOf(node);
   if (axes === undefined) return undefined;
@@ -84,7 +74,7 @@ function squeezeAxes(node: Node, ctx: PassContext): { axes: number[]; rank: numb
 
 /** Unsqueeze axes normalized at its output rank (input rank + |axes|). */
 function unsqueezeAxes(node: Node, ctx: PassContext): { axes: number[]; rank: number } | undefined {
-  const shape = shapeOf(node.inputs[0]!, ctx);
+  const shape = staticDims(ctx.shapesOrExplain(), node.inputs[0]!);
   const axes = axesOf(node);
   if (!shape || !axes) return undefined;
   const rank = shape.length + axes.length;

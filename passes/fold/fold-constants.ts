@@ -37,6 +37,7 @@ import { tensorType } from '../../src/ir/types.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
 import { typesConflict } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
+import { tensorScalar } from '../lib/query.js';
 
 /**
  * The fold size rule of every folding pass (this one, fold-shape-ops): a fold whose result is larger
@@ -51,15 +52,6 @@ export function foldTooLarge(resultBytes: number, inputBytes: number, limit: num
 
 const RANDOM_OPS = new Set(['RandomUniform', 'RandomNormal', 'RandomUniformLike', 'RandomNormalLike', 'Bernoulli', 'Multinomial']);
 
-function scalarNumber(t: Tensor | undefined): number | undefined {
-  if (!t || t.elementCount !== 1 || t.dataType === DataType.STRING) return undefined;
-  try {
-    return Number(t.toTypedArray()[0]);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Why `node` must not be folded because its result is random, or undefined. */
 function randomness(node: Node, inputs: (Tensor | undefined)[], opset: number): string | undefined {
   if (RANDOM_OPS.has(node.opType)) return 'its outputs are random';
@@ -67,10 +59,10 @@ function randomness(node: Node, inputs: (Tensor | undefined)[], opset: number): 
     // opset < 7: is_test=0 means training; opset 12+: training_mode input (random unless ratio is 0)
     if (opset < 7 && attrInt(node.attr('is_test'), 0) === 0) return 'Dropout in training mode (is_test=0) is random';
     if (opset >= 12 && node.inputs[2]) {
-      const training = scalarNumber(inputs[2]);
+      const training = tensorScalar(inputs[2]);
       if (training === undefined) return 'Dropout training_mode is not a known scalar';
       if (training !== 0) {
-        const ratio = node.inputs[1] ? scalarNumber(inputs[1]) : 0.5;
+        const ratio = node.inputs[1] ? tensorScalar(inputs[1]) : 0.5;
         if (ratio !== 0) return 'Dropout in training mode is random';
       }
     }

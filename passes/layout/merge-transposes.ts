@@ -9,21 +9,13 @@
  */
 import { attrInts } from '../../src/ir/attribute.js';
 import type { Node, Value } from '../../src/ir/graph.js';
-import { rulePass, type Pass, type PassContext, type Rule } from '../../src/pass/pass.js';
+import { rulePass, type Pass, type Rule } from '../../src/pass/pass.js';
 import { matchNode, op, v } from '../../src/pass/pattern.js';
+import { rankOf } from '../lib/query.js';
 
 const pattern = op('Transpose', op('Transpose', v('x')).as('inner').oneUse()).as('outer');
 
 type Caps = { x: Value; inner: Node; outer: Node; perm: number[] | null };
-
-function rankOf(val: Value | undefined, ctx: PassContext): number | undefined {
-  if (!val) return undefined;
-  const t = val.type;
-  if (t?.kind === 'tensor' && t.shape) return t.shape.length;
-  const s = ctx.shapesOrExplain()?.types.get(val);
-  if (s?.kind === 'tensor' && s.shape) return s.shape.length;
-  return undefined;
-}
 
 function validPerm(p: number[], rank: number): boolean {
   if (p.length !== rank) return false;
@@ -50,7 +42,8 @@ const rule: Rule<Caps> = {
     let p1 = attrInts(caps.inner.attr('perm'));
     let p2 = attrInts(caps.outer.attr('perm'));
     if (!p1 && !p2) return { ...caps, perm: null }; // reverse twice: identity at any rank
-    const rank = p1?.length ?? p2?.length ?? rankOf(caps.x, ctx);
+    // the declared rank (or a constant's) first: no shape inference when the model says
+    const rank = p1?.length ?? p2?.length ?? rankOf(undefined, caps.x) ?? rankOf(ctx.shapesOrExplain(), caps.x);
     if (rank === undefined) return null;
     p1 ??= reversed(rank);
     p2 ??= reversed(rank);

@@ -44,6 +44,7 @@ import { Tensor, transposeTensor } from '../../src/ir/tensor.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
+import { rankOf } from '../lib/query.js';
 
 // ---------------------------------------------------------------------------------------------
 // perms and constant tensors
@@ -143,15 +144,6 @@ function rebuild(patch: Patch, u: Node, inputs: (Value | undefined)[], attrs: At
 
 const normAxis = (a: number, r: number): number => (a < 0 ? a + r : a);
 
-function rankOf(v: Value, ctx: PassContext): number | undefined {
-  const c = constantValue(v);
-  if (c) return c.dims.length;
-  if (v.type?.kind === 'tensor' && v.type.shape) return v.type.shape.length;
-  const t = ctx.shapesOrExplain()?.types.get(v);
-  if (t?.kind === 'tensor' && t.shape) return t.shape.length;
-  return undefined;
-}
-
 /** A value with exactly one element (any rank): broadcasting makes its layout irrelevant. */
 function singleElement(v: Value, ctx: PassContext, maxRank: number): boolean {
   const c = constantValue(v);
@@ -172,7 +164,8 @@ function transposePerm(n: Node, ctx: PassContext): number[] | undefined {
   const x = n.inputs[0];
   if (!x || hasRefAttrs(n)) return undefined;
   const p = attrInts(n.attr('perm'));
-  const r = p?.length ?? rankOf(x, ctx);
+  // the declared rank (or a constant's) first: no shape inference when the model says
+  const r = p?.length ?? rankOf(undefined, x) ?? rankOf(ctx.shapesOrExplain(), x);
   if (r === undefined) return undefined;
   const perm = p ?? reversed(r);
   return validPerm(perm, r) ? perm : undefined;

@@ -51,6 +51,7 @@ import type { ValueType } from '../../src/ir/types.js';
 import type { Pass, PassContext, QuantizeOptions } from '../../src/pass/pass.js';
 import { PatchError, type Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
+import { kernelFor } from '../../src/target.js';
 
 const F32 = DataType.FLOAT;
 const F16 = DataType.FLOAT16;
@@ -185,20 +186,16 @@ function isFloat16Name(t: string): boolean {
 
 /**
  * Does the target's table have a float16 kernel for `node`? undefined when the target has no table.
- * Tables list the element types of the op's FIRST input's constraint; when that input is not of the
- * float type being converted (Where's condition, OneHot's indices), having the op is all they say.
+ * The row is kernelFor's (src/target.ts) at the model's opset for the node's domain. Tables list the
+ * element types of the op's FIRST input's constraint; when that input is not of the float type being
+ * converted (Where's condition, OneHot's indices), having the op is all they say.
  */
 function targetHasFp16Kernel(node: Node, ctx: PassContext, firstInputIsMain: boolean): boolean | undefined {
   const caps = ctx.options.target?.capabilities;
   if (!caps) return undefined;
-  const domain = node.domain === '' ? 'ai.onnx' : node.domain;
-  if (!caps.domains.includes(domain)) return false;
-  const entries = caps.kernels[`${domain}::${node.opType}`];
-  if (!entries?.length) return false;
-  const version = ctx.opset(node.domain);
-  const entry = entries.find(([since, last]) => since <= version && (last === null || version <= last));
-  if (!entry) return false;
-  const types = entry[2];
+  const row = kernelFor(caps, node.opType, node.domain, ctx.opset(node.domain));
+  if (!row) return false;
+  const types = row[2];
   return types === null || !firstInputIsMain || types.some(isFloat16Name);
 }
 

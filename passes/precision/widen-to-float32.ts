@@ -24,15 +24,16 @@
  *     float32: exact where float16 was, and exact for more sizes.
  *   - A Constant with a sparse_value of a half type is not converted: the graph is left as it is (explained).
  */
-import { attr, attrInt, type Attribute } from '../../src/ir/attribute.js';
+import { attrInt, type Attribute } from '../../src/ir/attribute.js';
 import { DataType } from '../../src/ir/dtype.js';
 import type { Graph, Value } from '../../src/ir/graph.js';
 import { fromBfloat16Bits, fromFloat16Bits } from '../../src/ir/half.js';
-import type { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { ValueType } from '../../src/ir/types.js';
 import type { Pass } from '../../src/pass/pass.js';
-import { Patch } from '../../src/pass/patch.js';
+import { castOutput, castUses } from '../../src/pass/casts.js';
+import type { Patch } from '../../src/pass/patch.js';
+import { elemTypeOf } from '../lib/query.js';
 
 const F32 = DataType.FLOAT;
 const F16 = DataType.FLOAT16;
@@ -89,37 +90,9 @@ export function widenType(t: ValueType | undefined): ValueType | undefined {
   }
 }
 
-function elemTypeOf(v: Value): number | undefined {
-  if (v.initializer) return v.initializer.dataType;
-  return v.type?.kind === 'tensor' ? v.type.elemType : undefined;
-}
-
-/**
- * Make `v` (a graph input of `patch`'s graph, used by nodes) read as `elemType` by its users: a Cast
- * after it, every use moved to the Cast (an input that is also an output stays one). Returns the Cast's output.
- */
-function castUses(patch: Patch, v: Value, elemType: number): Value {
-  const to = elemType === F32 ? 'float32' : 'half';
-  const out = patch.insertAfter(v, 'Cast', [attr.int('to', elemType)], { name: `${v.name}_to_${to}`, outputNames: [`${v.name}_${to}`] });
-  if (v.type?.kind === 'tensor') out.type = { ...v.type, elemType };
-  return out;
-}
-
-/**
- * Graph output `v` becomes a Cast of `v` to `elemType`, under the output's name (`v` is renamed).
- * Returns the new output value.
- */
-function castOutput(patch: Patch, v: Value, elemType: number): Value {
-  const name = v.name;
-  const out = patch.add('Cast', [v], [attr.int('to', elemType)], { name: `${name}_cast`, outputNames: [`${name}_cast`] });
-  patch.replaceOutput(v, out, { renameFrom: `${name}_${elemType === F32 ? 'half' : 'float32'}` });
-  if (v.type?.kind === 'tensor') out.type = { ...v.type, elemType };
-  return out;
-}
-
 /** Does this graph (not its subgraphs) hold a half-precision value, tensor or dtype attribute? */
 function hasHalf(graph: Graph): boolean {
-  for (const v of graph.definedValues()) if (isHalfFloat(elemTypeOf(v)) || widenType(v.type)) return true;
+  for (const v of graph.definedValues()) if (isHalfFloat(v.initializer?.dataType) || widenType(v.type)) return true;
   for (const n of graph.nodes) {
     for (const a of n.attributes.values()) {
       if (a.type === 'tensor' && isHalfFloat(a.value.dataType)) return true;
@@ -152,14 +125,14 @@ export const widenToFloat32: Pass = {
     const keepIo = main && ctx.options.ioType !== 'float32';
 
     // the model's half-precision inputs keep their type (keepIo): their users read a Cast of them
-    const pinned = new Set<Value>(keepIo ? graph.inputs.filter((v) => isHalfFloat(elemTypeOf(v))) : []);
+    const pinned = new Set<Value>(keepIo ? graph.inputs.filter((v) => isHalfFloat(elemTypeOf(undefined, v))) : []);
     // the outputs' types before, to cast back to (inferred where the model does not declare them)
     let inferred: ReturnType<typeof ctx.shapes>['types'] | undefined;
     // without shapes, outputs without a declared type become float32
-    if (keepIo && graph.outputs.some((v) => elemTypeOf(v) === undefined)) inferred = ctx.shapesOrExplain()?.types;
+    if (keepIo && graph.outputs.some((v) => elemTypeOf(undefined, v) === undefined)) inferred = ctx.shapesOrExplain()?.types;
     const outputTypes = graph.outputs.map((v) => {
       const t = inferred?.get(v);
-      return elemTypeOf(v) ?? (t?.kind === 'tensor' ? t.elemType : undefined);
+      return elemTypeOf(undefined, v) ?? (t?.kind === 'tensor' ? t.elemType : undefined);
     });
 
     return widenValues(ctx.patch(graph), pinned) + widenNodes(graph) + castInterface(ctx.patch(graph), pinned, keepIo ? outputTypes : undefined);
@@ -221,47 +194,11 @@ function castInterface(patch: Patch, pinned: Set<Value>, outputTypes: (number | 
   const done = new Set<Value>();
   patch.graph.outputs.forEach((v, i) => {
     const was = outputTypes?.[i];
-    if (!isHalfFloat(was) || pinned.has(v) || done.has(v) || (elemTypeOf(v) ?? F32) === was) return;
+    if (!isHalfFloat(was) || pinned.has(v) || done.has(v) || (elemTypeOf(undefined, v) ?? F32) === was) return;
     done.add(v);
     castOutput(patch, v, was!);
     changes++;
   });
   patch.commit();
   return changes;
-}
-
-/**
- * A copy of `model` that takes and returns the element types `reference` does, through Casts at the
- * interface (names kept), where the two differ between float types: how a model compiled with
- * --io-type float32 (or --fp16-io) is run on the original's inputs and compared with its outputs.
- * undefined when the interfaces already agree.
- */
-export function withInterfaceOf(model: Model, reference: Model, clone: (m: Model) => Model): Model | undefined {
-  const floats = new Set<number | undefined>([F32, F16, BF16, DataType.DOUBLE]);
-  const want = (vs: Value[]): Map<string, number> => new Map(vs.map((v) => [v.name, elemTypeOf(v)]).filter((e): e is [string, number] => e[1] !== undefined));
-  const refIn = want(reference.graph.inputs), refOut = want(reference.graph.outputs);
-  const differs = (v: Value, ref: Map<string, number>): number | undefined => {
-    const t = elemTypeOf(v), r = ref.get(v.name);
-    return t !== r && floats.has(t) && floats.has(r) ? r : undefined;
-  };
-  if (!model.graph.inputs.some((v) => differs(v, refIn) !== undefined) && !model.graph.outputs.some((v) => differs(v, refOut) !== undefined)) return undefined;
-  const copy = clone(model);
-  const g = copy.graph;
-  // not a pass (validation adapts a copy, for no target): the one Patch in passes/ made directly
-  const patch = new Patch(g);
-  for (const v of g.inputs) {
-    const r = differs(v, refIn);
-    if (r === undefined || v.type?.kind !== 'tensor') continue;
-    const own = v.type.elemType;
-    v.type = { ...v.type, elemType: r };
-    if (v.uses.length) castUses(patch, v, own);
-  }
-  const done = new Set<Value>();
-  g.outputs.forEach((v) => {
-    const r = differs(v, refOut);
-    if (r !== undefined && !done.has(v)) { done.add(v); castOutput(patch, v, r); }
-  });
-  patch.commit();
-  g.toposort();
-  return copy;
 }

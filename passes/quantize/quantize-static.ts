@@ -47,7 +47,7 @@ import { Tensor } from '../../src/ir/tensor.js';
 import { tensorType } from '../../src/ir/types.js';
 import type { CalibrationStatistics, Pass, PassContext, QuantizeOptions } from '../../src/pass/pass.js';
 import type { Patch } from '../../src/pass/patch.js';
-import type { QuantizationPreset, Target } from '../../src/target.js';
+import { kernelFor, kernelTakes, type QuantizationPreset, type Target } from '../../src/target.js';
 import {
   qRange, quantizeValue, rangeFromStats, scaleZeroPoint,
   type CalibrationMethod, type QuantType,
@@ -76,8 +76,9 @@ function formats(target: Target | undefined, opset: number): Formats {
   const p: QuantizationPreset | undefined = target?.quantization;
   const act: QuantType = p?.activations === 'int8' ? 'int8' : 'uint8';
   const weight: QuantType = p?.weights === 'uint8' ? 'uint8' : 'int8';
-  const dq = target?.capabilities?.kernels['ai.onnx::DequantizeLinear'];
-  const int32Bias = !dq || dq.some(([, , types]) => types === null || types.includes('int32'));
+  // int32 bias unless the target's DequantizeLinear kernel at this opset (kernelFor's row) does not take int32
+  const dq = target ? kernelFor(target, 'DequantizeLinear', '', opset) : undefined;
+  const int32Bias = !dq || kernelTakes(dq, 'int32');
   return {
     act,
     actSymmetric: p?.symmetricActivations ?? false,

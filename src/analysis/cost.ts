@@ -39,8 +39,8 @@ import { attrFloat, attrInt, attrInts, attrString } from '../ir/attribute.js';
 import { dataTypeBits } from '../ir/dtype.js';
 import type { Graph, Node, Value } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
-import type { Tensor } from '../ir/tensor.js';
 import type { InferResult } from './infer.js';
+import { scalarOf } from './query.js';
 import { Sym } from './symbolic.js';
 import type { SymType, SymValue } from './types.js';
 
@@ -174,29 +174,6 @@ function bytesOf(elemType: number, elems: Sym): Sym | undefined {
   return bits % 8 === 0 ? elems.mul(bits / 8) : elems.mul(bits).ceilDiv(8);
 }
 
-/** Constant contents of a value: an initializer (not overridable) or a Constant node's tensor. */
-function constTensor(v: Value | undefined): Tensor | undefined {
-  if (!v) return undefined;
-  if (v.initializer && !v.isGraphInput) return v.initializer;
-  const p = v.producer;
-  if (p && p.opType === 'Constant' && (p.domain === '' || p.domain === 'ai.onnx')) {
-    const a = p.attr('value');
-    if (a?.type === 'tensor') return a.value;
-  }
-  return undefined;
-}
-
-function constScalar(v: Value | undefined): number | undefined {
-  const t = constTensor(v);
-  if (!t || t.elementCount !== 1) return undefined;
-  try {
-    const x = t.toTypedArray()[0];
-    return x === undefined ? undefined : Number(x);
-  } catch {
-    return undefined;
-  }
-}
-
 // ---------------------------------------------------------------- per-node rules
 
 /** What a cost rule sees: shapes of inputs and outputs, and accumulators. */
@@ -286,7 +263,7 @@ const variadic = (extra: number): CostRule => (c) => {
 };
 
 const pow: CostRule = (c) => {
-  const e = constScalar(c.node.inputs[1]);
+  const e = scalarOf(c.node.inputs[1]);
   const per = e === 2 ? 1 : e === 3 ? 2 : e === 1 ? 0 : e === 0.5 ? 1 : TRANSCENDENTAL;
   c.addFlops(c.outNumel(0), per);
 };
@@ -630,7 +607,7 @@ function loopTripCount(node: Node, symValues: ReadonlyMap<Value, SymValue> | und
   if (!m) return undefined;
   const s = symValues?.get(m);
   if (s && s.values.length === 1) return s.values[0];
-  const c = constScalar(m);
+  const c = scalarOf(m);
   return c !== undefined && Number.isSafeInteger(c) ? Sym.const(c) : undefined;
 }
 

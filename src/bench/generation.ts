@@ -11,6 +11,7 @@
  *
  * Browser-safe: models run through the Runtime interface.
  */
+import { elemTypeOf } from '../analysis/query.js';
 import { DataType } from '../ir/dtype.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
@@ -76,9 +77,9 @@ function intTensor(elemType: number, values: number[], dims: number[]): Tensor {
   return elemType === DataType.INT32 ? Tensor.int32(values, dims) : Tensor.int64(values, dims);
 }
 
-function elemTypeOf(model: Model, name: string): number {
-  const v = model.graph.inputs.find((x) => x.name === name);
-  return v?.type?.kind === 'tensor' ? v.type.elemType : DataType.INT64;
+/** The element type graph input `name` declares (int64 where it declares none): ids, mask and positions are int32 or int64. */
+function inputIntType(model: Model, name: string): number {
+  return elemTypeOf(undefined, model.graph.inputs.find((x) => x.name === name)) ?? DataType.INT64;
 }
 
 /** An empty cache tensor (past 0) for a cache input; other symbolic dims (batch) are 1. */
@@ -99,7 +100,7 @@ export interface GenerationRun {
  * a candidate sees the reference's prefix, so its logits compare step by step).
  */
 export async function greedyGenerate(model: Model, session: Session, sig: DecoderSignature, prompt: number[], steps: number, forced?: number[], opts: { tokenByToken?: boolean } = {}): Promise<GenerationRun> {
-  const idsType = elemTypeOf(model, sig.ids);
+  const idsType = inputIntType(model, sig.ids);
   let cache: Record<string, Tensor> = Object.fromEntries(sig.cache.map((c) => [c.input, emptyCache(c, sig.pastAxis)]));
   let past = 0;
   const tokens: number[] = [];
@@ -137,8 +138,8 @@ export async function greedyGenerate(model: Model, session: Session, sig: Decode
 function stepFeeds(model: Model, sig: DecoderSignature, cache: Record<string, Tensor>, next: number[], past: number, idsType: number): Record<string, Tensor> {
   const n = next.length;
   const feeds: Record<string, Tensor> = { ...cache, [sig.ids]: intTensor(idsType, next, [1, n]) };
-  if (sig.mask) feeds[sig.mask] = intTensor(elemTypeOf(model, sig.mask), new Array<number>(past + n).fill(1), [1, past + n]);
-  if (sig.positions) feeds[sig.positions] = intTensor(elemTypeOf(model, sig.positions), Array.from({ length: n }, (_, i) => past + i), [1, n]);
+  if (sig.mask) feeds[sig.mask] = intTensor(inputIntType(model, sig.mask), new Array<number>(past + n).fill(1), [1, past + n]);
+  if (sig.positions) feeds[sig.positions] = intTensor(inputIntType(model, sig.positions), Array.from({ length: n }, (_, i) => past + i), [1, n]);
   return feeds;
 }
 

@@ -18,7 +18,7 @@ import { inputLayoutPass } from '../../passes/layout/apply-input-layout.js';
 import { findTarget, TARGETS } from '../../targets/index.js';
 import { DataType } from '../ir/dtype.js';
 import { halfFloatTypes, integerProducts, runtimeQuantization } from '../../passes/precision/model-precision.js';
-import { withInterfaceOf } from '../../passes/precision/widen-to-float32.js';
+import { withInterfaceOf } from '../bench/interface.js';
 import { formatBytes } from './inspect.js';
 import { passProgress } from '../bench/format.js';
 import { summarizeCpuPlaced, summarizeWithCasts } from '../../targets/capabilities/check.js';

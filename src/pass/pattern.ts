@@ -9,32 +9,17 @@
  * Patterns match a value by walking back to its producer. A name captured twice must be the same
  * value (`op('Mul', v('a'), v('a'))` is a square).
  */
+import { constantValue } from '../analysis/query.js';
 import type { Graph, Node, Value } from '../ir/graph.js';
-import { Tensor } from '../ir/tensor.js';
+import type { Tensor } from '../ir/tensor.js';
 import type { Captures } from './pass.js';
+
+/** The constant contents of a value (src/analysis/query.ts; kept here for the passes and plugins that import it from the patterns). */
+export { constantValue };
 
 export interface ValuePattern {
   /** Match value `v` (undefined for a missing optional input), adding to `caps`; false if no match. */
   matchValue(v: Value | undefined, caps: Captures): boolean;
-}
-
-/** The constant contents of a value: an initializer (not a graph input), or a Constant node's tensor. */
-export function constantValue(v: Value | undefined): Tensor | undefined {
-  if (!v) return undefined;
-  if (v.initializer && !v.isGraphInput) return v.initializer;
-  const p = v.producer;
-  if (!p || p.opType !== 'Constant' || p.domain !== '') return undefined;
-  for (const a of p.attributes.values()) {
-    if (a.refAttrName !== undefined) return undefined;
-    switch (a.name) {
-      case 'value': return a.type === 'tensor' ? a.value : undefined;
-      case 'value_float': return a.type === 'float' ? Tensor.float32([a.value], []) : undefined;
-      case 'value_floats': return a.type === 'floats' ? Tensor.float32(a.value) : undefined;
-      case 'value_int': return a.type === 'int' ? Tensor.int64([a.value], []) : undefined;
-      case 'value_ints': return a.type === 'ints' ? Tensor.int64(a.value) : undefined;
-    }
-  }
-  return undefined;
 }
 
 function capture(caps: Captures, name: string | undefined, value: unknown): boolean {

@@ -263,6 +263,19 @@ describe('convert-fp16 on built graphs', () => {
     for (const m of await accuracy(c, syntheticInputs(c.before, { seed: 2, dims: { batch: 2 } }))) expect(m.cosine).toBeGreaterThanOrEqual(0.999);
   });
 
+  test('the table is read by kernelFor\'s version rule: a row ending below the model\'s opset is the newest and covers it; one starting above does not', async () => {
+    const fp16 = ['tensor(float)', 'tensor(float16)'];
+    const relu = async (rows: [number, number | null, string[] | null][]): Promise<Record<string, unknown>> => {
+      const target = tableTarget(['MatMul', 'Add', 'Softmax', 'Cast', 'Relu']);
+      target.capabilities!.kernels['ai.onnx::Relu'] = rows;
+      return (await convert(mlp(), {}, { target })).report.keptFloat32 as Record<string, unknown>;
+    };
+    // mlp imports opset 17: [6, 14] is the newest row (a table transcribed before 17), so it covers 17
+    expect(await relu([[6, 14, fp16]])).toEqual({});
+    expect(await relu([[18, null, fp16]])).toEqual({ 'ai.onnx::Relu': 3 });
+    expect(await relu([[6, 12, fp16], [18, null, fp16]])).toEqual({ 'ai.onnx::Relu': 3 }); // a gap: no kernel
+  });
+
   test('keepFloat by op type and by node name', async () => {
     const m = mlp();
     const firstMatMul = m.graph.nodes.find((n) => n.opType === 'MatMul')!.name;

@@ -12,7 +12,8 @@
 import { attrFloat, attrString } from '../../../src/ir/attribute.js';
 import type { Value } from '../../../src/ir/graph.js';
 import type { Emitter } from '../emit.js';
-import { elemOf, type Lowering } from './lowering.js';
+import { elemTypeOf } from '../query.js';
+import type { Lowering } from './lowering.js';
 
 const MS = 'com.microsoft';
 
@@ -33,14 +34,14 @@ export const ACTIVATION_LOWERINGS: Lowering[] = [
   {
     domain: MS, op: 'Gelu',
     lower(node, e, ctx) {
-      const elem = elemOf(ctx, node.inputs[0]);
+      const elem = elemTypeOf(ctx.shapesOrExplain(), node.inputs[0]);
       return elem === undefined ? UNKNOWN : [erfGelu(e, node.inputs[0]!, elem)];
     },
   },
   {
     domain: '', op: 'Gelu',
     lower(node, e, ctx) {
-      const elem = elemOf(ctx, node.inputs[0]);
+      const elem = elemTypeOf(ctx.shapesOrExplain(), node.inputs[0]);
       if (elem === undefined) return UNKNOWN;
       const tanh = attrString(node.attr('approximate'), 'none') === 'tanh';
       return [tanh ? tanhGelu(e, node.inputs[0]!, elem) : erfGelu(e, node.inputs[0]!, elem)];
@@ -49,7 +50,7 @@ export const ACTIVATION_LOWERINGS: Lowering[] = [
   {
     domain: MS, op: 'BiasGelu',
     lower(node, e, ctx) {
-      const elem = elemOf(ctx, node.inputs[0]);
+      const elem = elemTypeOf(ctx.shapesOrExplain(), node.inputs[0]);
       return elem === undefined ? UNKNOWN : [erfGelu(e, e.add(node.inputs[0]!, node.inputs[1]!), elem)];
     },
   },
@@ -57,7 +58,7 @@ export const ACTIVATION_LOWERINGS: Lowering[] = [
     domain: MS, op: 'FastGelu',
     lower(node, e, ctx) {
       const [x, bias] = node.inputs;
-      const elem = elemOf(ctx, x);
+      const elem = elemTypeOf(ctx.shapesOrExplain(), x);
       return elem === undefined ? UNKNOWN : [tanhGelu(e, bias ? e.add(x!, bias) : x!, elem)];
     },
   },
@@ -65,7 +66,7 @@ export const ACTIVATION_LOWERINGS: Lowering[] = [
     domain: MS, op: 'QuickGelu',
     lower(node, e, ctx) {
       const x = node.inputs[0]!;
-      const elem = elemOf(ctx, x);
+      const elem = elemTypeOf(ctx.shapesOrExplain(), x);
       if (elem === undefined) return UNKNOWN;
       const alpha = attrFloat(node.attr('alpha'), 1.702)!;
       return [e.mul(x, e.op('Sigmoid', [e.mul(x, e.scalarLike(alpha, elem))]))];

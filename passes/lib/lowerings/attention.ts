@@ -10,13 +10,13 @@
  *   y = Softmax(scores, last axis) @ v
  */
 import type { InferResult } from '../../../src/analysis/infer.js';
-import type { Sym } from '../../../src/analysis/symbolic.js';
 import { attrFloat, attrInt, attrInts } from '../../../src/ir/attribute.js';
 import { DataType } from '../../../src/ir/dtype.js';
 import type { Node, Value } from '../../../src/ir/graph.js';
 import { Tensor } from '../../../src/ir/tensor.js';
 import type { PassContext } from '../../../src/pass/pass.js';
 import type { Emitter } from '../emit.js';
+import { elemTypeOf, rankOf, shapeOf } from '../query.js';
 import { used, type Lowering } from './lowering.js';
 
 const MS = 'com.microsoft';
@@ -32,25 +32,11 @@ function shapesOf(ctx: PassContext): InferResult | undefined {
   try { return ctx.shapes(); } catch { return undefined; }
 }
 
-function shapeOf(info: InferResult, v: Value | undefined): Sym[] | undefined {
-  const t = v ? info.types.get(v) : undefined;
-  return t?.kind === 'tensor' ? t.shape : undefined;
-}
-
-function rankOf(info: InferResult, v: Value | undefined): number | undefined {
-  return shapeOf(info, v)?.length;
-}
-
 /** The static size of `v`'s dim `axis` (negative counts from the end), or undefined. */
 function staticDim(info: InferResult, v: Value | undefined, axis: number): number | undefined {
   const s = shapeOf(info, v);
   if (!s) return undefined;
   return s[axis < 0 ? s.length + axis : axis]?.value;
-}
-
-function elemOf(info: InferResult, v: Value | undefined): number | undefined {
-  const t = v ? info.types.get(v) : undefined;
-  return t?.kind === 'tensor' ? t.elemType : undefined;
 }
 
 /** Dim `axis` of x at run time: an int64 scalar. */
@@ -193,7 +179,7 @@ function classicAttention(e: Emitter, c: Classic): [Value, Value, Value] {
 function keyMaskOf(info: InferResult, m: Value | undefined, what: string): Value | undefined | string {
   if (!m) return undefined;
   if (rankOf(info, m) !== 2) return `${what} of rank ${rankOf(info, m) ?? '?'} is not lowered (only the 2-D [batch, total_length] 0/1 mask)`;
-  if (elemOf(info, m) !== DataType.INT32) return `${what} is not int32`;
+  if (elemTypeOf(info, m) !== DataType.INT32) return `${what} is not int32`;
   return m;
 }
 
@@ -231,7 +217,7 @@ const attention: Lowering = {
     if (!info) return 'shapes cannot be inferred';
     const [x, w, b, mask] = node.inputs;
     const heads = attrInt(node.attr('num_heads')) ?? 0;
-    const elemType = elemOf(info, x);
+    const elemType = elemTypeOf(info, x);
     if (!x || !w || heads <= 0 || elemType === undefined) return 'input, weights, num_heads or the element type missing';
     const width = staticDim(info, w, 1);
     const sizes = attrInts(node.attr('qkv_hidden_sizes')) ?? (width === undefined ? undefined : [width / 3, width / 3, width / 3]);
@@ -300,7 +286,7 @@ const multiHeadAttention: Lowering = {
     if (why) return why;
     const heads = attrInt(node.attr('num_heads')) ?? 0;
     const [q0, k0, v0, bias, kpm, attentionBias, pastKey, pastValue] = node.inputs as (Value | undefined)[];
-    const elemType = elemOf(info, q0);
+    const elemType = elemTypeOf(info, q0);
     if (heads <= 0 || elemType === undefined) return 'num_heads or the element type missing';
     const qkv = withBias(e, info, q0!, k0!, v0!, bias);
     if (typeof qkv === 'string') return qkv;
@@ -551,7 +537,7 @@ const groupQueryAttention: Lowering = {
     if (why) return why;
     if (ctx.opset('') < 11) return `opset ${ctx.opset('')} < 11 (Range, GatherElements)`;
     const heads = attrInt(node.attr('num_heads'), 0), kvHeads = attrInt(node.attr('kv_num_heads'), 0);
-    const elemType = elemOf(info, node.inputs[0]);
+    const elemType = elemTypeOf(info, node.inputs[0]);
     if (heads <= 0 || kvHeads <= 0 || heads % kvHeads !== 0 || elemType === undefined) return 'num_heads, kv_num_heads or the element type unusable';
     const ins = gqaInputs(e, info, node, heads, kvHeads);
     if (typeof ins === 'string') return ins;

@@ -15,7 +15,8 @@
 import { attrFloat, attrInt, attrString } from '../../../src/ir/attribute.js';
 import type { Node, Value } from '../../../src/ir/graph.js';
 import type { Emitter } from '../emit.js';
-import { elemOf, rankOf, type Lowering } from './lowering.js';
+import { elemTypeOf, rankOf } from '../query.js';
+import type { Lowering } from './lowering.js';
 
 const MS = 'com.microsoft';
 
@@ -63,14 +64,14 @@ export const CONV_LOWERINGS: Lowering[] = [
       const act = attrString(node.attr('activation'));
       if (!act) return [y];
       const p = node.attr('activation_params');
-      const out = activate(e, y, act, p?.type === 'floats' ? [...p.value] : [], elemOf(ctx, x));
+      const out = activate(e, y, act, p?.type === 'floats' ? [...p.value] : [], elemTypeOf(ctx.shapesOrExplain(), x));
       return typeof out === 'string' ? out : [out];
     },
   },
   {
     domain: MS, op: 'NhwcConv',
     lower(node, e, ctx) {
-      const rank = rankOf(ctx, node.inputs[0]);
+      const rank = rankOf(ctx.shapesOrExplain(), node.inputs[0]);
       if (rank !== undefined && rank !== 4) return `input of rank ${rank}: only 2-D (NHWC) convolutions are lowered`;
       return [nhwcConvAsConv(e, node)];
     },
@@ -80,13 +81,13 @@ export const CONV_LOWERINGS: Lowering[] = [
     lower(node, e, ctx) {
       if (attrInt(node.attr('transBatchA'), 0) || attrInt(node.attr('transBatchB'), 0)) return 'transBatchA/transBatchB are not lowered';
       let [a, b] = node.inputs as [Value, Value];
-      const ra = rankOf(ctx, a), rb = rankOf(ctx, b);
+      const ra = rankOf(ctx.shapesOrExplain(), a), rb = rankOf(ctx.shapesOrExplain(), b);
       if (attrInt(node.attr('transA'), 0)) { if (ra === undefined || ra < 2) return 'transA on an input of unknown rank'; a = swapLast(e, a, ra); }
       if (attrInt(node.attr('transB'), 0)) { if (rb === undefined || rb < 2) return 'transB on an input of unknown rank'; b = swapLast(e, b, rb); }
       let y = e.matmul(a, b);
       const alpha = attrFloat(node.attr('alpha'), 1)!;
       if (alpha !== 1) {
-        const elem = elemOf(ctx, node.inputs[0]);
+        const elem = elemTypeOf(ctx.shapesOrExplain(), node.inputs[0]);
         if (elem === undefined) return 'alpha on an input of unknown element type';
         y = e.mul(y, e.scalarLike(alpha, elem));
       }

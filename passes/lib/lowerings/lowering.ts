@@ -24,15 +24,3 @@ export interface Lowering {
 export function used(v: Value | undefined): v is Value {
   return v !== undefined && (v.uses.length > 0 || v.isReturned);
 }
-
-/** The element type of `v` from the shape analysis (undefined when unknown). */
-export function elemOf(ctx: PassContext, v: Value | undefined): number | undefined {
-  const t = v ? ctx.shapesOrExplain()?.types.get(v) : undefined;
-  return t?.kind === 'tensor' ? t.elemType : undefined;
-}
-
-/** The rank of `v` from the shape analysis (undefined when unknown). */
-export function rankOf(ctx: PassContext, v: Value | undefined): number | undefined {
-  const t = v ? ctx.shapesOrExplain()?.types.get(v) : undefined;
-  return t?.kind === 'tensor' ? t.shape?.length : undefined;
-}

@@ -20,7 +20,8 @@ import { DataType } from '../../../src/ir/dtype.js';
 import type { Node, Value } from '../../../src/ir/graph.js';
 import type { PassContext } from '../../../src/pass/pass.js';
 import type { Emitter } from '../emit.js';
-import { elemOf, rankOf, used, type Lowering } from './lowering.js';
+import { elemTypeOf, rankOf } from '../query.js';
+import { used, type Lowering } from './lowering.js';
 
 const MS = 'com.microsoft';
 
@@ -47,7 +48,7 @@ function statsUsed(node: Node, indices: number[]): string | undefined {
 function axesFrom(node: Node, x: Value, ctx: PassContext): number[] | string {
   const axis = attrInt(node.attr('axis'), -1);
   if (axis === -1) return [-1];
-  const r = rankOf(ctx, x);
+  const r = rankOf(ctx.shapesOrExplain(), x);
   if (r === undefined) return `axis ${axis} on an input of unknown rank`;
   const a = axis < 0 ? axis + r : axis;
   return Array.from({ length: r - a }, (_, i) => a + i);
@@ -56,7 +57,7 @@ function axesFrom(node: Node, x: Value, ctx: PassContext): number[] | string {
 function lowerNorm(rms: boolean): Lowering['lower'] {
   return (node, e, ctx) => {
     const [x, gamma, beta] = node.inputs;
-    const elem = elemOf(ctx, x);
+    const elem = elemTypeOf(ctx.shapesOrExplain(), x);
     if (elem === undefined) return 'element type of the input unknown';
     const why = statsUsed(node, [1, 2]);
     if (why) return why;
@@ -71,7 +72,7 @@ function lowerSkipNorm(rms: boolean): Lowering['lower'] {
     const [x, skip, gamma] = node.inputs;
     const beta = rms ? undefined : node.inputs[3];
     const bias = rms ? node.inputs[3] : node.inputs[4];
-    const elem = elemOf(ctx, x);
+    const elem = elemTypeOf(ctx.shapesOrExplain(), x);
     if (elem === undefined) return 'element type of the input unknown';
     const why = statsUsed(node, [1, 2]);
     if (why) return why;
@@ -100,7 +101,7 @@ export const NORM_LOWERINGS: Lowering[] = [
     lower(node, e, ctx) {
       const [ids, seg, wword, wpos, wseg, gamma, beta, , posIds] = node.inputs;
       if (used(node.outputs[1])) return 'its mask_index output is used';
-      const elem = elemOf(ctx, wword);
+      const elem = elemTypeOf(ctx.shapesOrExplain(), wword);
       if (elem === undefined) return 'element type of the embeddings unknown';
       let s = e.add(e.op('Gather', [wword!, ids!], { axis: 0 }), positions(e, ids!, wpos!, posIds));
       if (seg && wseg) s = e.add(s, e.op('Gather', [wseg, seg], { axis: 0 }));

@@ -26,7 +26,8 @@ import { Tensor } from '../../../src/ir/tensor.js';
 import type { PassContext } from '../../../src/pass/pass.js';
 import { blockCodes } from '../blocks.js';
 import type { Emitter } from '../emit.js';
-import { rankOf, type Lowering } from './lowering.js';
+import { rankOf } from '../query.js';
+import type { Lowering } from './lowering.js';
 
 const MS = 'com.microsoft';
 
@@ -95,7 +96,7 @@ function lowerGatherBlockQuantized(node: Parameters<Lowering['lower']>[0], e: Em
   if (qa !== 1 && qa !== -1) return `quantize_axis ${qa} (the last axis only)`;
   if (bits !== 4 && bits !== 8) return `${bits}-bit codes`;
   if (zp && !bytesOf(zp)) return 'float zero points are not lowered';
-  const r = rankOf(ctx, ids);
+  const r = rankOf(ctx.shapesOrExplain(), ids);
   if (r === undefined) return 'indices of unknown rank';
   const v = t.dims[0]!, d = (t.dims[1]! * 8) / bits;
   if (d % bs !== 0) return `row length ${d} is not a multiple of block_size ${bs}`;
