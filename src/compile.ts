@@ -13,7 +13,7 @@ import type { Pass, QuantizeMode } from './pass/pass.js';
 import { checkPlacement, type CpuPlaced, type Violation, type WithCasts } from '../targets/capabilities/check.js';
 import type { PipelineSpec, Target } from './target.js';
 import { findPass, PASSES } from '../passes/index.js';
-import { quantizedOps } from '../passes/precision/model-precision.js';
+import { quantizedOps } from '../passes/lib/model-precision.js';
 import { QUANTIZE_STAGES } from '../targets/lib/pipelines.js';
 import { withCalibration } from './calibrate.js';
 

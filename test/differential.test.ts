@@ -28,7 +28,7 @@ import { onnxruntimeNode } from '../src/node/ort.js';
 import type { Target } from '../src/target.js';
 import { portable } from '../targets/portable.js';
 import { x86Avx2 } from '../targets/x86-avx2.js';
-import { halfFloatTypes } from '../passes/precision/model-precision.js';
+import { halfFloatTypes } from '../passes/lib/model-precision.js';
 import { dataRoot, listCases } from './conformance/runner.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/models');

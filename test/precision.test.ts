@@ -22,7 +22,7 @@ import { Tensor } from '../src/ir/tensor.js';
 import { readModel, writeModel } from '../src/node/files.js';
 import { onnxruntimeNode } from '../src/node/ort.js';
 import { readTestDataSet, testDataSets } from '../src/node/testdata.js';
-import { halfFloatTypes, quantizedOps } from '../passes/precision/model-precision.js';
+import { halfFloatTypes, quantizedOps } from '../passes/lib/model-precision.js';
 import { widenToFloat32 } from '../passes/precision/widen-to-float32.js';
 import { withInterfaceOf } from '../src/bench/interface.js';
 import { TARGETS } from '../targets/index.js';

@@ -20,7 +20,7 @@ import { findValidationInputs } from '../src/bench/validation-inputs.js';
 import { timeInterleaved } from '../src/bench/interleave.js';
 import { latencyStats, bootstrapRatioCI } from '../src/bench/stats.js';
 import { findTarget } from '../targets/index.js';
-import { halfFloatTypes } from '../passes/precision/model-precision.js';
+import { halfFloatTypes } from '../passes/lib/model-precision.js';
 import { withInterfaceOf } from '../src/bench/interface.js';
 import { summarizeCpuPlaced } from '../targets/capabilities/check.js';
 import { ortWebRuntime } from '../src/web/ort-runtime.js';

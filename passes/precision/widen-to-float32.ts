@@ -25,7 +25,7 @@
  *   - A Constant with a sparse_value of a half type is not converted: the graph is left as it is (explained).
  */
 import { attrInt, type Attribute } from '../../src/ir/attribute.js';
-import { DataType } from '../../src/ir/dtype.js';
+import { DataType, isHalfFloat } from '../../src/ir/dtype.js';
 import type { Graph, Value } from '../../src/ir/graph.js';
 import { fromBfloat16Bits, fromFloat16Bits } from '../../src/ir/half.js';
 import { Tensor } from '../../src/ir/tensor.js';
@@ -37,11 +37,7 @@ import { elemTypeOf } from '../lib/query.js';
 
 const F32 = DataType.FLOAT;
 const F16 = DataType.FLOAT16;
-const BF16 = DataType.BFLOAT16;
 
-export function isHalfFloat(elemType: number | undefined): boolean {
-  return elemType === F16 || elemType === BF16;
-}
 
 /** Attributes that name an output element type, by op (default domain). */
 const DTYPE_ATTRIBUTES: Record<string, string> = {

@@ -17,7 +17,7 @@ import type { Target } from '../target.js';
 import { inputLayoutPass } from '../../passes/layout/apply-input-layout.js';
 import { findTarget, TARGETS } from '../../targets/index.js';
 import { DataType } from '../ir/dtype.js';
-import { halfFloatTypes, integerProducts, runtimeQuantization } from '../../passes/precision/model-precision.js';
+import { halfFloatTypes, integerProducts, runtimeQuantization } from '../../passes/lib/model-precision.js';
 import { withInterfaceOf } from '../bench/interface.js';
 import { formatBytes } from './inspect.js';
 import { passProgress } from '../bench/format.js';

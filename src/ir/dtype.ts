@@ -79,3 +79,8 @@ export function rawByteLength(t: number, count: number): number | undefined {
 export function dataField(t: number): DTypeInfo['field'] {
   return INFO[t]?.field;
 }
+
+/** float16 or bfloat16 (the half-precision float types). */
+export function isHalfFloat(elemType: number | undefined): boolean {
+  return elemType === DataType.FLOAT16 || elemType === DataType.BFLOAT16;
+}

@@ -19,7 +19,7 @@ import type { QuantizeMode } from '../../src/pass/pass.js';
 import type { Runtime } from '../../src/runtime.js';
 import type { PipelineSpec, Target } from '../../src/target.js';
 import { ortWebRuntime, type OrtModule } from '../../src/web/ort-runtime.js';
-import { quantizedOps } from '../../passes/precision/model-precision.js';
+import { quantizedOps } from '../../passes/lib/model-precision.js';
 import { DataType } from '../../src/ir/dtype.js';
 import { lowering } from '../../passes/lib/lowerings/index.js';
 import { isStandardOp } from '../../src/onnx/standard-ops.js';
@@ -90,7 +90,7 @@ export function pipelineHas(target: Target, pass: string): boolean {
   return (target.pipeline as PipelineSpec[]).some((s) => (typeof s === 'string' ? s === pass : s.fixedPoint.includes(pass)));
 }
 
-export { integerProducts } from '../../passes/precision/model-precision.js';
+export { integerProducts } from '../../passes/lib/model-precision.js';
 
 /** The input that holds the quantized weight, by quantized op. */
 const WEIGHT_INPUT: Record<string, number> = {

@@ -4,9 +4,8 @@
  * tolerance and to refuse quantizing a model twice.
  */
 import { attrInt } from '../../src/ir/attribute.js';
-import { dataTypeName } from '../../src/ir/dtype.js';
+import { dataTypeName, isHalfFloat } from '../../src/ir/dtype.js';
 import type { Model } from '../../src/ir/model.js';
-import { isHalfFloat } from './widen-to-float32.js';
 
 /** 'float16' / 'bfloat16' where the model has such inputs, outputs, initializers, Constants or Casts; [] for none. */
 export function halfFloatTypes(model: Model): string[] {
