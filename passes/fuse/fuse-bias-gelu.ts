@@ -54,7 +54,7 @@ function match(gelu: Node, ctx: PassContext, tanh: boolean): Caps | null {
     ctx.explain(`${add}: bias '${bias.name}' has shape [${bt.dims.join(', ')}], not 1-D`);
     return null;
   }
-  const xt = tensorTypeOf(ctx.shapes(), x);
+  const xt = tensorTypeOf(ctx.shapesOrExplain(), x);
   const shape = xt?.shape;
   const last = shape?.[shape.length - 1];
   if (!shape || shape.length === 0 || last?.value !== bt.dims[0]) {

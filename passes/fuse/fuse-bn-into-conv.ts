@@ -193,7 +193,7 @@ function planMatMul(c: Caps, ctx: PassContext): Plan | undefined {
   const wt = constantValue(c.w)!;
   const w = floats(c.w);
   if (!w || wt.dims.length !== 2) return undefined;
-  const rank = rankOf(ctx.shapes(), c.x);
+  const rank = rankOf(ctx.shapesOrExplain(), c.x);
   if (rank !== 2) {
     ctx.explain(`${c.bn}: MatMul input '${c.x.name}' has rank ${rank ?? '?'}, not 2: the BatchNormalization channel axis is not the MatMul's last dim`);
     return undefined;

@@ -98,13 +98,13 @@ const rule: Rule<Caps> = {
       return null;
     }
     if (conv.inputs.length > 3 || [...conv.attributes.values()].some((a) => a.refAttrName !== undefined)) return null;
-    const xt = tensorTypeOf(ctx.shapes(), conv.inputs[0]);
+    const xt = tensorTypeOf(ctx.shapesOrExplain(), conv.inputs[0]);
     if (xt?.elemType !== DataType.FLOAT) {
       ctx.explain(`${conv}: input element type is not float32 (ONNX Runtime's FusedConv takes float32), not fused with ${act}`);
       return null;
     }
     if (z) {
-      const info = ctx.shapes();
+      const info = ctx.shapesOrExplain();
       const yt = tensorTypeOf(info, y), zt = tensorTypeOf(info, z);
       const same = yt?.shape && zt?.shape && zt.elemType === yt.elemType && yt.shape.length === zt.shape.length && yt.shape.every((d, i) => d.equals(zt.shape![i]!));
       if (!same) {

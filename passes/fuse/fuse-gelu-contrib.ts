@@ -27,7 +27,7 @@ const rule: Rule<GeluMatch> = {
   match: (node, ctx) => {
     const m = matchGelu(node, ctx);
     if (!m) return null;
-    const et = elemTypeOf(ctx.shapes(), m.x);
+    const et = elemTypeOf(ctx.shapesOrExplain(), m.x);
     if (et !== DataType.FLOAT) {
       ctx.explain(`${m.root}: a GELU of '${m.x.name}' whose element type is ${et ?? 'unknown'}, not float32 (the type ONNX Runtime's Gelu/FastGelu kernels take)`);
       return null;

@@ -258,7 +258,7 @@ const rule: Rule<GeluMatch> = {
       ctx.explain(`${m.root}: a GELU (${m.approximate === 'none' ? 'erf' : 'tanh'} form) of '${m.x.name}', but the model's opset is ${ctx.opset()}: Gelu needs opset 20 (fuse-gelu-contrib emits com.microsoft ops)`);
       return null;
     }
-    const et = elemTypeOf(ctx.shapes(), m.x);
+    const et = elemTypeOf(ctx.shapesOrExplain(), m.x);
     if (et === undefined || !GELU_TYPES.has(et)) {
       ctx.explain(`${m.root}: a GELU of '${m.x.name}' whose element type is ${et ?? 'unknown'}, not one Gelu takes`);
       return null;

@@ -30,7 +30,7 @@ const TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE]);
 
 /** The inferred type of `val` when its shape is known. */
 function shaped(val: Value, ctx: PassContext): { elemType: number; shape: Sym[] } | undefined {
-  const t = tensorTypeOf(ctx.shapes(), val);
+  const t = tensorTypeOf(ctx.shapesOrExplain(), val);
   return t?.shape ? { elemType: t.elemType, shape: t.shape } : undefined;
 }
 

@@ -53,7 +53,7 @@ function padAmounts(pad: Node, ctx: PassContext): number[] | undefined {
   const axesVal = opset >= 18 ? pad.inputs[3] : undefined;
   if (!axesVal) return pads;
   const axes = ints(axesVal);
-  const rank = rankOf(ctx.shapes(), pad.inputs[0]);
+  const rank = rankOf(ctx.shapesOrExplain(), pad.inputs[0]);
   if (!axes || rank === undefined || pads.length !== 2 * axes.length) return undefined;
   const full = new Array<number>(2 * rank).fill(0);
   for (let i = 0; i < axes.length; i++) {

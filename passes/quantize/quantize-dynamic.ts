@@ -40,6 +40,7 @@ import type { Pass, PassContext } from '../../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
 import type { QuantizationPreset } from '../../src/target.js';
 import { quantizeEmbedding } from '../lib/embedding.js';
+import { elemTypeOf } from '../lib/query.js';
 
 /** Rows of an embedding table are quantized in blocks of this many elements (8 bits: 1/8 of a byte of scale per element). */
 const EMBEDDING_BLOCK = 32;
@@ -198,8 +199,8 @@ export function matchWeighted(node: Node, ctx: PassContext, absorbAdd: boolean, 
   const [a, weight, c] = node.inputs;
   const wt = floatConstant(weight);
   if (!a || !weight || !wt || wt.dims.length !== 2) return undefined;
-  const at = ctx.shapes().types.get(a);
-  if (at?.kind === 'tensor' && at.elemType !== DataType.FLOAT) return undefined;
+  const at = elemTypeOf(ctx.shapesOrExplain(), a);
+  if (at !== undefined && at !== DataType.FLOAT) return undefined;
   const isGemm = node.opType === 'Gemm';
   if (isGemm && intAttr(node, 'transA', 0) !== 0) {
     why(`${node}: Gemm with transA = 1 is left float`);

@@ -299,7 +299,8 @@ function prepare(graph: Graph, ctx: PassContext, q: QuantizeOptions): { f: Forma
   const opset = ctx.opset('');
   if (opset < 10) return `opset ${opset} has no QuantizeLinear (needs 10)`;
   const f = formats(ctx.options.target, opset);
-  ctx.shapes(); // element types onto every value
+  // element types onto every value (planQuantization reads them; without inference, the declared ones)
+  ctx.shapesOrExplain();
   const plan = planQuantization(graph, q, f);
   return plan.tensors.size === 0 ? 'nothing to quantize' : { f, plan };
 }

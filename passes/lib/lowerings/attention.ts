@@ -14,7 +14,6 @@ import { attrFloat, attrInt, attrInts } from '../../../src/ir/attribute.js';
 import { DataType } from '../../../src/ir/dtype.js';
 import type { Node, Value } from '../../../src/ir/graph.js';
 import { Tensor } from '../../../src/ir/tensor.js';
-import type { PassContext } from '../../../src/pass/pass.js';
 import type { Emitter } from '../emit.js';
 import { elemTypeOf, rankOf, shapeOf } from '../query.js';
 import { used, type Lowering } from './lowering.js';
@@ -28,9 +27,6 @@ type Outs = (Value | undefined)[] | string;
 // ---------------------------------------------------------------------------------------------
 // shapes and small builders
 
-function shapesOf(ctx: PassContext): InferResult | undefined {
-  try { return ctx.shapes(); } catch { return undefined; }
-}
 
 /** The static size of `v`'s dim `axis` (negative counts from the end), or undefined. */
 function staticDim(info: InferResult, v: Value | undefined, axis: number): number | undefined {
@@ -213,7 +209,7 @@ const attention: Lowering = {
       ?? unsupportedAttrs(node, { do_rotary: 0, past_present_share_buffer: 0 })
       ?? unsupportedOutputs(node, 1, ['present']);
     if (why) return why;
-    const info = shapesOf(ctx);
+    const info = ctx.shapesOrExplain();
     if (!info) return 'shapes cannot be inferred';
     const [x, w, b, mask] = node.inputs;
     const heads = attrInt(node.attr('num_heads')) ?? 0;
@@ -280,7 +276,7 @@ const multiHeadAttention: Lowering = {
   domain: MS,
   op: 'MultiHeadAttention',
   lower(node, e, ctx): Outs {
-    const info = shapesOf(ctx);
+    const info = ctx.shapesOrExplain();
     if (!info) return 'shapes cannot be inferred';
     const why = mhaRefusal(node, info);
     if (why) return why;
@@ -404,7 +400,7 @@ const rotaryEmbedding: Lowering = {
   lower(node, e, ctx): Outs {
     const why = unsupportedAttrs(node, { is_packed_batching: 0 });
     if (why) return why;
-    const info = shapesOf(ctx);
+    const info = ctx.shapesOrExplain();
     if (!info) return 'shapes cannot be inferred';
     const [x, ids, cosCache, sinCache] = node.inputs;
     if (!x || !ids || !cosCache || !sinCache) return 'an input is missing';
@@ -531,7 +527,7 @@ const groupQueryAttention: Lowering = {
   domain: MS,
   op: 'GroupQueryAttention',
   lower(node, e, ctx): Outs {
-    const info = shapesOf(ctx);
+    const info = ctx.shapesOrExplain();
     if (!info) return 'shapes cannot be inferred';
     const why = gqaRefusal(node, info);
     if (why) return why;
