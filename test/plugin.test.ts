@@ -68,3 +68,28 @@ test('a missing plugin or an unknown pass is a clear error', () => {
   expect(unknown.stderr).toMatch(/unknown pass 'no-such-pass'/);
   expect(fs.existsSync(path.join(tmp, 'x.onnx'))).toBe(false);
 });
+
+test('the README\'s plugin example (under 30 lines, against the public API) works as written', () => {
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const code = /```js\n(\/\/ my-pass\.mjs\n[\s\S]*?)```/.exec(readme)?.[1];
+  expect(code, 'README has the my-pass.mjs example').toBeDefined();
+  expect(code!.trim().split('\n').length).toBeLessThan(30);
+  // inside the package, so that `import ... from 'retarget'` resolves to it (package self-reference)
+  const dir = fs.mkdtempSync(path.join(ROOT, 'dist', 'readme-plugin-'));
+  try {
+    const plugin = path.join(dir, 'my-pass.mjs');
+    fs.writeFileSync(plugin, code!);
+    // the example's pattern reads Mul(x, HardSigmoid(x)) in that order (the complete example takes both)
+    const b = new ModelBuilder({ opset: 14 });
+    const x = b.node('Relu', [b.input('x', 'float32', ['batch', 8])]);
+    b.output(b.node('Mul', [x, b.node('HardSigmoid', [x], { alpha: attr.float('alpha', 1 / 6), beta: attr.float('beta', 0.5) })]), 'y');
+    const model = path.join(tmp, 'readme-hs.onnx');
+    writeModel(b.build(), model);
+    const out = path.join(tmp, 'readme-hs-out.onnx');
+    const r = spawnSync(process.execPath, [BIN, 'compile', model, '-o', out, '--plugin', plugin], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(ops(readModel(out).model).HardSwish).toBe(1);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
