@@ -56,9 +56,10 @@ async function worstAgainstStored(compiled: Model, dir: string): Promise<{ cosin
 const integerOps = (m: Model) => Object.fromEntries(Object.entries(ops(m)).filter(([op]) => INTEGER.includes(op)));
 
 describe.each([
-  ['cnn-tiny-convinteger-op13', 4, 'Conv'],
-  ['bert-tiny-convinteger-op14', 12, 'MatMul'],
-])('%s', (name, chains, floatOp) => {
+  // chains, the float op, how many weights' codes (Wq - zp) fit int8 (tensorrt keeps those integer)
+  ['cnn-tiny-convinteger-op13', 4, 'Conv', 1],
+  ['bert-tiny-convinteger-op14', 12, 'MatMul', 0],
+])('%s', (name, chains, floatOp, exactInt8) => {
   test.each(['webgpu', 'cuda'])('for %s: no integer op left, none CPU-placed, outputs within int8 of the stored ones', async (t) => {
     const original = load(name);
     const compiled = cloneModel(original);
@@ -77,16 +78,16 @@ describe.each([
     console.log(`${name} -> ${t}: nodes ${report.before.nodes} -> ${report.after.nodes}; worst cosine vs stored outputs ${cosine.toFixed(6)}; ${JSON.stringify(report.after.opHistogram)}`);
   });
 
-  test('for tensorrt: float activations on int8 DequantizeLinear weights (weight-only int8), legal, within int8', async () => {
+  test('for tensorrt: the activations rounded in float ops, weights whose codes fit int8 behind DequantizeLinear (the rest float), legal, within int8', async () => {
     const original = load(name);
     const compiled = cloneModel(original);
     const report: CompileReport = await compile(compiled, target('tensorrt'), { runtime: onnxruntimeNode, verifyEach: true });
     expect(report.passes.find((p) => p.name === 'dequantize-integer-ops')!.changes).toBe(chains);
     expect(integerOps(compiled)).toEqual({});
     expect(checkPlacement(compiled, target('tensorrt').capabilities!).violations).toEqual([]);
-    // every weight stays 8-bit: one int8 initializer per chain, read by a DequantizeLinear
+    // exact codes stay int8, read by a DequantizeLinear (quantizing asymmetric uint8 weights again costs accuracy)
     const int8 = compiled.graph.initializers.filter((v) => v.initializer!.dataType === DataType.INT8);
-    expect(int8).toHaveLength(chains);
+    expect(int8).toHaveLength(exactInt8);
     expect(int8.every((v) => v.uses.every((u) => u.node.opType === 'DequantizeLinear'))).toBe(true);
     const { cosine, problems } = await worstAgainstStored(compiled, path.join(FIXTURES, name));
     expect(problems).toEqual([]);
@@ -150,13 +151,17 @@ describe('dequantize-integer-ops on a hand-built chain', () => {
     const m = chain('product');
     const run = await new PassManager([dequantizeIntegerOps], { target: target('webgpu'), verifyEach: true }).run(m);
     expect(run.passes[0]!.changes).toBe(1);
-    expect(ops(m)).toEqual({ MatMul: 1 });
-    const w = m.graph.nodes[0]!.inputs[1]!.initializer!.toTypedArray() as Float32Array;
+    // x keeps its run-time uint8 rounding, in float ops (webgpu: Floor for Round, Clip for Min / Max)
+    expect(Object.keys(ops(m)).filter((op) => /Integer|Quantize/.test(op))).toEqual([]);
+    expect(ops(m)).toMatchObject({ MatMul: 1, ReduceMin: 1, ReduceMax: 1, Floor: 2 });
+    const mm = m.graph.nodes.find((n) => n.opType === 'MatMul')!;
+    const w = mm.inputs[1]!.initializer!.toTypedArray() as Float32Array;
     expect(Array.from(w)).toEqual(Array.from({ length: 12 }, (_, i) => Math.fround((100 + i * 5 - 128) * Math.fround(0.02))));
     const feeds = { x: Tensor.float32([0.3, -1.2, 2.5, 0.7], [1, 4]) };
     const want = await runModel(chain('product'), feeds);
     const got = await runModel(m, feeds);
-    expect(judge(outputMetrics('y', want.y!, got.y!), TOLERANCES.int8!).ok).toBe(true);
+    // the model as given, up to float rounding: the activation is on the same uint8 grid
+    expect(judge(outputMetrics('y', want.y!, got.y!), TOLERANCES.fp32!).ok, `${want.y!.toTypedArray()} vs ${got.y!.toTypedArray()}`).toBe(true);
   });
 
   test.each([
@@ -190,9 +195,9 @@ describe('compile CLI: the tolerance follows what the compile did', () => {
     const cpuStrict = run('compile', CNN_INT, '-t', 'x86-avx2', '--tolerance', 'fp32', '-o', path.join(tmp, 'cpu-strict.onnx'));
     expect(cpuStrict.status, cpuStrict.stderr).toBe(0);
     expect(cpuStrict.stderr).toMatch(/validated \(fp32\)/);
-    // an explicit --tolerance wins: fp32 refuses the dequantized model (activations no longer rounded to 8 bits)
+    // the activations keep their uint8 rounding (in float ops): even --tolerance fp32 holds on this model
     const strict = run('compile', CNN_INT, '-t', 'webgpu', '--tolerance', 'fp32', '-o', path.join(tmp, 'strict.onnx'));
-    expect(strict.status).toBe(1);
-    expect(fs.existsSync(path.join(tmp, 'strict.onnx'))).toBe(false);
+    expect(strict.status, strict.stderr).toBe(0);
+    expect(strict.stderr).toMatch(/validated \(fp32\)/);
   });
 });
