@@ -141,6 +141,9 @@ function matchChain(mul: Node, ctx: PassContext): Chain | string | undefined {
   return { mul, intOp, x, weight, dims: [...wt.dims], ...(codes ? { codes } : {}), scales: s, axis: conv ? 0 : 1 };
 }
 
+/** activation -> its value on the uint8 grid, made once per activation */
+const ROUNDED = new WeakMap<Value, Value>();
+
 const FAKE_QUANT_OPS = ['ReduceMin', 'ReduceMax', 'Sub', 'Div', 'Neg', 'Clip', 'Add', 'Mul'];
 
 /**
@@ -194,9 +197,14 @@ const rule: Rule<{ chain: Chain }> = {
     const name = intOp.name ? intOp.name.replace(/Integer$|_int$/, '') || intOp.name : undefined;
     // the activation keeps its run-time uint8 rounding, in float ops, where the target has them
     const round = ctx.supports('', 'Round') ? 'Round' : 'Floor';
-    const xq = FAKE_QUANT_OPS.every((op) => ctx.supports('', op)) && ctx.supports('', round)
-      ? fakeQuantUint8(new Emitter(patch, ctx.opset(''), `${base}_act`), x, round)
-      : x;
+    // one rounding per activation: the chains that read one DynamicQuantizeLinear (Q, K and V) share
+    // it, so that they still read one value (the attention fusion needs that)
+    const cached = ROUNDED.get(x);
+    const xq = cached && cached.producer && !cached.producer.removed ? cached
+      : FAKE_QUANT_OPS.every((op) => ctx.supports('', op)) && ctx.supports('', round)
+        ? fakeQuantUint8(new Emitter(patch, ctx.opset(''), `${x.name}_uint8_grid`), x, round)
+        : x;
+    if (xq !== x) ROUNDED.set(x, xq);
     const y = intOp.opType === 'ConvInteger'
       ? patch.add('Conv', [xq, w], [...intOp.attributes.values()], name ? { name } : {})
       : patch.add('MatMul', [xq, w], {}, name ? { name } : {});
