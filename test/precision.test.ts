@@ -211,6 +211,20 @@ describe('float16 fixtures compiled for each target', () => {
     expect(compiled.graph.initializers.some((v) => v.initializer!.dataType === F16)).toBe(true);
   });
 
+  test.each(['cuda', 'webgpu'])('%s: a float16 transformer keeps float16 and still gets its LayerNorm and GELU fusions, within fp16', async (t) => {
+    const original = fixture('gpt2-tiny-fp16-op14');
+    const compiled = fixture('gpt2-tiny-fp16-op14');
+    const report = await compile(compiled, target(t), { runtime: onnxruntimeNode });
+    expect(report.violations).toEqual([]);
+    const ops = report.after.opHistogram;
+    expect((ops['com.microsoft::SkipLayerNormalization'] ?? 0) + (ops['ai.onnx::LayerNormalization'] ?? 0)).toBe(5);
+    expect(ops['com.microsoft::FastGelu']).toBe(2);
+    expect(ops['ai.onnx::Pow']).toBeUndefined();
+    expect(compiled.graph.initializers.some((v) => v.initializer!.dataType === F16)).toBe(true);
+    const result = await validate(original, compiled, onnxruntimeNode, { tolerance: 'fp16', generate: 0 });
+    expect(result.ok, JSON.stringify(result.worst)).toBe(true);
+  });
+
   test('every CPU and wasm target lists it first after legalization', () => {
     for (const t of WIDENING) expect(target(t).pipeline.slice(0, 2)).toEqual(['lower-contrib-ops', 'widen-to-float32']); // first after legalization
   });

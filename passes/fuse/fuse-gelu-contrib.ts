@@ -10,12 +10,14 @@
  *   - the conditions of fuse-gelu's matcher (one use of every intermediate value, constants within
  *     1e-3 of their GELU values), at any opset: at opset >= 20 run fuse-gelu first for the
  *     standard op;
- *   - x is float32: the element type ONNX Runtime's CPU kernels of Gelu and FastGelu take.
+ *   - x's element type is one the target's Gelu / FastGelu kernel takes (its table: float32 on the
+ *     CPU EP; float16 too on CUDA and WebGPU, where a float16 model keeps its precision).
  * Formula:  Gelu(x) = 0.5 * x * (1 + erf(x / sqrt(2)))
  *           FastGelu(x) = 0.5 * x * (1 + tanh(0.7978845608 * (x + 0.044715 * x^3)))
  */
-import { DataType } from '../../src/ir/dtype.js';
+import { DataType, dataTypeName } from '../../src/ir/dtype.js';
 import { rulePass, type Rule } from '../../src/pass/pass.js';
+import { targetTakesType } from '../lib/attention/target.js';
 import { elemTypeOf } from '../lib/query.js';
 import { matchGelu, type GeluMatch } from './fuse-gelu.js';
 
@@ -28,8 +30,11 @@ const rule: Rule<GeluMatch> = {
     const m = matchGelu(node, ctx);
     if (!m) return null;
     const et = elemTypeOf(ctx.shapesOrExplain(), m.x);
-    if (et !== DataType.FLOAT) {
-      ctx.explain(`${m.root}: a GELU of '${m.x.name}' whose element type is ${et ?? 'unknown'}, not float32 (the type ONNX Runtime's Gelu/FastGelu kernels take)`);
+    const op = m.approximate === 'tanh' ? 'FastGelu' : 'Gelu';
+    // without a table: float32, the type ONNX Runtime's CPU kernels take
+    const takes = et !== undefined && (ctx.options.target?.capabilities ? targetTakesType(ctx, `${MS}::${op}`, et) : et === DataType.FLOAT);
+    if (!takes) {
+      ctx.explain(`${m.root}: a GELU of '${m.x.name}' whose element type is ${et === undefined ? 'unknown' : dataTypeName(et)}, which the target's ${op} kernel does not take`);
       return null;
     }
     return m;

@@ -43,7 +43,10 @@ const SQRT_2_PI = Math.sqrt(2 / Math.PI);
 const CUBIC = 0.044715;
 
 /** A scalar constant (one element, float32 or float64), or undefined. */
-export const scalarConstant = (v: Value | undefined): number | undefined => scalarOf(v, FLOAT32_64);
+export const scalarConstant = (v: Value | undefined): number | undefined => scalarOf(v, GELU_CONSTANT_TYPES);
+
+/** a float16 model's GELU constants are float16 (0.5, 1, 0.7978... rounded to float16: within the matcher's 1e-3) */
+const GELU_CONSTANT_TYPES: readonly number[] = [...FLOAT32_64, DataType.FLOAT16, DataType.BFLOAT16];
 
 function near(value: number | undefined, want: number): boolean {
   return value !== undefined && Math.abs(value - want) <= 1e-3 * Math.abs(want);

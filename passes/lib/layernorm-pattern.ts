@@ -18,11 +18,11 @@ import { Tensor } from '../../src/ir/tensor.js';
 import type { PassContext } from '../../src/pass/pass.js';
 import type { Patch } from '../../src/pass/patch.js';
 import { alt, constant, constantValue, op, opt, v, type OpPattern } from '../../src/pass/pattern.js';
-import { elemTypeOf, FLOAT32_64, rankOf, scalarOf, staticDims, tensorScalar } from './query.js';
+import { elemTypeOf, rankOf, scalarOf, staticDims, tensorScalar } from './query.js';
 
 export const NORM_FLOAT_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16];
 
-const isOne = (t: Tensor): boolean => tensorScalar(t, FLOAT32_64) === 1;
+const isOne = (t: Tensor): boolean => tensorScalar(t, NORM_FLOAT_TYPES) === 1;
 
 const square = alt(op('Pow', v('d'), constant('exponent')).as('pow'), op('Mul', v('d'), v('d')).as('pow'));
 const meanSquare = op('ReduceMean', square, opt(v('axes2'))).as('rm2').out('variance');
@@ -91,7 +91,8 @@ function lastAxisProblem(rm: Node, input: Value, ctx: PassContext): string | und
 }
 
 /** The element types a norm's scalar constants (eps, exponent) are read from. */
-const SCALAR_TYPES: readonly number[] = [DataType.FLOAT, DataType.DOUBLE, DataType.INT32, DataType.INT64];
+// a float16 model's epsilon and exponent are float16 constants (decoded exactly)
+const SCALAR_TYPES: readonly number[] = [DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16, DataType.BFLOAT16, DataType.INT32, DataType.INT64];
 const scalar = (val: Value | undefined): number | undefined => scalarOf(val, SCALAR_TYPES);
 
 /**
