@@ -151,7 +151,7 @@ for (const fx of FIXTURES) {
               });
             }
 
-            mark('validate')(`-> ${b.name}: validates against M_A on ${where} within ${budget.why}`, async () => {
+            mark('validate')(`-> ${b.name}: validates against M_A on ${where} within ${budget.why}${mode === 'fp16' && !budget.why.startsWith('fp16') ? ' (fp16 where B lowers M_A\'s ops)' : ''}`, async () => {
               const f = await fixture();
               const { mA: m, model } = await mAB();
               const { runtime } = await runtimeFor(b);
