@@ -43,10 +43,9 @@
 import { attrInt } from '../../src/ir/attribute.js';
 import { DataType, dataTypeName } from '../../src/ir/dtype.js';
 import type { Node, Value } from '../../src/ir/graph.js';
-import { Tensor } from '../../src/ir/tensor.js';
 import { rulePass, type Pass, type PassContext, type Rule } from '../../src/pass/pass.js';
 import { constantValue } from '../../src/pass/pattern.js';
-import { Emitter } from '../lib/emit.js';
+import { asInt8, floatProduct } from '../lib/integer-product.js';
 
 const INTEGER_OPS = ['ConvInteger', 'MatMulInteger'] as const;
 
@@ -130,42 +129,14 @@ function matchChain(mul: Node, ctx: PassContext): Chain | string | undefined {
   const inner = q.length / channels;
   const channelOf = conv ? (i: number) => Math.floor(i / inner) : (i: number) => i % channels;
   const weight = new Float32Array(q.length);
-  let codes: Int8Array | undefined = new Int8Array(q.length);
+  const all = new Int16Array(q.length);
   for (let i = 0; i < q.length; i++) {
     const c = channelOf(i);
-    const code = q[i]! - (zp ? zp[zpCount === 1 ? 0 : c]! : 0);
-    weight[i] = code * s[scaleCount === 1 ? 0 : c]!;
-    if (codes && code >= -128 && code <= 127) codes[i] = code;
-    else codes = undefined;
+    all[i] = q[i]! - (zp ? zp[zpCount === 1 ? 0 : c]! : 0);
+    weight[i] = all[i]! * s[scaleCount === 1 ? 0 : c]!;
   }
+  const codes = asInt8(all);
   return { mul, intOp, x, weight, dims: [...wt.dims], ...(codes ? { codes } : {}), scales: s, axis: conv ? 0 : 1 };
-}
-
-/** activation -> its value on the uint8 grid, made once per activation */
-const ROUNDED = new WeakMap<Value, Value>();
-
-const FAKE_QUANT_OPS = ['ReduceMin', 'ReduceMax', 'Sub', 'Div', 'Neg', 'Clip', 'Add', 'Mul'];
-
-/**
- * DynamicQuantizeLinear followed by its dequantization, in float ops: x rounded to the uint8 grid
- * the original computes on, at run time, exactly as the op defines it:
- *   scale = (max(x, 0) - min(x, 0)) / 255; zp = clip(round(-min(x, 0) / scale), 0, 255)
- *   x' = (clip(round(x / scale) + zp, 0, 255) - zp) * scale
- * so ConvInteger(xq, Wq) * xs * ws = Conv(x', W) up to the float sum's order. Round is half to even,
- * as the op's; a target without Round gets Floor(v + 0.5) (ties, measure zero, round up).
- */
-function fakeQuantUint8(e: Emitter, x: Value, round: 'Round' | 'Floor'): Value {
-  const r = (v: Value): Value => (round === 'Round' ? e.op('Round', [v]) : e.op('Floor', [e.add(v, e.f32([0.5], []))]));
-  const zero = e.f32([0], []), top = e.f32([255], []);
-  // min(v, 0) and max(v, 0) as Clip (the WebGPU EP has no elementwise Min / Max)
-  const lo = e.op('Clip', [e.op('ReduceMin', [x], { keepdims: 0 }), undefined, zero]);
-  const hi = e.op('Clip', [e.op('ReduceMax', [x], { keepdims: 0 }), zero]);
-  const scale = e.div(e.sub(hi, lo), top);
-  // an all-zero x has scale 0: any positive divisor gives x' = 0, as the op's result
-  const safe = e.op('Clip', [scale, e.f32([1e-30], [])]);
-  const zp = e.op('Clip', [r(e.op('Neg', [e.div(lo, safe)])), zero, top]);
-  const q = e.op('Clip', [e.add(r(e.div(x, safe)), zp), zero, top]);
-  return e.mul(e.sub(q, zp), scale);
 }
 
 const rule: Rule<{ chain: Chain }> = {
@@ -182,32 +153,9 @@ const rule: Rule<{ chain: Chain }> = {
   },
   rewrite({ chain }, patch, ctx) {
     const { intOp, mul, x, weight, dims, codes, scales, axis } = chain;
-    const base = intOp.inputs[1]!.name;
-    // weight-only int8 for a standard-ops target that runs int8 DequantizeLinear (TensorRT); per-axis needs opset 13
-    const weightOnly = ctx.options.target?.maxLevel === 1 && ctx.supports('', 'DequantizeLinear') && ctx.opset('') >= 13;
-    // exact codes only: quantizing an asymmetric uint8 weight again, symmetric per channel, measured
-    // mobilenet_v2 (ORT's dynamic quantizer) on tensorrt at cosine 0.9727 against the model as given, vs 0.9970 float
-    const int8 = weightOnly && codes ? { codes, scales } : undefined;
-    const w = int8
-      ? patch.add('DequantizeLinear', [
-        patch.constant(Tensor.fromTypedArray(DataType.INT8, dims, int8.codes), `${base}_int8`),
-        patch.constant(int8.scales.length === 1 ? Tensor.float32([int8.scales[0]!], []) : Tensor.float32(int8.scales, [int8.scales.length]), `${base}_scale`),
-      ], int8.scales.length === 1 ? {} : { axis }, { name: `${base}_DequantizeLinear` })
-      : patch.constant(Tensor.float32(weight, dims), `${base}_dequantized`);
     const name = intOp.name ? intOp.name.replace(/Integer$|_int$/, '') || intOp.name : undefined;
-    // the activation keeps its run-time uint8 rounding, in float ops, where the target has them
-    const round = ctx.supports('', 'Round') ? 'Round' : 'Floor';
-    // one rounding per activation: the chains that read one DynamicQuantizeLinear (Q, K and V) share
-    // it, so that they still read one value (the attention fusion needs that)
-    const cached = ROUNDED.get(x);
-    const xq = cached && cached.producer && !cached.producer.removed ? cached
-      : FAKE_QUANT_OPS.every((op) => ctx.supports('', op)) && ctx.supports('', round)
-        ? fakeQuantUint8(new Emitter(patch, ctx.opset(''), `${x.name}_uint8_grid`), x, round)
-        : x;
-    if (xq !== x) ROUNDED.set(x, xq);
-    const y = intOp.opType === 'ConvInteger'
-      ? patch.add('Conv', [xq, w], [...intOp.attributes.values()], name ? { name } : {})
-      : patch.add('MatMul', [xq, w], {}, name ? { name } : {});
+    const w = { weight, dims, ...(codes ? { codes } : {}), scales, axis };
+    const y = floatProduct(patch, ctx, x, w, intOp.inputs[1]!.name, intOp.opType === 'ConvInteger' ? { attributes: [...intOp.attributes.values()], ...(name ? { name } : {}) } : undefined, name);
     patch.replace(mul.outputs[0]!, y);
   },
 };

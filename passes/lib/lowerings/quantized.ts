@@ -11,10 +11,9 @@
  *     -> rows = Cast(Gather(int8 codes - zp, ids)); y = Reshape(Reshape(rows, [..., nb, bs]) * Unsqueeze(Gather(scales, ids)), [..., D])
  *   DynamicQuantizeMatMul(A, B, b_scale, [b_zp], [bias])
  *       = (MatMulInteger(DynamicQuantizeLinear(A), B) as float) * a_scale * b_scale + bias
- *     (the op's definition, where the target runs MatMulInteger; else, on a standard-ops target
- *     (level 1: tensorrt) that runs int8 DequantizeLinear, A @ DequantizeLinear(B - b_zp, b_scale) + bias,
- *     the weight-only int8 form TensorRT takes; else A @ ((B - b_zp) * b_scale) + bias, the weights
- *     dequantized once, as dequantize-integer-ops does for ORT's GPU EPs: judged within int8)
+ *     (the op's definition, where the target runs MatMulInteger; else the float form
+ *     dequantize-integer-ops writes (passes/lib/integer-product.ts): A rounded to its uint8 grid in
+ *     float ops, times B dequantized once, int8 behind DequantizeLinear on tensorrt where exact)
  *
  * Conditions: the quantized operands are initializers; integer zero points (MatMulNBits and
  * GatherBlockQuantized also take float ones: not lowered); no g_idx.
@@ -25,22 +24,12 @@ import type { Value } from '../../../src/ir/graph.js';
 import { Tensor } from '../../../src/ir/tensor.js';
 import type { PassContext } from '../../../src/pass/pass.js';
 import { blockCodes } from '../blocks.js';
+import { asInt8, floatProduct } from '../integer-product.js';
 import type { Emitter } from '../emit.js';
 import { rankOf } from '../query.js';
 import type { Lowering } from './lowering.js';
 
 const MS = 'com.microsoft';
-
-/** Codes minus zero points as int8 when they fit (4-bit codes always do), else undefined. */
-function asInt8(codes: Int16Array): Int8Array | undefined {
-  const out = new Int8Array(codes.length);
-  for (let i = 0; i < codes.length; i++) {
-    const c = codes[i]!;
-    if (c < -128 || c > 127) return undefined;
-    out[i] = c;
-  }
-  return out;
-}
 
 function bytesOf(v: Value | undefined): Uint8Array | undefined {
   const t = v?.initializer;
@@ -125,17 +114,11 @@ function lowerDynamicQuantizeMatMul(node: Parameters<Lowering['lower']>[0], e: E
     const z = zt ? (zt.toTypedArray() as Int8Array | Uint8Array) : undefined;
     const codes = new Int16Array(k * n);
     for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) codes[i * n + j] = q[i * n + j]! - (z ? z[z.length === 1 ? 0 : j]! : 0);
+    const weight = new Float32Array(k * n);
+    for (let i = 0; i < k * n; i++) weight[i] = codes[i]! * s[s.length === 1 ? 0 : i % n]!;
     const int8 = asInt8(codes);
-    let w: Value;
-    if (int8 && ctx.options.target?.maxLevel === 1 && ctx.supports('', 'DequantizeLinear') && (s.length === 1 || e.opset >= 13)) {
-      const scale = s.length === 1 ? e.constant(Tensor.float32([s[0]!], []), 'scale') : e.constant(Tensor.float32(s, [n]), 'scale');
-      w = e.op('DequantizeLinear', [e.constant(Tensor.fromTypedArray(DataType.INT8, [k, n], int8), 'codes'), scale], s.length === 1 ? {} : { axis: 1 });
-    } else {
-      const f = new Float32Array(k * n);
-      for (let i = 0; i < k * n; i++) f[i] = codes[i]! * s[s.length === 1 ? 0 : i % n]!;
-      w = e.constant(Tensor.float32(f, [k, n]), 'weight');
-    }
-    y = e.matmul(a!, w);
+    // A quantized to uint8 at run time, as DynamicQuantizeLinear does: the same float form dequantize-integer-ops writes
+    y = floatProduct(e.patch, ctx, a!, { weight, dims: [k, n], ...(int8 ? { codes: int8 } : {}), scales: s, axis: 1 }, `${e.prefix}_B`, undefined, `${e.prefix}/MatMul`);
   }
   return [bias ? e.add(y, bias) : y];
 }
