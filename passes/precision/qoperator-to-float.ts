@@ -40,7 +40,7 @@ import type { Graph, Node, Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
 import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
-import { lackedQLinear, matchQLinear, readQParams, representedRange, sameParams, type QLinearMatch, type QParams } from './qoperator-to-qdq.js';
+import { floatOp, lackedQLinear, matchQLinear, readQParams, representedRange, sameParams, type QLinearMatch, type QParams } from './qoperator-to-qdq.js';
 
 const NAME = 'qoperator-to-float';
 
@@ -106,14 +106,7 @@ export const qoperatorToFloat: Pass = {
           xf = patch.add('DequantizeLinear', [m.x, node.inputs[1], node.inputs[2]], {}, { name: `${base}_input_DequantizeLinear` });
         }
         const w = patch.constant(Tensor.float32(Float32Array.from(m.weight), m.weightDims), `${m.w.name}_dequantized`);
-        let y: Value;
-        if (m.conv) {
-          const inputs = [xf, w];
-          if (m.bias) inputs.push(patch.constant(Tensor.float32(Float32Array.from(m.bias), [m.bias.length]), `${node.inputs[8]!.name}_dequantized`));
-          y = patch.add('Conv', inputs, [...node.attributes.values()], { name: `${base}_Conv` });
-        } else {
-          y = patch.add('MatMul', [xf, w], {}, { name: `${base}_MatMul` });
-        }
+        const y = floatOp(patch, m, node, xf, w, base);
         const yf = clamp(patch, ctx, y, m.yq, `${base}_clip`);
         // who reads yq: DequantizeLinear with yq's own parameters reads yf; a QLinear op of the region
         // reads it later (from `floats`); anything else (or a graph output) reads it quantized

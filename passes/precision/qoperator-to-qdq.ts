@@ -37,7 +37,7 @@ import { DataType, dataTypeName } from '../../src/ir/dtype.js';
 import type { Graph, Node, Value } from '../../src/ir/graph.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Pass, PassContext } from '../../src/pass/pass.js';
-import { UnsupportedOpError } from '../../src/pass/patch.js';
+import { UnsupportedOpError, type Patch } from '../../src/pass/patch.js';
 import { constantValue } from '../../src/pass/pattern.js';
 
 export const QOPERATOR_OPS = ['QLinearConv', 'QLinearMatMul'] as const;
@@ -146,6 +146,14 @@ export function matchQLinear(node: Node): QLinearMatch | string {
 }
 
 /** The QLinear ops in `graph` the target lacks (ctx.supports), or [] (with the reason explained once). */
+/** The float Conv (QLinearConv's attributes, its int32 bias dequantized) or MatMul on xf and w. */
+export function floatOp(patch: Patch, m: QLinearMatch, node: Node, xf: Value, w: Value, base: string): Value {
+  if (!m.conv) return patch.add('MatMul', [xf, w], {}, { name: `${base}_MatMul` });
+  const inputs = [xf, w];
+  if (m.bias) inputs.push(patch.constant(Tensor.float32(Float32Array.from(m.bias), [m.bias.length]), `${node.inputs[8]!.name}_dequantized`));
+  return patch.add('Conv', inputs, [...node.attributes.values()], { name: `${base}_Conv` });
+}
+
 export function lackedQLinear(graph: Graph, ctx: PassContext, pass: string): Node[] {
   const found = graph.nodes.filter((n) => !n.removed && n.domain === '' && (QOPERATOR_OPS as readonly string[]).includes(n.opType));
   const target = ctx.options.target ? `target '${ctx.options.target.name}'` : 'the target';
@@ -192,14 +200,7 @@ export const qoperatorToQdq: Pass = {
         const [, xs, xzp] = node.inputs;
         const xf = patch.add('DequantizeLinear', [m.x, xs, xzp], {}, { name: `${base}_input_DequantizeLinear` });
         const wf = patch.add('DequantizeLinear', [m.w, m.ws, m.wzp], m.axis === undefined ? {} : { axis: m.axis }, { name: `${base}_weight_DequantizeLinear` });
-        let y: Value;
-        if (m.conv) {
-          const inputs = [xf, wf];
-          if (m.bias) inputs.push(patch.constant(Tensor.float32(Float32Array.from(m.bias), [m.bias.length]), `${node.inputs[8]!.name}_dequantized`));
-          y = patch.add('Conv', inputs, [...node.attributes.values()], { name: `${base}_Conv` });
-        } else {
-          y = patch.add('MatMul', [xf, wf], {}, { name: `${base}_MatMul` });
-        }
+        const y = floatOp(patch, m, node, xf, wf, base);
         const yq = patch.add('QuantizeLinear', [y, m.yq.scale, m.yq.zeroPoint], {}, { name: `${base}_QuantizeLinear` });
         patch.replace(node.outputs[0]!, yq);
       } catch (e) {
