@@ -5,6 +5,7 @@
  * allows (1 = standard ONNX only), and the passes to run, by name, in order (a `fixedPoint` group
  * repeats until nothing changes).
  */
+import { isStandardOp } from './onnx/standard-ops.js';
 import type { PassLevel, QuantizeMode } from './pass/pass.js';
 
 export type PipelineSpec = string | { fixedPoint: string[]; maxIterations?: number };
@@ -136,6 +137,18 @@ export function lookupKernel(caps: Capabilities, op: string, domain: string, ver
 export function kernelFor(of: Capabilities | Target, op: string, domain: string, version: number | undefined): KernelRow | undefined {
   const caps = 'kernels' in of ? of : of.capabilities;
   return caps ? lookupKernel(caps, op, domain, version).row : undefined;
+}
+
+/**
+ * Whether `target` runs `domain::op` in a model importing `domain` at `version`: its table's row
+ * (kernelFor); without a table, any op, unless the target promises standard ONNX only (level 1:
+ * portable); no target at all, any op. The pass context asks this, and so may anything that must
+ * agree with it.
+ */
+export function targetRuns(target: Target | undefined, op: string, domain: string, version: number | undefined, defaultOpset: number): boolean {
+  if (!target) return true;
+  if (!target.capabilities) return target.maxLevel === 1 ? isStandardOp(domain, op, defaultOpset) : true;
+  return kernelFor(target.capabilities, op, domain, version) !== undefined;
 }
 
 /** Whether a kernel row takes first-input element type `typeName` ('float32', ...): rows with no type list take any. */

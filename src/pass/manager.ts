@@ -4,7 +4,6 @@
  * passes undoing each other). It times each pass, counts its changes, can verify the IR after every
  * pass, dump it after chosen passes, and stop after N rewrites to bisect a bad rewrite.
  */
-import { isStandardOp } from '../onnx/standard-ops.js';
 import { evaluateNode } from '../analysis/evaluator.js';
 import { inferShapes, type InferResult } from '../analysis/infer.js';
 import { RULES } from '../analysis/ops/index.js';
@@ -16,7 +15,7 @@ import type { Tensor } from '../ir/tensor.js';
 import { verifyModel, VerifyError } from '../ir/verify.js';
 import type { Pass, PassContext, PassOptions } from './pass.js';
 import { Patch } from './patch.js';
-import { kernelFor } from '../target.js';
+import { targetRuns } from '../target.js';
 import { InternalError, isBug, RetargetError, UsageError } from '../errors.js';
 
 export interface FixedPoint {
@@ -165,11 +164,8 @@ class Context implements PassContext {
   }
 
   supports(domain: string, op: string): boolean {
-    const caps = this.options.target?.capabilities;
-    // a target without a table runs any op, unless it promises standard ONNX only (level 1: portable)
-    if (!caps) return this.options.target?.maxLevel === 1 ? isStandardOp(domain, op, this.opset('')) : true;
     // the kernel at the opset the model imports for the domain (none imported yet: the newest), as the final check judges it
-    return kernelFor(caps, op, domain, this.model.opsetVersion(domain)) !== undefined;
+    return targetRuns(this.options.target, op, domain, this.model.opsetVersion(domain), this.opset(''));
   }
 
   patch(graph: Graph): Patch {

@@ -17,12 +17,11 @@ import { readInputSets } from '../../src/node/inputs.js';
 import { onnxruntimeNode } from '../../src/node/ort.js';
 import type { QuantizeMode } from '../../src/pass/pass.js';
 import type { Runtime } from '../../src/runtime.js';
-import type { PipelineSpec, Target } from '../../src/target.js';
+import { targetRuns, type PipelineSpec, type Target } from '../../src/target.js';
 import { ortWebRuntime, type OrtModule } from '../../src/web/ort-runtime.js';
 import { quantizedOps } from '../../passes/lib/model-precision.js';
 import { DataType } from '../../src/ir/dtype.js';
 import { lowering } from '../../passes/lib/lowerings/index.js';
-import { isStandardOp } from '../../src/onnx/standard-ops.js';
 
 export type Mode = 'none' | QuantizeMode;
 
@@ -127,12 +126,7 @@ export function quantizedWeights(m: Model, opts: { int32?: boolean } = {}): Reco
 /** M_A's ops that B has no kernel for and lower-contrib-ops rewrites (as the pass context decides). */
 export function loweredOps(mA: Model, b: Target): string[] {
   const opset = mA.opsetVersion('') ?? 1;
-  const runs = (d: string, op: string): boolean => {
-    const domain = d === '' ? 'ai.onnx' : d;
-    if (!b.capabilities) return b.maxLevel !== 1 || isStandardOp(d, op, opset);
-    return b.capabilities.domains.includes(domain) && `${domain}::${op}` in b.capabilities.kernels;
-  };
-  return [...new Set(mA.graph.nodes.filter((n) => !runs(n.domain, n.opType) && lowering(n.domain, n.opType)).map((n) => n.opType))];
+  return [...new Set(mA.graph.nodes.filter((n) => !targetRuns(b, n.opType, n.domain, mA.opsetVersion(n.domain), opset) && lowering(n.domain, n.opType)).map((n) => n.opType))];
 }
 
 /** The precision budget of a step, and why it is that one. */
